@@ -1,0 +1,23 @@
+"""mnist_mlp: the MNIST VAE of pytorch/examples and the flax example: 784-400-20-400-784, Bernoulli
+likelihood on grayscale pixels in [0, 1] (BCE summed over pixels), Adam 1e-3, batch 128, 10 epochs.
+
+Command:
+  vae-jax train --config experiments/configs/mnist_mlp.py --workdir checkpoints/mnist_mlp
+
+Numbers it produced (seed 0, real MNIST, 2-core CPU): see the results table in README.md (filled
+from checkpoints/mnist_mlp/summary.json by the command above).
+"""
+
+from vae_jax.config import base_config
+
+
+def get_config():
+  config = base_config()
+  config.model.latent_dim = 20
+  config.model.encoder_widths = (400,)
+  config.model.decoder_widths = (400,)
+  config.optim.name = "adam"
+  config.optim.lr = 1e-3
+  config.train.batch_size = 128
+  config.train.epochs = 10
+  return config

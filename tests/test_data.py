@@ -1,0 +1,219 @@
+"""Tests for vae_jax.data: IDX validation, offline TFDS import, loading, splits, preprocessing."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from conftest import SHARED_DATASETS
+
+from vae_jax import data
+
+_MNIST = SHARED_DATASETS / "mnist"
+_TEST_LABEL_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
+
+
+def _idx_bytes(magic: int, dims: tuple[int, ...], payload: bytes) -> bytes:
+  return np.array([magic, *dims], ">u4").tobytes() + payload
+
+
+def _write_fake_idx(folder, n=2, train_images_magic=2051, gz=True):
+  """Writes four tiny IDX files (n examples each) into `folder`."""
+  images = bytes(n * 28 * 28)
+  labels = bytes(range(n))
+  for prefix in ("train", "t10k"):
+    magic = train_images_magic if prefix == "train" else 2051
+    files = {f"{prefix}-images-idx3-ubyte": _idx_bytes(magic, (n, 28, 28), images),
+             f"{prefix}-labels-idx1-ubyte": _idx_bytes(2049, (n,), labels)}
+    for name, blob in files.items():
+      if gz:
+        (folder / f"{name}.gz").write_bytes(gzip.compress(blob))
+      else:
+        (folder / name).write_bytes(blob)
+
+
+def _read_idx_labels(path) -> np.ndarray:
+  return np.frombuffer(gzip.decompress(path.read_bytes()), np.uint8, offset=8)
+
+
+def _read_idx_images(path) -> np.ndarray:
+  raw = gzip.decompress(path.read_bytes())
+  return np.frombuffer(raw, np.uint8, offset=16).reshape(-1, 28, 28, 1)
+
+
+# IDX validation -------------------------------------------------------------------------------
+
+
+def test_import_missing_dir_raises(tmp_path):
+  with pytest.raises(data.DataError, match="is not a directory; pass --from") as e:
+    data.import_idx("mnist", str(tmp_path / "nowhere"), str(tmp_path / "tfds"))
+  assert "\n" not in str(e.value)
+
+
+def test_import_empty_existing_dir_raises(tmp_path):
+  src = tmp_path / "src"
+  src.mkdir()
+  with pytest.raises(data.DataError, match="no IDX files in .*pass --from"):
+    data.import_idx("mnist", str(src), str(tmp_path / "tfds"))
+  assert not (tmp_path / "tfds" / "mnist").exists()
+
+
+@pytest.mark.parametrize("gz", [True, False])
+def test_import_wrong_magic_raises(tmp_path, gz):
+  _write_fake_idx(tmp_path, train_images_magic=1234, gz=gz)
+  with pytest.raises(data.DataError, match="magic number 1234, expected magic 2051") as e:
+    data.import_idx("mnist", str(tmp_path), str(tmp_path / "tfds"))
+  assert "\n" not in str(e.value)
+
+
+def test_import_wrong_count_raises(tmp_path):
+  _write_fake_idx(tmp_path)  # Valid files, but 2 examples instead of 60000 / 10000.
+  with pytest.raises(data.DataError, match="expected 60000"):
+    data.import_idx("mnist", str(tmp_path), str(tmp_path / "tfds"))
+
+
+def test_import_truncated_raises(tmp_path):
+  _write_fake_idx(tmp_path)
+  blob = gzip.decompress((tmp_path / "t10k-images-idx3-ubyte.gz").read_bytes())
+  (tmp_path / "t10k-images-idx3-ubyte.gz").write_bytes(gzip.compress(blob[:-5]))
+  with pytest.raises(data.DataError, match="truncated or corrupt"):
+    data.import_idx("mnist", str(tmp_path), str(tmp_path / "tfds"))
+
+
+def test_import_unknown_dataset_raises(tmp_path):
+  with pytest.raises(data.DataError, match="mnist, fashion_mnist"):
+    data.import_idx("nope", str(tmp_path), str(tmp_path))
+
+
+# Offline import of real MNIST and loading -----------------------------------------------------
+
+
+def test_load_real_mnist(mnist_data_dir):
+  test_x, test_y = data.load_split("mnist", "test", mnist_data_dir)
+  assert test_x.shape == (10000, 28, 28, 1) and test_x.dtype == np.uint8
+  assert test_y.shape == (10000,) and test_y.dtype == np.int32
+  idx_test_y = _read_idx_labels(_MNIST / "t10k-labels-idx1-ubyte.gz")
+  assert np.bincount(test_y).tolist() == np.bincount(idx_test_y).tolist() == _TEST_LABEL_COUNTS
+
+  # Same (image, label) pairs as the IDX files, up to TFDS's shuffling.
+  def fingerprints(x, y):
+    return sorted(hashlib.sha1(img.tobytes() + bytes([lbl])).digest() for img, lbl in zip(x, y))
+
+  idx_test_x = _read_idx_images(_MNIST / "t10k-images-idx3-ubyte.gz")
+  assert fingerprints(test_x, test_y) == fingerprints(idx_test_x, idx_test_y)
+
+  train_x, train_y = data.load_split("mnist", "train", mnist_data_dir)
+  assert train_x.shape == (60000, 28, 28, 1) and train_x.dtype == np.uint8
+  idx_train_y = _read_idx_labels(_MNIST / "train-labels-idx1-ubyte.gz")
+  assert np.bincount(train_y).tolist() == np.bincount(idx_train_y).tolist()
+
+  sliced_x, sliced_y = data.load_split("mnist", "train[:1000]", mnist_data_dir)
+  assert sliced_x.shape == (1000, 28, 28, 1) and sliced_y.shape == (1000,)
+
+
+def test_standard_tfds_dataset(mnist_data_dir):
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+
+  builder = tfds.builder("mnist", data_dir=mnist_data_dir)
+  assert builder.is_prepared()
+  assert builder.info.splits["train"].num_examples == 60000
+  assert builder.info.splits["test"].num_examples == 10000
+  example = next(iter(tfds.as_numpy(builder.as_dataset(split="test"))))
+  assert example["image"].shape == (28, 28, 1) and example["image"].dtype == np.uint8
+  ds = tfds.load("mnist", split="test[:10]", data_dir=mnist_data_dir, download=False)
+  assert len(list(ds)) == 10
+
+
+def test_import_is_idempotent(mnist_data_dir, tmp_path):
+  # Already prepared: returns at once, without even reading the (here empty) source folder.
+  assert data.import_idx("mnist", str(tmp_path), mnist_data_dir).endswith("3.0.1")
+
+
+def test_load_unprepared_raises(tmp_path):
+  with pytest.raises(data.DataError, match="vae-jax data import mnist") as e:
+    data.load_split("mnist", "train", str(tmp_path))
+  assert str(tmp_path) in str(e.value) and "\n" not in str(e.value)
+  assert list(tmp_path.iterdir()) == []  # Nothing downloaded or created.
+
+
+def test_load_unknown_dataset_raises(tmp_path):
+  with pytest.raises(data.DataError, match="choose one of: mnist, fashion_mnist"):
+    data.load_split("nope", "train", str(tmp_path))
+
+
+def test_load_bad_split_raises(mnist_data_dir):
+  with pytest.raises(data.DataError, match="bad split 'validation'"):
+    data.load_split("mnist", "validation", mnist_data_dir)
+
+
+def test_default_data_dir(monkeypatch):
+  monkeypatch.setenv("TFDS_DATA_DIR", "/from/env")
+  assert data.default_data_dir("/given") == "/given"
+  assert data.default_data_dir() == "/from/env"
+  monkeypatch.delenv("TFDS_DATA_DIR")
+  assert data.default_data_dir().endswith("tensorflow_datasets")
+
+
+# validation_split -----------------------------------------------------------------------------
+
+
+def test_validation_split():
+  x = np.arange(100 * 4, dtype=np.uint8).reshape(100, 2, 2, 1)
+  y = np.arange(100, dtype=np.int32)
+  (tx, ty), (vx, vy) = data.validation_split(x, y, 10, seed=0)
+  assert tx.shape == (90, 2, 2, 1) and ty.shape == (90,)
+  assert vx.shape == (10, 2, 2, 1) and vy.shape == (10,)
+  assert not set(ty) & set(vy) and set(ty) | set(vy) == set(y)
+  np.testing.assert_array_equal(tx[:, 0, 0, 0], x[ty, 0, 0, 0])  # Images stay paired with labels.
+  (_, ty2), (_, vy2) = data.validation_split(x, y, 10, seed=0)
+  np.testing.assert_array_equal(vy, vy2)
+  np.testing.assert_array_equal(ty, ty2)
+  (_, _), (_, vy3) = data.validation_split(x, y, 10, seed=1)
+  assert not np.array_equal(vy, vy3)
+  for bad in (0, 100, -1):
+    with pytest.raises(ValueError):
+      data.validation_split(x, y, bad, seed=0)
+
+
+# preprocess -----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def images():
+  return jax.random.randint(jax.random.key(0), (64, 28, 28, 1), 0, 256).astype(jnp.uint8)
+
+
+def test_preprocess_grayscale(images):
+  out = data.preprocess(images, "grayscale")
+  assert out.dtype == jnp.float32 and out.shape == images.shape
+  assert 0.0 <= float(out.min()) and float(out.max()) <= 1.0
+  np.testing.assert_allclose(out, np.asarray(images) / 255.0, rtol=1e-6)
+
+
+def test_preprocess_threshold(images):
+  out = data.preprocess(images, "binarize_threshold")
+  assert out.dtype == jnp.float32 and set(np.unique(out).tolist()) == {0.0, 1.0}
+  np.testing.assert_array_equal(out, (np.asarray(images) / 255.0 > 0.5).astype(np.float32))
+
+
+def test_preprocess_dynamic(images):
+  fn = jax.jit(data.preprocess, static_argnames="mode")
+  a = fn(images, "binarize_dynamic", jax.random.key(1))
+  b = fn(images, "binarize_dynamic", jax.random.key(2))
+  assert a.dtype == jnp.float32 and set(np.unique(a).tolist()) == {0.0, 1.0}
+  assert abs(float(a.mean()) - float(images.mean()) / 255.0) < 0.01  # ~50k pixels.
+  assert not np.array_equal(a, b)
+  np.testing.assert_array_equal(a, fn(images, "binarize_dynamic", jax.random.key(1)))
+
+
+def test_preprocess_errors(images):
+  with pytest.raises(ValueError, match="unknown preprocess mode"):
+    data.preprocess(images, "sepia")
+  with pytest.raises(ValueError, match="PRNG key"):
+    data.preprocess(images, "binarize_dynamic")
+  with pytest.raises(TypeError, match="uint8"):
+    data.preprocess(images.astype(jnp.float32), "grayscale")

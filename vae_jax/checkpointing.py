@@ -1,0 +1,73 @@
+"""orbax CheckpointManager wrappers: save the train state and JSON metadata, restore into an
+abstract (jax.eval_shape) target so shapes and pytree structure come from the code, not the files.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import jax
+import orbax.checkpoint as ocp
+
+
+class CheckpointError(RuntimeError):
+  """A checkpoint is missing or unreadable; str(e) is one line naming the problem and the fix."""
+
+
+def manager(workdir: str | Path, *, max_to_keep: int = 2) -> ocp.CheckpointManager:
+  """CheckpointManager over `<workdir>/ckpt` (created on first save), steps = epochs."""
+  return ocp.CheckpointManager(
+      Path(workdir).absolute() / "ckpt",
+      options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True),
+      item_names=("state", "meta"))
+
+
+def latest_epoch(workdir: str | Path) -> int | None:
+  """Epoch of the newest complete checkpoint in workdir, or None."""
+  ckpt = Path(workdir) / "ckpt"
+  if not ckpt.is_dir():
+    return None
+  with manager(workdir) as mngr:
+    return mngr.latest_step()
+
+
+def save(mngr: ocp.CheckpointManager, epoch: int, state, meta: dict) -> None:
+  """Saves `state` (any pytree of arrays) and JSON `meta` as step `epoch` (async write)."""
+  mngr.save(epoch, args=ocp.args.Composite(state=ocp.args.StandardSave(state),
+                                           meta=ocp.args.JsonSave(meta)))
+
+
+def restore_meta(workdir: str | Path, epoch: int | None = None) -> tuple[int, dict]:
+  """(epoch, meta) of checkpoint `epoch` (default latest) without reading arrays.
+
+  Raises:
+    CheckpointError: no checkpoint, or unreadable metadata.
+  """
+  with manager(workdir) as mngr:
+    epoch = mngr.latest_step() if epoch is None else epoch
+    if epoch is None:
+      raise CheckpointError(f"no checkpoint in {workdir}; train first with "
+                            f"vae-jax train --config FILE --workdir {workdir}")
+    try:
+      meta = mngr.restore(epoch, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
+    except Exception as e:  # noqa: BLE001
+      raise CheckpointError(f"checkpoint {workdir}/ckpt/{epoch} is unreadable ({type(e).__name__});"
+                            " delete it or use another --workdir") from None
+  return epoch, meta
+
+
+def restore_state(workdir: str | Path, epoch: int, abstract_state):
+  """Restores step `epoch` into the structure/shapes of `abstract_state` (from jax.eval_shape).
+
+  Raises:
+    CheckpointError: missing or corrupt files, or shapes that do not match the config.
+  """
+  target = jax.tree.map(ocp.utils.to_shape_dtype_struct, abstract_state)
+  with manager(workdir) as mngr:
+    try:
+      return mngr.restore(epoch, args=ocp.args.Composite(
+          state=ocp.args.StandardRestore(target)))["state"]
+    except Exception as e:  # noqa: BLE001
+      raise CheckpointError(f"checkpoint {workdir}/ckpt/{epoch} is unreadable or does not match "
+                            f"the config ({type(e).__name__}); delete it or use another --workdir"
+                            ) from None

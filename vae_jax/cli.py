@@ -1,0 +1,161 @@
+"""The `vae-jax` command: parse, validate, dispatch. Errors the user can fix print one line and
+exit with status 2.
+
+  vae-jax train --config FILE [--config.a.b=VALUE ...] [--workdir DIR] [--resume]
+  vae-jax evaluate --workdir DIR [--k 5000]
+  vae-jax sample --workdir DIR --n 64 --out FILE
+  vae-jax data import NAME --from DIR [--data-dir D]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+USAGE_EXIT = 2
+
+
+class UsageError(Exception):
+  """One-line user error."""
+
+
+class _Parser(argparse.ArgumentParser):
+
+  def error(self, message):  # One line instead of usage + message.
+    raise UsageError(f"{message} (see {self.prog} --help)")
+
+
+def _parser() -> argparse.ArgumentParser:
+  p = _Parser(prog="vae-jax", description="Variational autoencoders in JAX.")
+  sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+  t = sub.add_parser("train", help="train a model from a config file",
+                     epilog="Override any config field with --config.KEY=VALUE, "
+                            "e.g. --config.optim.lr=3e-4 --config.model.encoder_widths=512,256")
+  t.add_argument("--config", required=True, help="ml_collections config file (get_config())")
+  t.add_argument("--workdir", help="run directory (default checkpoints/<config name>)")
+  t.add_argument("--resume", action="store_true", help="continue from the latest checkpoint")
+  t.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+  e = sub.add_parser("evaluate", help="test-set loss and IW-NLL of a trained run")
+  e.add_argument("--workdir", required=True)
+  e.add_argument("--k", type=int, default=5000, help="importance samples of the IW-NLL (>= 1)")
+
+  s = sub.add_parser("sample", help="decode prior samples of a trained run into an image grid")
+  s.add_argument("--workdir", required=True)
+  s.add_argument("--n", type=int, default=64, help="number of samples (>= 1)")
+  s.add_argument("--out", required=True, help="output .png (or .npy for the raw [n,H,W,C] array)")
+  s.add_argument("--seed", type=int, default=0)
+
+  d = sub.add_parser("data", help="dataset tools")
+  dsub = d.add_subparsers(dest="data_command", required=True, parser_class=_Parser)
+  i = dsub.add_parser("import", help="prepare a standard TFDS dataset from local IDX files")
+  i.add_argument("name", help="mnist or fashion_mnist")
+  i.add_argument("--from", dest="src", required=True, help="folder holding the IDX (.gz) files")
+  i.add_argument("--data-dir", help="TFDS data dir (default $TFDS_DATA_DIR or ~/tensorflow_datasets)")
+  return p
+
+
+def _split_config_overrides(argv: list[str]) -> tuple[list[str], list[str]]:
+  rest, overrides = [], []
+  for arg in argv:
+    if arg.startswith("--config."):
+      overrides.append(arg[len("--config."):])
+    else:
+      rest.append(arg)
+  return rest, overrides
+
+
+def _train(args, overrides):
+  from vae_jax import config as config_lib, runner  # pylint: disable=import-outside-toplevel
+  config = config_lib.load_config(args.config)
+  config_lib.apply_overrides(config, overrides)
+  workdir = Path(args.workdir or Path("checkpoints") / Path(args.config).stem)
+  summary = runner.train_and_evaluate(config, workdir, resume=args.resume,
+                                      progress=not args.no_progress)
+  keys = ("eval/loss", "eval/nll_iw", "median_epoch_seconds")
+  print(json.dumps({"workdir": str(workdir)} | {k: summary[k] for k in keys if k in summary}))
+
+
+def _evaluate(args):
+  import jax  # pylint: disable=import-outside-toplevel
+  from vae_jax import evaluate, runner, train  # pylint: disable=import-outside-toplevel
+  if args.k < 1:
+    raise UsageError(f"--k must be >= 1, got {args.k}")
+  config, objective, params, keys, epoch = evaluate.restore_run(args.workdir)
+  test = jax.device_put(runner.load_data(config)["test"][0])
+  loss = train.CompiledFn(lambda p, x, k: train.evaluate_dataset(
+      objective.terms, p, x, k, batch_size=config.eval.batch_size))(params, test, keys.eval)
+  nll, _ = evaluate.iw_nll(objective, params, test, jax.random.fold_in(keys.eval, 1),
+                           num_samples=args.k, batch_size=config.eval.iw_batch_size,
+                           chunk_size=config.eval.iw_chunk_size)
+  result = {"epoch": epoch, **{f"eval/{k}": float(v) for k, v in loss.items()},
+            "eval/nll_iw": nll, "eval/nll_iw_k": args.k}
+  print(json.dumps(result))
+
+
+def _sample(args):
+  import jax  # pylint: disable=import-outside-toplevel
+  import numpy as np  # pylint: disable=import-outside-toplevel
+  from vae_jax import distributions, evaluate, plots  # pylint: disable=import-outside-toplevel
+  if args.n < 1:
+    raise UsageError(f"--n must be >= 1, got {args.n}")
+  out = Path(args.out)
+  if out.suffix not in (".png", ".npy"):
+    raise UsageError(f"--out must end in .png or .npy, got {out}")
+  config, objective, params, _, _ = evaluate.restore_run(args.workdir)
+  model = objective.model
+  z = jax.random.normal(jax.random.key(args.seed), (args.n, model.latent_dim))
+  images = np.asarray(distributions.mean_from_output(
+      config.model.likelihood, model.apply({"params": params}, z, method=model.decode)))
+  if out.suffix == ".npy":
+    out.parent.mkdir(parents=True, exist_ok=True)
+    np.save(out, images)
+  else:
+    plots.image_grid(images, out)
+  print(out)
+
+
+def _data_import(args):
+  from vae_jax import data  # pylint: disable=import-outside-toplevel
+  path = data.import_idx(args.name, args.src, args.data_dir)
+  print(f"prepared {args.name} in {path}")
+
+
+def run(argv: list[str]) -> None:
+  """Runs the CLI; raises UsageError (or a library's user-error type) on bad input."""
+  rest, overrides = _split_config_overrides(argv)
+  args = _parser().parse_args(rest)
+  if overrides and args.command != "train":
+    raise UsageError("--config.KEY=VALUE overrides only apply to `vae-jax train`")
+  if args.command == "train":
+    _train(args, overrides)
+  elif args.command == "evaluate":
+    _evaluate(args)
+  elif args.command == "sample":
+    _sample(args)
+  else:
+    _data_import(args)
+
+
+def main(argv: list[str] | None = None) -> int:
+  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+  from vae_jax import checkpointing, config, data, runner  # pylint: disable=import-outside-toplevel
+  user_errors = (UsageError, config.ConfigError, data.DataError, runner.RunError,
+                 checkpointing.CheckpointError)
+  try:
+    run(sys.argv[1:] if argv is None else argv)
+  except user_errors as e:
+    print(f"vae-jax: error: {e}", file=sys.stderr)
+    return USAGE_EXIT
+  except KeyboardInterrupt:
+    print("vae-jax: interrupted", file=sys.stderr)
+    return 130
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())

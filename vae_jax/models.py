@@ -1,0 +1,122 @@
+"""Linen encoders, decoders and the VAE wrapper. No losses here (see objectives.py).
+
+Parameters are explicit pytrees: `params = VAE(...).init(...)["params"]`, used only through
+`model.apply({"params": params}, ...)`. Hidden layers are named `hidden_0`, `hidden_1`, ... so that
+growth.py can find layer i and its successor by name.
+
+Shape letters: B batch, H/W/C image, Z latent size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+import math
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from vae_jax import distributions
+
+
+class MLP(nn.Module):
+  """Dense + ReLU layers named hidden_0..hidden_{n-1}; input is flattened to [B, -1]."""
+
+  widths: Sequence[int]
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    x = x.reshape((x.shape[0], -1))
+    for i, width in enumerate(self.widths):
+      x = nn.relu(nn.Dense(width, name=f"hidden_{i}")(x))
+    return x
+
+
+class MLPEncoder(nn.Module):
+  """Images [B, H, W, C] -> posterior parameters (mean [B, Z], logvar [B, Z])."""
+
+  hidden_widths: Sequence[int]
+  latent_dim: int
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> tuple[jax.Array, jax.Array]:
+    h = MLP(self.hidden_widths, name="mlp")(x)
+    mean = nn.Dense(self.latent_dim, name="mean")(h)
+    logvar = nn.Dense(self.latent_dim, name="logvar")(h)
+    return mean, logvar
+
+
+class MLPDecoder(nn.Module):
+  """Latents [B, Z] -> likelihood parameters [B, H, W, C] (Bernoulli logits)."""
+
+  hidden_widths: Sequence[int]
+  image_shape: Sequence[int]
+
+  @nn.compact
+  def __call__(self, z: jax.Array) -> jax.Array:
+    h = MLP(self.hidden_widths, name="mlp")(z)
+    size = 1
+    for d in self.image_shape:
+      size *= d
+    out = nn.Dense(size, name="out")(h)
+    return out.reshape((z.shape[0], *self.image_shape))
+
+
+class VAE(nn.Module):
+  """Variational autoencoder q(z|x) = N(mean, diag(exp(logvar))), p(z) = N(0, I).
+
+  `__call__(x, key)` encodes, draws one reparameterized z with the explicit `key` and decodes.
+  Use `method=VAE.encode` / `method=VAE.decode` to run either half alone.
+  """
+
+  encoder_widths: Sequence[int]
+  decoder_widths: Sequence[int]
+  latent_dim: int
+  image_shape: Sequence[int]
+
+  def setup(self):
+    self.encoder = MLPEncoder(self.encoder_widths, self.latent_dim)
+    self.decoder = MLPDecoder(self.decoder_widths, self.image_shape)
+
+  def encode(self, x: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """x [B, H, W, C] float in [0, 1] -> (mean [B, Z], logvar [B, Z])."""
+    return self.encoder(x)
+
+  def decode(self, z: jax.Array) -> jax.Array:
+    """z [B, Z] -> decoder output [B, H, W, C] (Bernoulli logits)."""
+    return self.decoder(z)
+
+  def __call__(self, x: jax.Array, key: jax.Array):
+    """Returns (output [B, H, W, C], mean [B, Z], logvar [B, Z])."""
+    mean, logvar = self.encode(x)
+    z = distributions.reparameterize(key, mean, logvar)
+    return self.decode(z), mean, logvar
+
+
+def build_model(model_config, image_shape: Sequence[int]) -> VAE:
+  """Model from a config section with latent_dim, encoder_widths, decoder_widths.
+
+  Raises:
+    ValueError: for non-positive sizes.
+  """
+  widths = (*model_config.encoder_widths, *model_config.decoder_widths, model_config.latent_dim)
+  if any(int(w) <= 0 for w in widths):
+    raise ValueError(f"model sizes must be positive, got latent_dim={model_config.latent_dim}, "
+                     f"encoder_widths={tuple(model_config.encoder_widths)}, "
+                     f"decoder_widths={tuple(model_config.decoder_widths)}")
+  return VAE(encoder_widths=tuple(int(w) for w in model_config.encoder_widths),
+             decoder_widths=tuple(int(w) for w in model_config.decoder_widths),
+             latent_dim=int(model_config.latent_dim),
+             image_shape=tuple(image_shape))
+
+
+def init_params(model: VAE, key: jax.Array, image_shape: Sequence[int]):
+  """Jitted initialization; returns the param pytree (no 'params' wrapper)."""
+  x = jnp.zeros((1, *image_shape), jnp.float32)
+  init = jax.jit(lambda k: model.init(k, x, k)["params"])
+  return init(key)
+
+
+def param_count(params) -> int:
+  """Number of scalars in a param pytree (works on ShapeDtypeStructs from jax.eval_shape)."""
+  return sum(math.prod(p.shape) for p in jax.tree.leaves(params))
