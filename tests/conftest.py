@@ -30,3 +30,39 @@ def mnist_data_dir(tmp_path_factory) -> str:
   data_dir = str(tmp_path_factory.mktemp("tfds"))
   data.import_idx("mnist", str(SHARED_DATASETS / "mnist"), data_dir)
   return data_dir
+
+
+def tiny_config(data_dir: str, **overrides):
+  """A seconds-long config on a real-MNIST subset: 784-32-4 VAE, 1 epoch of 512 images."""
+  from vae_jax import config as config_lib  # pylint: disable=g-import-not-at-top
+
+  config = config_lib.base_config()
+  config.data.data_dir = data_dir
+  config.data.train_subset = 512
+  config.model.latent_dim = 4
+  config.model.encoder_widths = (32,)
+  config.model.decoder_widths = (32,)
+  config.train.epochs = 1
+  config.train.batch_size = 64
+  config.train.checkpoint_every = 1
+  config.eval.iw_samples = 8
+  config.eval.iw_chunk_size = 3
+  config_lib.apply_overrides(config, [f"{k}={v}" for k, v in overrides.items()])
+  return config
+
+
+@pytest.fixture
+def tiny(mnist_data_dir):
+  """Factory: tiny(**{"train.epochs": 2}) -> ConfigDict."""
+  return lambda **overrides: tiny_config(mnist_data_dir, **overrides)
+
+
+@pytest.fixture(scope="session")
+def tiny_vae():
+  """(model, params) of a 12-pixel VAE with latent 3, initialised with a jitted init."""
+  import jax  # pylint: disable=g-import-not-at-top
+  from vae_jax import models  # pylint: disable=g-import-not-at-top
+
+  model = models.VAE(encoder_widths=(16,), decoder_widths=(16,), latent_dim=3,
+                     image_shape=(3, 4, 1))
+  return model, models.init_params(model, jax.random.key(0), (3, 4, 1))

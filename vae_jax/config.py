@@ -33,6 +33,7 @@ def base_config() -> ml_collections.ConfigDict:
       encoder_widths=(400,),
       decoder_widths=(400,),
       likelihood="bernoulli",
+      dense_init="lecun_normal",  # lecun_normal (flax default) | torch_uniform (nn.Linear default)
   )
   c.objective = dict(beta=1.0)
   c.optim = dict(name="adam", lr=1e-3, weight_decay=0.0)
@@ -91,11 +92,11 @@ def _parse_value(key: str, raw: str, current):
     if isinstance(value, (int, float)) and not isinstance(value, bool):
       return float(value)
     raise bad
-  if isinstance(current, tuple):
+  if isinstance(current, (tuple, list)):
     value = (value,) if isinstance(value, int) else value
     if isinstance(value, (tuple, list)) and all(
         isinstance(v, int) and not isinstance(v, bool) for v in value):
-      return tuple(value)
+      return type(current)(value)
     raise bad
   raise bad
 
@@ -160,8 +161,8 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     section, field = name.split(".")
     if config[section][field] < 0:
       raise ConfigError(f"{name} must be >= 0, got {config[section][field]}")
-  from vae_jax import data, distributions, train  # pylint: disable=import-outside-toplevel
-  for name, value, known in (("optim.name", config.optim.name, train.OPTIMIZERS),
+  from vae_jax import data, distributions, models, train  # pylint: disable=import-outside-toplevel
+  for name, value, known in (("model.dense_init", config.model.dense_init, models.DENSE_INITS),("optim.name", config.optim.name, train.OPTIMIZERS),
                              ("data.preprocess", config.data.preprocess, data.PREPROCESS_MODES),
                              ("model.likelihood", config.model.likelihood,
                               distributions.LIKELIHOODS)):

@@ -72,10 +72,18 @@ def bernoulli_log_likelihood(logits: jax.Array, x: jax.Array) -> jax.Array:
   return jnp.sum(x * logits - softplus(logits), axis=-1)
 
 
+@jax.custom_jvp
 def softplus(x: jax.Array) -> jax.Array:
-  """log(1 + exp(x)) as max(x, 0) + log1p(exp(-|x|)): stable, gradient sigmoid(x) everywhere, and
-  about 4x faster than jax.nn.softplus on XLA:CPU (measured on the 2-core machine)."""
+  """log(1 + exp(x)) as max(x, 0) + log1p(exp(-|x|)): stable and about 4x faster than
+  jax.nn.softplus on XLA:CPU (measured on the 2-core machine). The derivative is sigmoid(x)
+  everywhere (a custom JVP; autodiff of max/abs would give 0 at x = 0)."""
   return jnp.maximum(x, 0.0) + jnp.log1p(jnp.exp(-jnp.abs(x)))
+
+
+@softplus.defjvp
+def _softplus_jvp(primals, tangents):
+  (x,), (dx,) = primals, tangents
+  return softplus(x), jax.nn.sigmoid(x) * dx
 
 
 LIKELIHOODS = {"bernoulli": bernoulli_log_likelihood}

@@ -19,16 +19,34 @@ import jax.numpy as jnp
 from vae_jax import distributions
 
 
+DENSE_INITS = ("lecun_normal", "torch_uniform")
+
+
+def dense(features: int, fan_in: int, init: str, name: str) -> nn.Dense:
+  """nn.Dense with flax's default init ('lecun_normal': N(0, 1/fan_in) kernel, zero bias) or
+  PyTorch's nn.Linear default ('torch_uniform': kernel and bias ~ U(+-1/sqrt(fan_in)))."""
+  if init == "lecun_normal":
+    return nn.Dense(features, name=name)
+  if init == "torch_uniform":
+    bound = fan_in ** -0.5
+    return nn.Dense(features, name=name,
+                    kernel_init=nn.initializers.variance_scaling(1 / 3, "fan_in", "uniform"),
+                    bias_init=lambda key, shape, dtype=jnp.float32: jax.random.uniform(
+                        key, shape, dtype, -bound, bound))
+  raise ValueError(f"unknown dense init {init!r}; choose one of {', '.join(DENSE_INITS)}")
+
+
 class MLP(nn.Module):
   """Dense + ReLU layers named hidden_0..hidden_{n-1}; input is flattened to [B, -1]."""
 
   widths: Sequence[int]
+  dense_init: str = "lecun_normal"
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     x = x.reshape((x.shape[0], -1))
     for i, width in enumerate(self.widths):
-      x = nn.relu(nn.Dense(width, name=f"hidden_{i}")(x))
+      x = nn.relu(dense(width, x.shape[-1], self.dense_init, f"hidden_{i}")(x))
     return x
 
 
@@ -37,12 +55,13 @@ class MLPEncoder(nn.Module):
 
   hidden_widths: Sequence[int]
   latent_dim: int
+  dense_init: str = "lecun_normal"
 
   @nn.compact
   def __call__(self, x: jax.Array) -> tuple[jax.Array, jax.Array]:
-    h = MLP(self.hidden_widths, name="mlp")(x)
-    mean = nn.Dense(self.latent_dim, name="mean")(h)
-    logvar = nn.Dense(self.latent_dim, name="logvar")(h)
+    h = MLP(self.hidden_widths, self.dense_init, name="mlp")(x)
+    mean = dense(self.latent_dim, h.shape[-1], self.dense_init, "mean")(h)
+    logvar = dense(self.latent_dim, h.shape[-1], self.dense_init, "logvar")(h)
     return mean, logvar
 
 
@@ -51,14 +70,12 @@ class MLPDecoder(nn.Module):
 
   hidden_widths: Sequence[int]
   image_shape: Sequence[int]
+  dense_init: str = "lecun_normal"
 
   @nn.compact
   def __call__(self, z: jax.Array) -> jax.Array:
-    h = MLP(self.hidden_widths, name="mlp")(z)
-    size = 1
-    for d in self.image_shape:
-      size *= d
-    out = nn.Dense(size, name="out")(h)
+    h = MLP(self.hidden_widths, self.dense_init, name="mlp")(z)
+    out = dense(math.prod(self.image_shape), h.shape[-1], self.dense_init, "out")(h)
     return out.reshape((z.shape[0], *self.image_shape))
 
 
@@ -73,10 +90,11 @@ class VAE(nn.Module):
   decoder_widths: Sequence[int]
   latent_dim: int
   image_shape: Sequence[int]
+  dense_init: str = "lecun_normal"  # See DENSE_INITS.
 
   def setup(self):
-    self.encoder = MLPEncoder(self.encoder_widths, self.latent_dim)
-    self.decoder = MLPDecoder(self.decoder_widths, self.image_shape)
+    self.encoder = MLPEncoder(self.encoder_widths, self.latent_dim, self.dense_init)
+    self.decoder = MLPDecoder(self.decoder_widths, self.image_shape, self.dense_init)
 
   def encode(self, x: jax.Array) -> tuple[jax.Array, jax.Array]:
     """x [B, H, W, C] float in [0, 1] -> (mean [B, Z], logvar [B, Z])."""
@@ -107,7 +125,8 @@ def build_model(model_config, image_shape: Sequence[int]) -> VAE:
   return VAE(encoder_widths=tuple(int(w) for w in model_config.encoder_widths),
              decoder_widths=tuple(int(w) for w in model_config.decoder_widths),
              latent_dim=int(model_config.latent_dim),
-             image_shape=tuple(image_shape))
+             image_shape=tuple(image_shape),
+             dense_init=model_config.get("dense_init", "lecun_normal"))
 
 
 def init_params(model: VAE, key: jax.Array, image_shape: Sequence[int]):
