@@ -87,9 +87,9 @@ def restore_run(workdir: str | Path):
   except (ValueError, TypeError) as e:
     raise checkpointing.CheckpointError(f"{workdir}/config.json is unreadable ({e}); "
                                         "retrain into a fresh --workdir") from None
-  epoch, _ = checkpointing.restore_meta(workdir)
+  epoch, meta = checkpointing.restore_meta(workdir)
   image_shape = data.DATASETS[config.data.name].image_shape
-  model = models.build_model(config.model, image_shape)
+  model = models.build_model(config.model, image_shape, meta.get("encoder_widths"))
   tx = train.make_optimizer(config.optim.name, config.optim.lr, config.optim.weight_decay)
   abstract = jax.eval_shape(lambda: train.create_train_state(
       models.init_params(model, jax.random.key(0), image_shape), tx))

@@ -111,18 +111,22 @@ class VAE(nn.Module):
     return self.decode(z), mean, logvar
 
 
-def build_model(model_config, image_shape: Sequence[int]) -> VAE:
-  """Model from a config section with latent_dim, encoder_widths, decoder_widths.
+def build_model(model_config, image_shape: Sequence[int],
+                encoder_widths: Sequence[int] | None = None) -> VAE:
+  """Model from a config section with latent_dim, encoder_widths, decoder_widths, dense_init;
+  `encoder_widths` overrides the config's (growth changes them during training).
 
   Raises:
     ValueError: for non-positive sizes.
   """
-  widths = (*model_config.encoder_widths, *model_config.decoder_widths, model_config.latent_dim)
+  if encoder_widths is None:
+    encoder_widths = model_config.encoder_widths
+  widths = (*encoder_widths, *model_config.decoder_widths, model_config.latent_dim)
   if any(int(w) <= 0 for w in widths):
     raise ValueError(f"model sizes must be positive, got latent_dim={model_config.latent_dim}, "
-                     f"encoder_widths={tuple(model_config.encoder_widths)}, "
+                     f"encoder_widths={tuple(encoder_widths)}, "
                      f"decoder_widths={tuple(model_config.decoder_widths)}")
-  return VAE(encoder_widths=tuple(int(w) for w in model_config.encoder_widths),
+  return VAE(encoder_widths=tuple(int(w) for w in encoder_widths),
              decoder_widths=tuple(int(w) for w in model_config.decoder_widths),
              latent_dim=int(model_config.latent_dim),
              image_shape=tuple(image_shape),

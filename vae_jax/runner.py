@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 import tqdm
 
-from vae_jax import checkpointing, config as config_lib, data, evaluate, models, train
+from vae_jax import checkpointing, config as config_lib, data, evaluate, growth, models, train
 
 # Config fields that may change between a run and its resumption.
 RESUMABLE_CHANGES = ("train.epochs",)
@@ -130,32 +130,76 @@ def train_and_evaluate(config, workdir: str | Path, *, resume: bool = False,
     raise
 
 
+def widths_by_epoch(config) -> dict[int, tuple[int, ...]]:
+  """Encoder hidden widths used in each epoch 1..train.epochs (constant unless growth.enabled)."""
+  start = tuple(config.model.encoder_widths)
+  g = config.growth
+  if not g.enabled:
+    return {e: start for e in range(1, config.train.epochs + 1)}
+  return growth.schedule(start, config.train.epochs, every_epochs=g.every_epochs,
+                         increments=g.increments, final=g.final_widths, narrow_at=g.narrow_at,
+                         narrow_to=g.narrow_to)
+
+
+class _Programs:
+  """Model, objective and compiled programs per encoder-width configuration (built on demand)."""
+
+  def __init__(self, config, image_shape, tx):
+    self.config, self.image_shape, self.tx, self.cache = config, image_shape, tx, {}
+
+  def __call__(self, widths):
+    if widths not in self.cache:
+      c = self.config
+      model = models.build_model(c.model, self.image_shape, widths)
+      objective = train.Objective(model=model, preprocess=c.data.preprocess,
+                                  beta=c.objective.beta, likelihood=c.model.likelihood)
+      programs = train.make_programs(objective, self.tx, batch_size=c.train.batch_size,
+                                     eval_batch_size=c.eval.batch_size,
+                                     elbo_samples=c.eval.elbo_samples)
+      self.cache[widths] = (objective, programs)
+    return self.cache[widths]
+
+  def totals(self):
+    programs = [p for _, ps in self.cache.values() for p in ps.values()]
+    return sum(p.compile_seconds for p in programs), sum(p.compiles for p in programs)
+
+
 def _run(config, workdir: Path, model, splits, start_epoch, progress) -> dict:
   (workdir / "config.json").write_text(config_lib.to_json(config))
   keys = train.RunKeys.from_seed(config.seed)
   tx = train.make_optimizer(config.optim.name, config.optim.lr, config.optim.weight_decay)
-  objective = train.Objective(model=model, preprocess=config.data.preprocess,
-                              beta=config.objective.beta, likelihood=config.model.likelihood)
-  programs = train.make_programs(objective, tx, batch_size=config.train.batch_size,
-                                 eval_batch_size=config.eval.batch_size)
   image_shape = splits["train"][0].shape[1:]
   device = {name: jax.device_put(x) for name, (x, _) in splits.items()}
+  schedule = widths_by_epoch(config)
+  build = _Programs(config, image_shape, tx)
 
-  params = models.init_params(model, keys.init, image_shape)
-  state = train.create_train_state(params, tx)
+  widths = schedule[1]
+  state = train.create_train_state(models.init_params(model, keys.init, image_shape), tx)
   metrics_path = workdir / "metrics.jsonl"
   history: list[dict] = []
   epoch = 0
   if start_epoch is not None:
-    epoch, _ = checkpointing.restore_meta(workdir, start_epoch)
-    state = checkpointing.restore_state(workdir, epoch, jax.eval_shape(lambda: state))
+    epoch, meta = checkpointing.restore_meta(workdir, start_epoch)
+    widths = tuple(meta.get("encoder_widths", widths))
+    objective = build(widths)[0]
+    abstract = jax.eval_shape(lambda: train.create_train_state(
+        models.init_params(objective.model, keys.init, image_shape), tx))
+    state = checkpointing.restore_state(workdir, epoch, abstract)
     history = _read_metrics(metrics_path, epoch)
   _write_lines(metrics_path, history)
 
   mngr = checkpointing.manager(workdir)
-  epochs = range(epoch + 1, config.train.epochs + 1)
-  bar = tqdm.tqdm(epochs, desc="train", unit="epoch", disable=not progress, dynamic_ncols=True)
+  g = config.growth
+  bar = tqdm.tqdm(range(epoch + 1, config.train.epochs + 1), desc="train", unit="epoch",
+                  disable=not progress, dynamic_ncols=True)
   for epoch in bar:
+    if schedule[epoch] != widths:  # A growth event: pytree surgery on params and optimizer state.
+      widths = schedule[epoch]
+      params, opt_state = growth.resize_encoder(
+          state.params, state.opt_state, widths, jax.random.fold_in(keys.init, epoch), tx=tx,
+          outgoing_init=g.outgoing_init, keep=g.keep, optimizer=g.optimizer)
+      state = state.replace(params=params, opt_state=opt_state)
+    objective, programs = build(widths)
     compiled_before = programs["epoch"].compile_seconds
     start = time.perf_counter()
     state, train_metrics = programs["epoch"](state, device["train"], keys, jnp.int32(epoch))
@@ -167,24 +211,29 @@ def _run(config, workdir: Path, model, splits, start_epoch, progress) -> dict:
       prefix = "eval" if split == "test" else "val"
       values = jax.device_get(programs["eval"](state.params, device[split], keys.eval))
       row |= {f"{prefix}/{k}": float(v) for k, v in values.items()}
-    row["epoch_seconds"] = epoch_seconds
+    row |= {"encoder_widths": list(widths), "param_count": models.param_count(state.params),
+            "epoch_seconds": epoch_seconds}
     history.append(row)
     with metrics_path.open("a") as f:
       f.write(json.dumps(row) + "\n")
     bar.set_postfix(train=f"{row['train/loss']:.2f}", test=f"{row['eval/loss']:.2f}")
     if epoch % config.train.checkpoint_every == 0 or epoch == config.train.epochs:
-      checkpointing.save(mngr, epoch, state, {"epoch": epoch})
+      checkpointing.save(mngr, epoch, state, {"epoch": epoch, "encoder_widths": list(widths)})
   mngr.wait_until_finished()
   mngr.close()
+  objective = build(widths)[0]
+  model = objective.model
 
   final = evaluate.final_metrics(config, objective, state.params, device["test"], keys)
-  compile_seconds = sum(p.compile_seconds for p in programs.values()) + final.pop("compile_seconds")
-  compiles = sum(p.compiles for p in programs.values()) + final.pop("compiles")
+  compile_seconds, compiles = build.totals()
+  compile_seconds += final.pop("compile_seconds")
+  compiles += final.pop("compiles")
   median_epoch = statistics.median(r["epoch_seconds"] for r in history)
   num_batches = len(splits["train"][0]) // config.train.batch_size
   summary = {
       "epoch": config.train.epochs,
       **{k: v for k, v in (history[-1] if history else {}).items() if "/" in k},
+      "encoder_widths": list(widths),
       **final,
       "param_count": models.param_count(state.params),
       "compile_seconds": compile_seconds,

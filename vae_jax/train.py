@@ -184,8 +184,26 @@ class CompiledFn:
     return self._executables[signature](*args)
 
 
-def make_programs(objective: Objective, tx, *, batch_size: int, eval_batch_size: int) -> dict:
-  """The compiled programs a run uses: 'epoch' (state donated), 'eval' (test-set neg ELBO)."""
+def eval_per_example(objective: Objective, elbo_samples: int = 0):
+  """per_example_fn: objective.terms, plus 'elbo_l{L}' (the L-sample ELBO) when elbo_samples > 0."""
+  if not elbo_samples:
+    return objective.terms
+
+  def fn(params, x_uint8, key):
+    terms = objective.terms(params, x_uint8, key)
+    k_data, k_z = jax.random.split(jax.random.fold_in(key, 1))
+    x = data.preprocess(x_uint8, objective.preprocess, k_data)
+    terms[f"elbo_l{elbo_samples}"] = objectives.elbo_multi_sample(
+        objective.model, params, x, k_z, elbo_samples, likelihood=objective.likelihood)
+    return terms
+  return fn
+
+
+def make_programs(objective: Objective, tx, *, batch_size: int, eval_batch_size: int,
+                  elbo_samples: int = 0) -> dict:
+  """The compiled programs a run uses: 'epoch' (state donated), 'eval' (test-set neg ELBO and,
+  with elbo_samples = L > 0, the L-sample ELBO)."""
   epoch_fn = functools.partial(train_epoch, batch_size=batch_size, objective=objective, tx=tx)
-  eval_fn = functools.partial(evaluate_dataset, objective.terms, batch_size=eval_batch_size)
+  eval_fn = functools.partial(evaluate_dataset, eval_per_example(objective, elbo_samples),
+                              batch_size=eval_batch_size)
   return {"epoch": CompiledFn(epoch_fn, donate_argnums=0), "eval": CompiledFn(eval_fn)}

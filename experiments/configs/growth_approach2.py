@@ -1,0 +1,22 @@
+"""growth study, approach 2: the encoder starts at the target (256, 128), is cut to (64, 32)
+after epoch 25 (first units kept), then gains (+32, +16) after every 25 epochs -> (256, 128) from
+epoch 176. Everything else as growth_fixed.py.
+
+Command: vae-jax train --config experiments/configs/growth_approach2.py
+Numbers it produced: see experiments/growth/README.md (python experiments/growth/run.py).
+"""
+
+import importlib.util
+import pathlib
+
+_spec = importlib.util.spec_from_file_location(
+    "growth_fixed", pathlib.Path(__file__).with_name("growth_fixed.py"))
+_fixed = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_fixed)
+
+
+def get_config():
+  config = _fixed.get_config()
+  config.growth.enabled = True
+  config.growth.narrow_at = 25
+  return config
