@@ -415,3 +415,42 @@ def manifold_grid(decoded: np.ndarray, grid_values: np.ndarray, path, title=None
         ax.set_title(title)
     fig.tight_layout()
     return _save(fig, path)
+
+
+def _band(ax, epochs, runs: np.ndarray, label: str, color, style="-"):
+    """Mean over runs [R, E] with a +-1 sd band."""
+    mean, sd = runs.mean(0), runs.std(0)
+    ax.plot(epochs, mean, style, color=color, label=label, lw=1.3)
+    if len(runs) > 1:
+        ax.fill_between(epochs, mean - sd, mean + sd, color=color, alpha=0.2, lw=0)
+
+
+def growth_curves(arms: dict[str, np.ndarray], epochs: np.ndarray, events: Sequence[float],
+                                    path, *, ylabel: str, title=None, baseline: str | None = None) -> Path:
+    """Curves of several arms vs epoch with dashed vertical lines at growth events.
+
+    Args:
+        arms: name -> float [R, E] (R runs, e.g. seeds; mean +- sd drawn). The `baseline` arm is
+            drawn in grey (e.g. the fixed-size model overlaid on a growing one).
+        epochs: [E] epoch numbers. events: epochs after which the network was resized.
+    """
+    fig, ax = plt.subplots(figsize=(7, 4))
+    colors = iter(plt.get_cmap("tab10").colors)
+    for name, runs in arms.items():
+        _band(ax, epochs, np.asarray(runs, float), name,
+              "0.45" if name == baseline else next(colors), "--" if name == baseline else "-")
+    # Clip the y range to the curves after the first 5% of epochs (early losses dwarf the rest).
+    tail = np.concatenate([np.asarray(r, float)[:, len(epochs) // 20:].ravel() for r in arms.values()])
+    lo, hi = np.nanmin(tail), np.nanpercentile(tail, 99.5)
+    if hi > lo:
+        ax.set_ylim(lo - 0.05 * (hi - lo), hi + 0.05 * (hi - lo))
+    for i, e in enumerate(events):
+        ax.axvline(e + 0.5, ls="--", color="k", lw=0.7, alpha=0.6,
+                   label="growth event" if i == 0 else None)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    return _save(fig, path)

@@ -165,6 +165,7 @@ class _Programs:
 
 
 def _run(config, workdir: Path, model, splits, start_epoch, progress) -> dict:
+  run_start = time.perf_counter()
   (workdir / "config.json").write_text(config_lib.to_json(config))
   keys = train.RunKeys.from_seed(config.seed)
   tx = train.make_optimizer(config.optim.name, config.optim.lr, config.optim.weight_decay)
@@ -193,12 +194,16 @@ def _run(config, workdir: Path, model, splits, start_epoch, progress) -> dict:
   bar = tqdm.tqdm(range(epoch + 1, config.train.epochs + 1), desc="train", unit="epoch",
                   disable=not progress, dynamic_ncols=True)
   for epoch in bar:
+    row = {"epoch": epoch}
     if schedule[epoch] != widths:  # A growth event: pytree surgery on params and optimizer state.
       widths = schedule[epoch]
       params, opt_state = growth.resize_encoder(
           state.params, state.opt_state, widths, jax.random.fold_in(keys.init, epoch), tx=tx,
           outgoing_init=g.outgoing_init, keep=g.keep, optimizer=g.optimizer)
       state = state.replace(params=params, opt_state=opt_state)
+      # Test loss right after the surgery, before any step: the jump the growth step itself causes.
+      values = build(widths)[1]["eval"](state.params, device["test"], keys.eval)
+      row["eval/loss_at_growth"] = float(values["loss"])
     objective, programs = build(widths)
     compiled_before = programs["epoch"].compile_seconds
     start = time.perf_counter()
@@ -206,7 +211,7 @@ def _run(config, workdir: Path, model, splits, start_epoch, progress) -> dict:
     train_metrics = jax.device_get(train_metrics)
     epoch_seconds = (time.perf_counter() - start
                      - (programs["epoch"].compile_seconds - compiled_before))
-    row = {"epoch": epoch, **{f"train/{k}": float(v) for k, v in train_metrics.items()}}
+    row |= {f"train/{k}": float(v) for k, v in train_metrics.items()}
     for split in ("val", "test") if "val" in device else ("test",):
       prefix = "eval" if split == "test" else "val"
       values = jax.device_get(programs["eval"](state.params, device[split], keys.eval))
@@ -243,6 +248,7 @@ def _run(config, workdir: Path, model, splits, start_epoch, progress) -> dict:
       "device": f"{jax.devices()[0].platform}:{jax.devices()[0].device_kind}",
       "versions": _versions(),
       "seed": config.seed,
+      "wall_seconds": time.perf_counter() - run_start,  # This invocation, figures excluded.
   }
   (workdir / "summary.json").write_text(json.dumps(summary, indent=2))
   evaluate.write_figures(model, state.params, splits["test"], history, workdir / "figures",
