@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -142,7 +141,6 @@ def run(argv: list[str]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
   from vae_jax import checkpointing, config, data, runner  # pylint: disable=import-outside-toplevel
   user_errors = (UsageError, config.ConfigError, data.DataError, runner.RunError,
                  checkpointing.CheckpointError)

@@ -53,6 +53,9 @@ _IMAGE_HW = (28, 28)
 @functools.cache
 def _tfds():
   """Imports TFDS once, after hiding all GPUs from TensorFlow."""
+  # TF only decodes data here: silence its start-up logs (oneDNN notice, absl info lines).
+  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+  os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
   try:
