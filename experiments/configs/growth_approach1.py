@@ -6,17 +6,11 @@ Command: vae-jax train --config experiments/configs/growth_approach1.py [--confi
 Numbers it produced: see experiments/growth/README.md (python experiments/growth/run.py).
 """
 
-import importlib.util
-import pathlib
-
-_spec = importlib.util.spec_from_file_location(
-    "growth_fixed", pathlib.Path(__file__).with_name("growth_fixed.py"))
-_fixed = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_fixed)
+from vae_jax.config import sibling_config
 
 
 def get_config():
-  config = _fixed.get_config()
+  config = sibling_config(__file__, "growth_fixed")
   config.model.encoder_widths = (32, 16)
   config.growth.enabled = True
   return config
