@@ -202,6 +202,7 @@ def import_idx(name: str, src_dir: str, data_dir: str | None = None) -> str:
     size = sum(path.stat().st_size for path, _ in checked.values())
     dl_manager = _LocalDownloadManager(files, downloaded_size=size)
     config = tfds.download.DownloadConfig(try_download_gcs=False)
+    tfds.disable_progress_bar()  # One line from the CLI instead of TFDS's bars.
     with mock.patch.object(builder, "_make_download_manager", lambda *a, **k: dl_manager):
       builder.download_and_prepare(download_config=config)
   return os.fspath(builder.data_dir)

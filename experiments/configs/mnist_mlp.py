@@ -4,8 +4,10 @@ likelihood on grayscale pixels in [0, 1] (BCE summed over pixels), Adam 1e-3, ba
 Command:
   vae-jax train --config experiments/configs/mnist_mlp.py --workdir checkpoints/mnist_mlp
 
-Numbers it produced (seed 0, real MNIST, 2-core CPU): see the results table in README.md (filled
-from checkpoints/mnist_mlp/summary.json by the command above).
+Numbers it produced (real MNIST, 2-core CPU, python experiments/mnist/run.py --seeds 0):
+seed 0: test loss 105.49 nats, IW-NLL (K=5000) 100.51, test KL 25.09;
+seeds 0, 1, 2: test loss 105.55 +- 0.06. Steady-state epoch 1.79 s, compile 1.7 s
+(experiments/benchmarks/epoch_time.py).
 """
 
 from vae_jax.config import base_config
