@@ -82,12 +82,6 @@ def load_config(path: str | Path) -> ml_collections.ConfigDict:
   return config
 
 
-def sibling_config(this_file: str, name: str) -> ml_collections.ConfigDict:
-  """get_config() of `<name>.py` beside `this_file`: lets a config file start from another
-  (e.g. growth_approach1.py from growth_fixed.py)."""
-  return load_config(Path(this_file).with_name(f"{name}.py"))
-
-
 def _parse_value(key: str, raw: str, current):
   """Parses `raw` into the type of the current value of `key`."""
   bad = ConfigError(f"bad override --config.{key}={raw}: expected {type(current).__name__} "

@@ -6,11 +6,13 @@ Command: vae-jax train --config experiments/configs/growth_approach1.py [--confi
 Numbers it produced: see experiments/growth/README.md (python experiments/growth/run.py).
 """
 
-from vae_jax.config import sibling_config
+from pathlib import Path
+
+from vae_jax.config import load_config
 
 
 def get_config():
-  config = sibling_config(__file__, "growth_fixed")
+  config = load_config(Path(__file__).with_name("growth_fixed.py"))
   config.model.encoder_widths = (32, 16)
   config.growth.enabled = True
   return config

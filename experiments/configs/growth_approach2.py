@@ -6,11 +6,13 @@ Command: vae-jax train --config experiments/configs/growth_approach2.py
 Numbers it produced: see experiments/growth/README.md (python experiments/growth/run.py).
 """
 
-from vae_jax.config import sibling_config
+from pathlib import Path
+
+from vae_jax.config import load_config
 
 
 def get_config():
-  config = sibling_config(__file__, "growth_fixed")
+  config = load_config(Path(__file__).with_name("growth_fixed.py"))
   config.growth.enabled = True
   config.growth.narrow_at = 25
   return config
