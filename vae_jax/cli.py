@@ -81,11 +81,11 @@ def _train(args, overrides):
 
 def _evaluate(args):
   import jax  # pylint: disable=import-outside-toplevel
-  from vae_jax import evaluate, runner, train  # pylint: disable=import-outside-toplevel
+  from vae_jax import data, evaluate, train  # pylint: disable=import-outside-toplevel
   if args.k < 1:
     raise UsageError(f"--k must be >= 1, got {args.k}")
   config, objective, params, keys, epoch = evaluate.restore_run(args.workdir)
-  test = jax.device_put(runner.load_data(config)["test"][0])
+  test = jax.device_put(data.load_split(config.data.name, "test", config.data.data_dir or None)[0])
   loss = train.CompiledFn(lambda p, x, k: train.evaluate_dataset(
       objective.terms, p, x, k, batch_size=config.eval.batch_size))(params, test, keys.eval)
   nll, _ = evaluate.iw_nll(objective, params, test, jax.random.fold_in(keys.eval, 1),

@@ -177,6 +177,15 @@ def _readme(args):
             f"With {len(seeds)} seeds a paired t-test has little power: p > 0.05 does not show the "
             "arms equal, it only fails to show them different; the size of Δ (in nats) is the "
             "informative number.", ""]
+  all_runs = [(a, s) for a in ARMS for s in seeds] + [(a, s) for a in ABLATIONS for s in ab_seeds]
+  total = sum(_summary(a, s)["wall_seconds"] for a, s in all_runs)
+  main = sum(_summary(a, s)["wall_seconds"] for a in ARMS for s in seeds)
+  lines += ["## Benchmark: wall time of the study", "",
+            f"The {len(ARMS)} arms × {args.epochs} epochs × {len(seeds)} seeds took "
+            f"{main / 60:.0f} core-minutes of training and evaluation on this 2-core CPU "
+            f"({total / 60:.0f} with the ablations), run as {args.jobs} single-core job(s) at a "
+            "time; per-run times are in the table above. No GPU was lent to this session, so "
+            "the GPU timing (seeds vmapped) is not measured yet.", ""]
   lines += ["## Ablations (approach 1)", "",
             "Spike at the growth step = test loss right after the surgery minus the test loss "
             "before it. Excess train-loss change = (mean train loss of the epoch after the event "
