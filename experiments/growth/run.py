@@ -145,7 +145,7 @@ def _readme(args):
       f"Produced by `python experiments/growth/run.py --seeds {' '.join(map(str, seeds))} "
       f"--epochs {args.epochs} --ablation-seeds {' '.join(map(str, ab_seeds))} "
       f"--jobs {args.jobs}"
-      + (f" --override {' '.join(args.override)}" if args.override else "") + "` on {_summary('fixed', seeds[0])['device']}. "
+      + (f" --override {' '.join(args.override)}" if args.override else "") + f"` on {_summary('fixed', seeds[0])['device']}. "
       "Numbers are nats per image on the 10k test images, mean ± sd over seeds.",
       "",
       "| arm | final encoder | final test loss | final test ELBO (L=20) | IW-NLL (K=5000) "
