@@ -170,8 +170,8 @@ def test_resume_across_growth_equals_uninterrupted_and_compile_count(tiny, tmp_p
   assert rows(tmp_path / "full")[0]["param_count"] < rows(tmp_path / "full")[2]["param_count"]
   assert "eval/elbo_l3" in rows(tmp_path / "full")[0]
   assert full["eval/nll_iw"] == resumed["eval/nll_iw"]
-  # 3 width configurations x (epoch + eval program) + the final IW-NLL program.
-  assert full["compiles"] == 3 * 2 + 1
+  # 3 width configurations x (epoch + eval program) + final per-class eval + final IW-NLL.
+  assert full["compiles"] == 3 * 2 + 1 + 1
   assert full["encoder_widths"] == [16, 8]
 
 

@@ -10,6 +10,7 @@ exit with status 2.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 from pathlib import Path
@@ -81,18 +82,20 @@ def _train(args, overrides):
 
 def _evaluate(args):
   import jax  # pylint: disable=import-outside-toplevel
-  from vae_jax import data, evaluate, train  # pylint: disable=import-outside-toplevel
+  from vae_jax import data, distributions, evaluate, train  # pylint: disable=import-outside-toplevel
   if args.k < 1:
     raise UsageError(f"--k must be >= 1, got {args.k}")
   config, objective, params, keys, epoch = evaluate.restore_run(args.workdir)
   test = jax.device_put(data.load_split(config.data.name, "test", config.data.data_dir or None)[0])
-  loss = train.CompiledFn(lambda p, x, k: train.evaluate_dataset(
-      objective.terms, p, x, k, batch_size=config.eval.batch_size))(params, test, keys.eval)
-  nll, _ = evaluate.iw_nll(objective, params, test, jax.random.fold_in(keys.eval, 1),
-                           num_samples=args.k, batch_size=config.eval.iw_batch_size,
-                           chunk_size=config.eval.iw_chunk_size)
-  result = {"epoch": epoch, **{f"eval/{k}": float(v) for k, v in loss.items()},
-            "eval/nll_iw": nll, "eval/nll_iw_k": args.k}
+  eval_fn = functools.partial(train.evaluate_dataset, train.eval_per_example(objective),
+                              batch_size=config.eval.batch_size)
+  values = train.CompiledFn(eval_fn)(params, test, keys.eval)
+  result = {"epoch": epoch, **{f"eval/{k}": float(v) for k, v in values.items()}}
+  if objective.has_posterior and config.model.likelihood in distributions.NORMALIZED_LIKELIHOODS:
+    result["eval/nll_iw"], _ = evaluate.iw_nll(
+        objective, params, test, jax.random.fold_in(keys.eval, 1), num_samples=args.k,
+        batch_size=config.eval.iw_batch_size, chunk_size=config.eval.iw_chunk_size)
+    result["eval/nll_iw_k"] = args.k
   print(json.dumps(result))
 
 
@@ -106,6 +109,9 @@ def _sample(args):
   if out.suffix not in (".png", ".npy"):
     raise UsageError(f"--out must end in .png or .npy, got {out}")
   config, objective, params, _, _ = evaluate.restore_run(args.workdir)
+  if not objective.has_posterior:
+    raise UsageError(f"{args.workdir} holds a deterministic autoencoder (model.kind=ae), which has "
+                     "no prior to sample; pass the --workdir of a VAE run")
   model = objective.model
   z = jax.random.normal(jax.random.key(args.seed), (args.n, model.latent_dim))
   images = np.asarray(distributions.mean_from_output(

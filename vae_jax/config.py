@@ -25,14 +25,16 @@ def base_config() -> ml_collections.ConfigDict:
       name="mnist",
       data_dir="",  # "" = $TFDS_DATA_DIR or TFDS's default.
       preprocess="grayscale",  # grayscale | binarize_dynamic | binarize_threshold
-      validation_size=0,  # images carved from train (seeded); 0 = no validation split.
+      validation_size=0,  # images carved from train; 0 = no validation split.
+      validation_seed=0,  # seed of that split: the same split for every run seed.
       train_subset=0,  # use only the first N training images; 0 = all.
   )
   c.model = dict(
+      kind="vae",  # vae | ae (deterministic autoencoder: no sampling, no KL)
       latent_dim=20,
       encoder_widths=(400,),
       decoder_widths=(400,),
-      likelihood="bernoulli",
+      likelihood="bernoulli",  # bernoulli (nats) | mse (squared error summed over pixels)
       dense_init="lecun_normal",  # lecun_normal (flax default) | torch_uniform (nn.Linear default)
   )
   c.growth = dict(
@@ -169,17 +171,29 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   for name, value in positive.items():
     if value <= 0:
       raise ConfigError(f"{name} must be positive, got {value}; set --config.{name.split('[')[0]}")
-  for name in ("data.validation_size", "data.train_subset", "eval.iw_samples"):
+  for name in ("data.validation_size", "data.validation_seed", "data.train_subset",
+               "eval.iw_samples", "eval.elbo_samples"):
     section, field = name.split(".")
     if config[section][field] < 0:
       raise ConfigError(f"{name} must be >= 0, got {config[section][field]}")
   from vae_jax import data, distributions, models, train  # pylint: disable=import-outside-toplevel
-  for name, value, known in (("model.dense_init", config.model.dense_init, models.DENSE_INITS),("optim.name", config.optim.name, train.OPTIMIZERS),
+  for name, value, known in (("model.kind", config.model.kind, models.MODEL_KINDS),
+                             ("model.dense_init", config.model.dense_init, models.DENSE_INITS),
+                             ("optim.name", config.optim.name, train.OPTIMIZERS),
                              ("data.preprocess", config.data.preprocess, data.PREPROCESS_MODES),
                              ("model.likelihood", config.model.likelihood,
                               distributions.LIKELIHOODS)):
     if value not in known:
       raise ConfigError(f"unknown {name} {value!r}; choose one of {', '.join(sorted(known))}")
+  if config.eval.iw_samples and (config.model.kind != "vae" or config.model.likelihood
+                                 not in distributions.NORMALIZED_LIKELIHOODS):
+    raise ConfigError(f"eval.iw_samples={config.eval.iw_samples} needs a VAE with a normalized "
+                      f"likelihood ({', '.join(distributions.NORMALIZED_LIKELIHOODS)}), not "
+                      f"model.kind={config.model.kind} with model.likelihood="
+                      f"{config.model.likelihood}; set --config.eval.iw_samples=0")
+  if config.eval.elbo_samples and config.model.kind != "vae":
+    raise ConfigError("eval.elbo_samples > 0 needs model.kind=vae (an autoencoder has no ELBO); "
+                      "set --config.eval.elbo_samples=0")
   g = config.growth
   if g.enabled:
     n = len(config.model.encoder_widths)

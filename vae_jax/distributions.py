@@ -86,8 +86,31 @@ def _softplus_jvp(primals, tangents):
   return softplus(x), jax.nn.sigmoid(x) * dx
 
 
-LIKELIHOODS = {"bernoulli": bernoulli_log_likelihood}
-"""Name -> log-likelihood function (logits/means [..., H, W, C], x) -> [...] nats."""
+def mse_log_likelihood(output: jax.Array, x: jax.Array) -> jax.Array:
+  """Minus the squared error summed over pixels, between x and sigmoid(output).
+
+  -sum_i (x_i - sigmoid(o_i))^2: the 'MSE reconstruction term' of the ae_vs_vae study (PyTorch
+  `F.mse_loss(torch.sigmoid(o), x, reduction="sum")` per image). It is the log-density of a
+  Gaussian likelihood N(x; sigmoid(o), 1/2 I) minus its constant (D/2) log(pi), so it is NOT a
+  normalized log-likelihood: an ELBO with it is not a bound on log p(x) and no IW-NLL is reported.
+
+  Args:
+    output: [..., H, W, C] decoder outputs (pre-sigmoid).
+    x: [..., H, W, C] targets in [0, 1]; broadcast against output.
+
+  Returns:
+    [...] minus squared error per example (units: squared intensity summed over pixels).
+  """
+  output = output.reshape(*output.shape[:-3], -1)
+  x = x.reshape(*x.shape[:-3], -1)
+  return -jnp.sum(jnp.square(x - jax.nn.sigmoid(output)), axis=-1)
+
+
+LIKELIHOODS = {"bernoulli": bernoulli_log_likelihood, "mse": mse_log_likelihood}
+"""Name -> log-likelihood function (decoder outputs [..., H, W, C], x) -> [...] per example."""
+
+NORMALIZED_LIKELIHOODS = ("bernoulli",)
+"""Likelihoods that are proper densities in nats, for which an IW-NLL means something."""
 
 
 def log_likelihood_fn(name: str):
@@ -99,7 +122,8 @@ def log_likelihood_fn(name: str):
 
 
 def mean_from_output(name: str, output: jax.Array) -> jax.Array:
-  """Decoder output -> the likelihood's mean image in [0, 1] (sigmoid of Bernoulli logits)."""
-  if name == "bernoulli":
+  """Decoder output -> the likelihood's mean image in [0, 1] (sigmoid of the output, for both
+  'bernoulli' and 'mse')."""
+  if name in LIKELIHOODS:
     return jax.nn.sigmoid(output)
   raise ValueError(f"unknown likelihood {name!r}; choose one of {sorted(LIKELIHOODS)}")

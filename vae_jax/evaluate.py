@@ -50,22 +50,25 @@ def _batched(fn, x, batch_size=1000):
 
 def write_figures(model, params, test_split, history, fig_dir: Path, key, likelihood: str,
                   num_recon: int = 16, num_samples: int = 64) -> None:
-  """loss_curves, reconstructions (originals above posterior-mean reconstructions), prior samples,
-  latent scatter of the test-set posterior means coloured by class, and for Z = 2 the decoded
-  manifold."""
+  """loss_curves, reconstructions (originals above reconstructions from the posterior mean or
+  code), latent scatter of the test-set posterior means / codes coloured by class; for a VAE also
+  prior samples and, for Z = 2, the decoded manifold (an autoencoder has no prior)."""
   images, labels = test_split
   x = data.preprocess(jnp.asarray(images), "grayscale")
-  encode = jax.jit(lambda x: model.apply({"params": params}, x, method=model.encode)[0])
+  encode = jax.jit(lambda x: models.latent_mean(model, params, x))
   decode = jax.jit(lambda z: distributions.mean_from_output(
       likelihood, model.apply({"params": params}, z, method=model.decode)))
   means = _batched(encode, x)
   plots.loss_curves(history, fig_dir / "loss_curves.png")
   plots.image_rows([np.asarray(x[:num_recon]), np.asarray(decode(means[:num_recon]))],
                    fig_dir / "reconstructions.png", row_labels=["original", "reconstruction"])
+  is_vae = isinstance(model, models.VAE)
+  plots.latent_scatter(means, labels, fig_dir / "latent_scatter.png",
+                       title="test-set posterior means" if is_vae else "test-set codes")
+  if not is_vae:
+    return
   z = jax.random.normal(key, (num_samples, model.latent_dim))
   plots.image_grid(np.asarray(decode(z)), fig_dir / "prior_samples.png", title="samples z ~ N(0, I)")
-  plots.latent_scatter(means, labels, fig_dir / "latent_scatter.png",
-                       title="test-set posterior means")
   if model.latent_dim == 2:
     z_grid, values = plots.manifold_latents()
     plots.manifold_grid(np.asarray(decode(jnp.asarray(z_grid))), values, fig_dir / "manifold.png",
@@ -89,11 +92,9 @@ def restore_run(workdir: str | Path):
                                         "retrain into a fresh --workdir") from None
   epoch, meta = checkpointing.restore_meta(workdir)
   image_shape = data.DATASETS[config.data.name].image_shape
-  model = models.build_model(config.model, image_shape, meta.get("encoder_widths"))
+  objective = train.objective_from_config(config, image_shape, meta.get("encoder_widths"))
   tx = train.make_optimizer(config.optim.name, config.optim.lr, config.optim.weight_decay)
   abstract = jax.eval_shape(lambda: train.create_train_state(
-      models.init_params(model, jax.random.key(0), image_shape), tx))
+      models.init_params(objective.model, jax.random.key(0), image_shape), tx))
   state = checkpointing.restore_state(workdir, epoch, abstract)
-  objective = train.Objective(model=model, preprocess=config.data.preprocess,
-                              beta=config.objective.beta, likelihood=config.model.likelihood)
   return config, objective, state.params, train.RunKeys.from_seed(config.seed), epoch

@@ -53,7 +53,8 @@ def encoder_layer(params, i: int) -> tuple[Path, list[Path]]:
     raise IndexError(f"encoder has hidden layers 0..{len(mlp) - 1}, got {i}")
   if i + 1 < len(mlp):
     return ("encoder", "mlp", f"hidden_{i}"), [("encoder", "mlp", f"hidden_{i + 1}")]
-  return ("encoder", "mlp", f"hidden_{i}"), [("encoder", "mean"), ("encoder", "logvar")]
+  heads = [h for h in ("mean", "logvar", "code") if h in params["encoder"]]  # VAE | Autoencoder
+  return ("encoder", "mlp", f"hidden_{i}"), [("encoder", h) for h in heads]
 
 
 def encoder_widths(params) -> tuple[int, ...]:

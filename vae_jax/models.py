@@ -1,4 +1,5 @@
-"""Linen encoders, decoders and the VAE wrapper. No losses here (see objectives.py).
+"""Linen encoders, decoders, the VAE and the deterministic Autoencoder. No losses here (see
+objectives.py).
 
 Parameters are explicit pytrees: `params = VAE(...).init(...)["params"]`, used only through
 `model.apply({"params": params}, ...)`. Hidden layers are named `hidden_0`, `hidden_1`, ... so that
@@ -66,7 +67,8 @@ class MLPEncoder(nn.Module):
 
 
 class MLPDecoder(nn.Module):
-  """Latents [B, Z] -> likelihood parameters [B, H, W, C] (Bernoulli logits)."""
+  """Latents [B, Z] -> pre-sigmoid outputs [B, H, W, C] (Bernoulli logits; the 'mse' likelihood
+  compares sigmoid(output) with x)."""
 
   hidden_widths: Sequence[int]
   image_shape: Sequence[int]
@@ -111,14 +113,72 @@ class VAE(nn.Module):
     return self.decode(z), mean, logvar
 
 
+class MLPCodeEncoder(nn.Module):
+  """Images [B, H, W, C] -> deterministic codes [B, Z] (one linear head, 'code')."""
+
+  hidden_widths: Sequence[int]
+  latent_dim: int
+  dense_init: str = "lecun_normal"
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    h = MLP(self.hidden_widths, self.dense_init, name="mlp")(x)
+    return dense(self.latent_dim, h.shape[-1], self.dense_init, "code")(h)
+
+
+class Autoencoder(nn.Module):
+  """Vanilla deterministic autoencoder (the baseline of the ae_vs_vae study): z = encode(x), no
+  sampling, no posterior, no KL. Same MLP hidden layers and decoder as `VAE`.
+
+  `encode(x)` gives codes [B, Z]; `__call__(x, key)` ignores `key` (kept so that both model kinds
+  have one calling convention) and returns (output [B, H, W, C], z [B, Z]).
+  """
+
+  encoder_widths: Sequence[int]
+  decoder_widths: Sequence[int]
+  latent_dim: int
+  image_shape: Sequence[int]
+  dense_init: str = "lecun_normal"
+
+  def setup(self):
+    self.encoder = MLPCodeEncoder(self.encoder_widths, self.latent_dim, self.dense_init)
+    self.decoder = MLPDecoder(self.decoder_widths, self.image_shape, self.dense_init)
+
+  def encode(self, x: jax.Array) -> jax.Array:
+    """x [B, H, W, C] float in [0, 1] -> codes z [B, Z]."""
+    return self.encoder(x)
+
+  def decode(self, z: jax.Array) -> jax.Array:
+    """z [B, Z] -> decoder output [B, H, W, C] (pre-sigmoid)."""
+    return self.decoder(z)
+
+  def __call__(self, x: jax.Array, key: jax.Array | None = None):
+    del key  # Deterministic.
+    z = self.encode(x)
+    return self.decode(z), z
+
+
+MODEL_KINDS = {"vae": VAE, "ae": Autoencoder}
+
+
+def latent_mean(model, params, x: jax.Array) -> jax.Array:
+  """x [B, H, W, C] -> the point a reconstruction decodes: posterior mean [B, Z] of a VAE, the
+  code [B, Z] of an Autoencoder."""
+  out = model.apply({"params": params}, x, method=model.encode)
+  return out[0] if isinstance(model, VAE) else out
+
+
 def build_model(model_config, image_shape: Sequence[int],
-                encoder_widths: Sequence[int] | None = None) -> VAE:
-  """Model from a config section with latent_dim, encoder_widths, decoder_widths, dense_init;
-  `encoder_widths` overrides the config's (growth changes them during training).
+                encoder_widths: Sequence[int] | None = None) -> VAE | Autoencoder:
+  """Model from a config section with kind (vae | ae), latent_dim, encoder_widths,
+  decoder_widths, dense_init; `encoder_widths` overrides the config's (growth changes them).
 
   Raises:
-    ValueError: for non-positive sizes.
+    ValueError: for non-positive sizes or an unknown kind.
   """
+  kind = model_config.get("kind", "vae")
+  if kind not in MODEL_KINDS:
+    raise ValueError(f"unknown model kind {kind!r}; choose one of {', '.join(MODEL_KINDS)}")
   if encoder_widths is None:
     encoder_widths = model_config.encoder_widths
   widths = (*encoder_widths, *model_config.decoder_widths, model_config.latent_dim)
@@ -126,14 +186,14 @@ def build_model(model_config, image_shape: Sequence[int],
     raise ValueError(f"model sizes must be positive, got latent_dim={model_config.latent_dim}, "
                      f"encoder_widths={tuple(encoder_widths)}, "
                      f"decoder_widths={tuple(model_config.decoder_widths)}")
-  return VAE(encoder_widths=tuple(int(w) for w in encoder_widths),
+  return MODEL_KINDS[kind](encoder_widths=tuple(int(w) for w in encoder_widths),
              decoder_widths=tuple(int(w) for w in model_config.decoder_widths),
              latent_dim=int(model_config.latent_dim),
              image_shape=tuple(image_shape),
              dense_init=model_config.get("dense_init", "lecun_normal"))
 
 
-def init_params(model: VAE, key: jax.Array, image_shape: Sequence[int]):
+def init_params(model: VAE | Autoencoder, key: jax.Array, image_shape: Sequence[int]):
   """Jitted initialization; returns the param pytree (no 'params' wrapper)."""
   x = jnp.zeros((1, *image_shape), jnp.float32)
   init = jax.jit(lambda k: model.init(k, x, k)["params"])

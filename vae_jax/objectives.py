@@ -1,7 +1,7 @@
 """VAE objectives, per example, in nats. Callers reduce (mean over the batch, masked sums, ...).
 
 Shape letters: B batch, K importance samples, L ELBO samples, Z latent, H/W/C image.
-`model` is a models.VAE and `params` its param pytree; `x_BxHxWxC` are floats in [0, 1].
+`model` is a models.VAE (models.Autoencoder where stated) and `params` its param pytree; `x_BxHxWxC` are floats in [0, 1].
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import jax
 import jax.numpy as jnp
 
 from vae_jax import distributions as dist
+from vae_jax import models
 
 
 def neg_elbo(model, params, x_BxHxWxC, key, *, beta: float = 1.0, likelihood: str = "bernoulli"):
@@ -26,6 +27,27 @@ def neg_elbo(model, params, x_BxHxWxC, key, *, beta: float = 1.0, likelihood: st
   recon_B = -dist.log_likelihood_fn(likelihood)(out, x_BxHxWxC)
   kl_B = dist.kl_diag_gaussian_standard(mean_BxZ, logvar_BxZ)
   return {"loss": recon_B + beta * kl_B, "recon": recon_B, "kl": kl_B}
+
+
+def autoencoder_loss(model, params, x_BxHxWxC, *, likelihood: str = "mse"):
+  """Reconstruction term of a deterministic models.Autoencoder: -log p(x | z = encode(x)).
+
+  Returns:
+    dict of [B] arrays per example: 'loss' and 'recon' (equal; no KL, no sampling). With the
+    'mse' likelihood this is the squared error summed over pixels.
+  """
+  out, _ = model.apply({"params": params}, x_BxHxWxC)
+  recon_B = -dist.log_likelihood_fn(likelihood)(out, x_BxHxWxC)
+  return {"loss": recon_B, "recon": recon_B}
+
+
+def reconstruction_mse(model, params, x_BxHxWxC, *, likelihood: str = "bernoulli"):
+  """Squared error summed over pixels between x and the mean reconstruction decoded from the
+  posterior mean (VAE) or the code (Autoencoder): no sampling. [B] per example."""
+  z_BxZ = models.latent_mean(model, params, x_BxHxWxC)
+  out = model.apply({"params": params}, z_BxZ, method=model.decode)
+  mean = dist.mean_from_output(likelihood, out)
+  return jnp.sum(jnp.square(x_BxHxWxC - mean).reshape(x_BxHxWxC.shape[0], -1), axis=-1)
 
 
 def _decode_many(model, params, z_NxBxZ):

@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from vae_jax import data, objectives
+from vae_jax import data, models, objectives
 
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
@@ -68,12 +68,27 @@ class Objective:
   beta: float = flax.struct.field(pytree_node=False, default=1.0)
   likelihood: str = flax.struct.field(pytree_node=False, default="bernoulli")
 
+  @property
+  def has_posterior(self) -> bool:
+    """True for a VAE (KL term, IW-NLL); False for a deterministic Autoencoder."""
+    return isinstance(self.model, models.VAE)
+
   def terms(self, params, x_uint8, key) -> dict[str, jax.Array]:
-    """Per-example 'loss', 'recon', 'kl' [B] in nats for a uint8 batch [B, H, W, C]."""
+    """Per-example 'loss', 'recon', 'kl' [B] (nats per image for a normalized likelihood) for a
+    uint8 batch [B, H, W, C]; an Autoencoder has no 'kl'."""
     k_data, k_z = jax.random.split(key)
     x = data.preprocess(x_uint8, self.preprocess, k_data)
+    if not self.has_posterior:
+      return objectives.autoencoder_loss(self.model, params, x, likelihood=self.likelihood)
     return objectives.neg_elbo(self.model, params, x, k_z, beta=self.beta,
                                likelihood=self.likelihood)
+
+
+def objective_from_config(config, image_shape, encoder_widths=None) -> Objective:
+  """The Objective (and its model, see models.build_model) that a run's config describes."""
+  model = models.build_model(config.model, image_shape, encoder_widths)
+  return Objective(model=model, preprocess=config.data.preprocess, beta=config.objective.beta,
+                   likelihood=config.model.likelihood)
 
 
 def train_step(state: TrainState, x_uint8, key, *, objective: Objective,
@@ -119,32 +134,54 @@ def train_epoch(state: TrainState, images_uint8, keys: RunKeys, epoch, *, batch_
   return state, jax.tree.map(jnp.mean, metrics)
 
 
-def evaluate_dataset(per_example_fn: Callable, params, images_uint8, key, *, batch_size: int):
-  """Exact per-example means over a whole dataset: pads to a multiple of `batch_size` and masks
-  the padding, so the result is sum over examples / N (not an average of batch averages).
+def evaluate_by_class(per_example_fn: Callable, params, images_uint8, labels, key, *,
+                      batch_size: int, num_classes: int):
+  """Exact per-example means over a whole dataset, overall and per class. Pads to a multiple of
+  `batch_size` and masks the padding, so the result is sum over examples / N (not an average of
+  batch averages); the overall mean is the count-weighted average of the class means.
 
   Args:
     per_example_fn: (params, x_uint8 [B, H, W, C], key) -> dict of [B] arrays.
-    images_uint8: [N, H, W, C] uint8. key: batch b uses fold_in(key, b).
+    images_uint8: [N, H, W, C] uint8. labels: [N] int32 in [0, num_classes).
+    key: batch b uses fold_in(key, b).
   Returns:
-    dict of scalars (means over the N examples).
+    (means, per_class): dicts of scalars and of [num_classes] arrays (NaN for an absent class).
   """
   n = images_uint8.shape[0]
   num_batches = -(-n // batch_size)
   pad = num_batches * batch_size - n
   x = jnp.pad(images_uint8, [(0, pad)] + [(0, 0)] * (images_uint8.ndim - 1))
   x = x.reshape(num_batches, batch_size, *images_uint8.shape[1:])
-  mask = (jnp.arange(num_batches * batch_size) < n).reshape(num_batches, batch_size)
+  mask = (jnp.arange(num_batches * batch_size) < n)[:, None]
+  onehot = jax.nn.one_hot(jnp.pad(labels, (0, pad)), num_classes) * mask
+  onehot = onehot.reshape(num_batches, batch_size, num_classes)
 
   def body(totals, inputs):
-    b, x_B, mask_B = inputs
+    b, x_B, onehot_BxC = inputs
     values = per_example_fn(params, x_B, jax.random.fold_in(key, b))
-    return jax.tree.map(lambda t, v: t + jnp.sum(jnp.where(mask_B, v, 0.0)), totals, values), None
+    # where() and not a multiply: padded rows may hold inf/NaN (e.g. log of an all-zero image).
+    masked = jax.tree.map(lambda v: jnp.where(onehot_BxC > 0, v[:, None], 0.0), values)
+    return jax.tree.map(lambda t, v: t + jnp.sum(v, axis=0), totals, masked), None
 
   shapes = jax.eval_shape(per_example_fn, params, x[0], key)
-  zeros = jax.tree.map(lambda s: jnp.zeros((), s.dtype), shapes)
-  totals, _ = jax.lax.scan(body, zeros, (jnp.arange(num_batches), x, mask))
-  return jax.tree.map(lambda t: t / n, totals)
+  zeros = jax.tree.map(lambda s: jnp.zeros((num_classes,), s.dtype), shapes)
+  totals, _ = jax.lax.scan(body, zeros, (jnp.arange(num_batches), x, onehot))
+  counts = jnp.sum(onehot, axis=(0, 1))
+  means = jax.tree.map(lambda t: jnp.sum(t) / n, totals)
+  per_class = jax.tree.map(lambda t: jnp.where(counts > 0, t / jnp.maximum(counts, 1), jnp.nan),
+                           totals)
+  return means, per_class
+
+
+def evaluate_dataset(per_example_fn: Callable, params, images_uint8, key, *, batch_size: int):
+  """Exact per-example means over a whole dataset (see `evaluate_by_class`).
+
+  Returns:
+    dict of scalars (means over the N examples).
+  """
+  labels = jnp.zeros(images_uint8.shape[:1], jnp.int32)
+  return evaluate_by_class(per_example_fn, params, images_uint8, labels, key,
+                           batch_size=batch_size, num_classes=1)[0]
 
 
 def iw_per_example(objective: Objective, num_samples: int, chunk_size: int):
@@ -185,25 +222,39 @@ class CompiledFn:
 
 
 def eval_per_example(objective: Objective, elbo_samples: int = 0):
-  """per_example_fn: objective.terms, plus 'elbo_l{L}' (the L-sample ELBO) when elbo_samples > 0."""
-  if not elbo_samples:
-    return objective.terms
-
+  """per_example_fn: objective.terms, 'mse' (squared error summed over pixels of the reconstruction
+  decoded from the posterior mean or code, see objectives.reconstruction_mse) and, when
+  elbo_samples = L > 0, 'elbo_l{L}' (the L-sample ELBO; VAE only)."""
   def fn(params, x_uint8, key):
     terms = objective.terms(params, x_uint8, key)
-    k_data, k_z = jax.random.split(jax.random.fold_in(key, 1))
-    x = data.preprocess(x_uint8, objective.preprocess, k_data)
-    terms[f"elbo_l{elbo_samples}"] = objectives.elbo_multi_sample(
-        objective.model, params, x, k_z, elbo_samples, likelihood=objective.likelihood)
+    x = data.preprocess(x_uint8, objective.preprocess, jax.random.split(key)[0])  # As in terms.
+    terms["mse"] = objectives.reconstruction_mse(objective.model, params, x,
+                                                 likelihood=objective.likelihood)
+    if elbo_samples:
+      k_data, k_z = jax.random.split(jax.random.fold_in(key, 1))
+      x = data.preprocess(x_uint8, objective.preprocess, k_data)
+      terms[f"elbo_l{elbo_samples}"] = objectives.elbo_multi_sample(
+          objective.model, params, x, k_z, elbo_samples, likelihood=objective.likelihood)
     return terms
   return fn
 
 
 def make_programs(objective: Objective, tx, *, batch_size: int, eval_batch_size: int,
-                  elbo_samples: int = 0) -> dict:
-  """The compiled programs a run uses: 'epoch' (state donated), 'eval' (test-set neg ELBO and,
-  with elbo_samples = L > 0, the L-sample ELBO)."""
+                  elbo_samples: int = 0, num_classes: int = 10, seeds_axis: bool = False) -> dict:
+  """The compiled programs a run uses: 'epoch' (state donated), 'eval' (dataset means of
+  eval_per_example) and 'eval_by_class' (overall and per-class means on labelled images).
+
+  With seeds_axis=True every program is `jax.vmap`ped over a leading seed axis of the state /
+  params and of the RunKeys (images, labels and epoch shared): S seeds train in one program.
+  """
   epoch_fn = functools.partial(train_epoch, batch_size=batch_size, objective=objective, tx=tx)
-  eval_fn = functools.partial(evaluate_dataset, eval_per_example(objective, elbo_samples),
-                              batch_size=eval_batch_size)
-  return {"epoch": CompiledFn(epoch_fn, donate_argnums=0), "eval": CompiledFn(eval_fn)}
+  per_example = eval_per_example(objective, elbo_samples)
+  eval_fn = functools.partial(evaluate_dataset, per_example, batch_size=eval_batch_size)
+  by_class_fn = functools.partial(evaluate_by_class, per_example, batch_size=eval_batch_size,
+                                  num_classes=num_classes)
+  if seeds_axis:
+    epoch_fn = jax.vmap(epoch_fn, in_axes=(0, None, 0, None))
+    eval_fn = jax.vmap(eval_fn, in_axes=(0, None, 0))
+    by_class_fn = jax.vmap(by_class_fn, in_axes=(0, None, None, 0))
+  return {"epoch": CompiledFn(epoch_fn, donate_argnums=0), "eval": CompiledFn(eval_fn),
+          "eval_by_class": CompiledFn(by_class_fn)}
