@@ -156,3 +156,12 @@ def test_manifold_grid_order_matches_latents(tmp_path):
     blue_line = b[r0 + e : r1 + 1 - e, mid_c][mask[r0 + e : r1 + 1 - e, mid_c]]
     assert np.all(np.diff(red_line) >= -0.02) and red_line[-1] - red_line[0] > 0.5
     assert np.all(np.diff(blue_line) <= 0.02) and blue_line[0] - blue_line[-1] > 0.5
+
+
+def test_per_class_lines(tmp_path):
+    values = np.random.default_rng(0).uniform(10, 40, size=(3, 10))
+    out = plots.per_class_lines(values, ["z=2", "z=5", "z=10"], tmp_path / "pc.png",
+                                ylabel="test MSE", sd=values / 10, title="per class")
+    _assert_png(out, tmp_path / "pc.png")
+    with pytest.raises(ValueError, match="one label per line"):
+        plots.per_class_lines(values, ["z=2"], tmp_path / "bad.png", ylabel="test MSE")

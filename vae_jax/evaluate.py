@@ -59,7 +59,12 @@ def write_figures(model, params, test_split, history, fig_dir: Path, key, likeli
   decode = jax.jit(lambda z: distributions.mean_from_output(
       likelihood, model.apply({"params": params}, z, method=model.decode)))
   means = _batched(encode, x)
-  plots.loss_curves(history, fig_dir / "loss_curves.png")
+  if likelihood in distributions.NORMALIZED_LIKELIHOODS:
+    plots.loss_curves(history, fig_dir / "loss_curves.png")
+  else:
+    plots.loss_curves(history, fig_dir / "loss_curves.png",
+                      loss_name="loss" if isinstance(model, models.VAE) else "reconstruction loss",
+                      units=f"{likelihood}, per image")
   plots.image_rows([np.asarray(x[:num_recon]), np.asarray(decode(means[:num_recon]))],
                    fig_dir / "reconstructions.png", row_labels=["original", "reconstruction"])
   is_vae = isinstance(model, models.VAE)

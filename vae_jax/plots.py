@@ -36,6 +36,8 @@ __all__ = [
     "latent_scatter",
     "manifold_grid",
     "manifold_latents",
+    "per_class_lines",
+    "growth_curves",
 ]
 
 DPI = 120
@@ -124,7 +126,8 @@ def _series(metrics: Sequence[dict], key: str) -> np.ndarray | None:
                     dtype=np.float64)
 
 
-def loss_curves(metrics: list[dict], path) -> Path:
+def loss_curves(metrics: list[dict], path, *, loss_name: str = "negative ELBO",
+                units: str = _NATS) -> Path:
     """Plot training curves.
 
     Args:
@@ -134,6 +137,8 @@ def loss_curves(metrics: list[dict], path) -> Path:
         optionally ``'val/loss'``.  Missing keys in individual epochs are
         drawn as gaps.  If ``'epoch'`` is absent, epochs are numbered 1..E.
       path: output PNG path.
+      loss_name, units: how the loss and its terms are labelled (e.g. "MSE loss" and
+        "squared error per image" for the MSE reconstruction term).
 
     Left panel: train / test (and validation, if present) negative ELBO vs
     epoch.  Right panel: test reconstruction term (left axis) and KL (twin
@@ -162,8 +167,8 @@ def loss_curves(metrics: list[dict], path) -> Path:
         if y is not None:
             ax_l.plot(epoch, y, color=color, marker=marker, ms=3, lw=1.5, label=label)
     ax_l.set_xlabel("epoch")
-    ax_l.set_ylabel(f"negative ELBO ({_NATS})")
-    ax_l.set_title("Negative ELBO")
+    ax_l.set_ylabel(f"{loss_name} ({units})")
+    ax_l.set_title(loss_name[:1].upper() + loss_name[1:])
     ax_l.grid(alpha=0.3)
     if ax_l.get_legend_handles_labels()[0]:
         ax_l.legend(frameon=False)
@@ -174,9 +179,9 @@ def loss_curves(metrics: list[dict], path) -> Path:
     kl = _series(metrics, "eval/kl")
     if recon is not None:
         handles += ax_r.plot(epoch, recon, color="C3", marker=marker, ms=3,
-                             lw=1.5, label="test reconstruction −log p(x|z)")
+                             lw=1.5, label="test reconstruction term")
     ax_r.set_xlabel("epoch")
-    ax_r.set_ylabel(f"reconstruction ({_NATS})", color="C3")
+    ax_r.set_ylabel(f"reconstruction ({units})", color="C3")
     ax_r.tick_params(axis="y", colors="C3")
     ax_r.grid(alpha=0.3)
     ax_kl = ax_r.twinx()
@@ -184,8 +189,10 @@ def loss_curves(metrics: list[dict], path) -> Path:
         handles += ax_kl.plot(epoch, kl, color="C4", marker=marker, ms=3,
                               lw=1.5, ls="--", label="test KL(q(z|x) ‖ p(z))")
     ax_kl.set_ylabel(f"KL ({_NATS})", color="C4")
+    if kl is None:
+        ax_kl.set_visible(False)
     ax_kl.tick_params(axis="y", colors="C4")
-    ax_r.set_title("Test reconstruction and KL")
+    ax_r.set_title("Test reconstruction and KL" if kl is not None else "Test reconstruction")
     if handles:
         # below the panel: the two curves usually cross the whole plot area
         ax_r.legend(handles, [h.get_label() for h in handles], frameon=False,
@@ -452,5 +459,36 @@ def growth_curves(arms: dict[str, np.ndarray], epochs: np.ndarray, events: Seque
     if title:
         ax.set_title(title)
     ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    return _save(fig, path)
+
+
+def per_class_lines(values: np.ndarray, line_labels: Sequence[str], path, *, ylabel: str,
+                    class_names: Sequence[str] | None = None, title=None, sd=None) -> Path:
+    """One line per setting (e.g. latent size) of a per-class metric, classes on the x axis.
+
+    Args:
+        values: float [L, C] (L lines, C classes), e.g. mean test MSE per digit for each latent
+            size. sd: optional [L, C] drawn as error bars (e.g. sd over seeds).
+        line_labels: L legend entries. class_names: C tick labels (default 0..C-1).
+    """
+    values = np.asarray(values, float)
+    if values.ndim != 2 or len(line_labels) != len(values):
+        raise ValueError(f"values must be [L, C] with one label per line, got {values.shape} and "
+                         f"{len(line_labels)} labels")
+    c = values.shape[1]
+    x = np.arange(c)
+    fig, ax = plt.subplots(figsize=(7, 4))
+    colors = plt.get_cmap("viridis")(np.linspace(0, 0.9, len(values)))
+    for k, (row, label) in enumerate(zip(values, line_labels)):
+        err = None if sd is None else np.asarray(sd, float)[k]
+        ax.errorbar(x, row, yerr=err, color=colors[k], marker="o", ms=3.5, lw=1.4, capsize=2,
+                    label=label)
+    ax.set_xticks(x, class_names if class_names is not None else [str(i) for i in x])
+    ax.set_xlabel("class")
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title)
+    ax.legend(fontsize=8, ncol=2)
     ax.grid(alpha=0.3)
     return _save(fig, path)

@@ -253,7 +253,7 @@ def _run(configs, workdirs, splits, start_epoch, progress, seeds_axis) -> list[d
   bar = tqdm.tqdm(range(epoch + 1, config.train.epochs + 1), desc="train", unit="epoch",
                   disable=not progress, dynamic_ncols=True)
   for epoch in bar:
-    row = {"epoch": epoch}  # Values are [S] arrays with a seed axis, scalars without.
+    row = {}  # Values are [S] arrays with a seed axis, scalars without.
     if schedule[epoch] != widths:  # A growth event: pytree surgery on params and optimizer state.
       widths = schedule[epoch]
       params, opt_state = growth.resize_encoder(
@@ -276,8 +276,9 @@ def _run(configs, workdirs, splits, start_epoch, progress, seeds_axis) -> list[d
       values = jax.device_get(programs["eval"](state.params, device[split], keys.eval))
       row |= {f"{prefix}/{k}": v for k, v in values.items()}
     for i, w in enumerate(workdirs):
-      row_i = {k: float(_seed_slice(v, i, seeds_axis)) for k, v in row.items()}
-      row_i |= {"epoch": epoch, "encoder_widths": list(widths),
+      row_i = {"epoch": epoch}
+      row_i |= {k: float(_seed_slice(v, i, seeds_axis)) for k, v in row.items()}
+      row_i |= {"encoder_widths": list(widths),
                 "param_count": models.param_count(_seed_slice(state.params, i, seeds_axis)),
                 "epoch_seconds": epoch_seconds, "seeds_in_program": len(workdirs)}
       history[i].append(row_i)

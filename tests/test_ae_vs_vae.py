@@ -1,0 +1,183 @@
+"""What the ae_vs_vae study rests on: the deterministic autoencoder, the MSE reconstruction term,
+the fixed validation split, per-class evaluation and seeds vmapped in one program."""
+
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from vae_jax import cli, config as config_lib, data, distributions, models, runner, train
+
+
+@pytest.fixture(scope="module")
+def tiny_ae():
+  model = models.Autoencoder(encoder_widths=(16,), decoder_widths=(16,), latent_dim=3,
+                             image_shape=(3, 4, 1))
+  return model, models.init_params(model, jax.random.key(0), (3, 4, 1))
+
+
+def _batch(n=6, seed=1):
+  return jax.random.randint(jax.random.key(seed), (n, 3, 4, 1), 0, 256).astype(jnp.uint8)
+
+
+def test_autoencoder_has_no_kl_and_is_deterministic(tiny_ae):
+  model, params = tiny_ae
+  assert set(params["encoder"]) == {"mlp", "code"}  # No posterior heads.
+  objective = train.Objective(model=model, likelihood="mse")
+  assert not objective.has_posterior
+  x = _batch()
+  a = objective.terms(params, x, jax.random.key(1))
+  b = objective.terms(params, x, jax.random.key(2))
+  assert set(a) == {"loss", "recon"}
+  np.testing.assert_array_equal(a["loss"], b["loss"])  # The key changes nothing.
+  np.testing.assert_array_equal(a["loss"], a["recon"])
+  out1, z1 = model.apply({"params": params}, data.preprocess(x, "grayscale"), jax.random.key(3))
+  out2, z2 = model.apply({"params": params}, data.preprocess(x, "grayscale"), jax.random.key(4))
+  assert z1.shape == (6, 3) and out1.shape == (6, 3, 4, 1)
+  np.testing.assert_array_equal(out1, out2)
+  np.testing.assert_array_equal(z1, z2)
+
+
+def test_vae_loss_depends_on_the_key_but_ae_shares_its_layers(tiny_ae):
+  model, params = tiny_ae
+  vae = models.VAE((16,), (16,), 3, (3, 4, 1))
+  vae_params = models.init_params(vae, jax.random.key(0), (3, 4, 1))
+  assert jax.tree.structure(params["decoder"]) == jax.tree.structure(vae_params["decoder"])
+  assert jax.tree.structure(params["encoder"]["mlp"]) == jax.tree.structure(
+      vae_params["encoder"]["mlp"])
+  objective = train.Objective(model=vae, likelihood="mse")
+  a = objective.terms(vae_params, _batch(), jax.random.key(1))
+  b = objective.terms(vae_params, _batch(), jax.random.key(2))
+  assert set(a) == {"loss", "recon", "kl"} and not np.allclose(a["recon"], b["recon"])
+
+
+def test_mse_term_matches_numpy():
+  rng = np.random.default_rng(0)
+  out = rng.normal(size=(5, 3, 4, 1)).astype(np.float32) * 3
+  x = rng.uniform(size=(5, 3, 4, 1)).astype(np.float32)
+  expected = np.sum((x - 1 / (1 + np.exp(-out.astype(np.float64)))) ** 2, axis=(1, 2, 3))
+  got = -np.asarray(distributions.mse_log_likelihood(jnp.asarray(out), jnp.asarray(x)))
+  np.testing.assert_allclose(got, expected, rtol=1e-5)
+  np.testing.assert_allclose(distributions.mean_from_output("mse", jnp.asarray(out)),
+                             1 / (1 + np.exp(-out)), rtol=1e-5)
+
+
+def test_reconstruction_mse_of_ae_equals_its_mse_loss(tiny_ae):
+  model, params = tiny_ae
+  objective = train.Objective(model=model, likelihood="mse")
+  terms = train.eval_per_example(objective)(params, _batch(), jax.random.key(0))
+  np.testing.assert_allclose(terms["mse"], terms["recon"], rtol=1e-6)
+
+
+def test_per_class_means_average_back_to_the_overall_mean(tiny_ae):
+  model, params = tiny_ae
+  objective = train.Objective(model=model, likelihood="mse")
+  x = _batch(n=23)
+  labels = jnp.asarray(np.random.default_rng(0).integers(0, 4, size=23), jnp.int32)
+  fn = train.eval_per_example(objective)
+  means, per_class = train.evaluate_by_class(fn, params, x, labels, jax.random.key(0),
+                                             batch_size=5, num_classes=5)
+  counts = np.bincount(np.asarray(labels), minlength=5)
+  assert np.isnan(per_class["mse"][4]) and counts[4] == 0  # Absent class.
+  present = counts > 0
+  weighted = np.sum(np.asarray(per_class["mse"])[present] * counts[present]) / counts.sum()
+  np.testing.assert_allclose(weighted, means["mse"], rtol=1e-5)
+  direct = np.asarray(fn(params, x, jax.random.key(0))["mse"])
+  for c in range(4):
+    np.testing.assert_allclose(per_class["mse"][c], direct[np.asarray(labels) == c].mean(),
+                               rtol=1e-5)
+  overall = train.evaluate_dataset(fn, params, x, jax.random.key(0), batch_size=5)
+  np.testing.assert_allclose(overall["mse"], means["mse"], rtol=1e-6)
+
+
+def test_validation_split_is_fixed_across_run_seeds_and_disjoint(tiny):
+  config = tiny(**{"data.validation_size": 600, "data.train_subset": 0})
+  a = runner.load_data(config)
+  config.seed = 7  # Another run seed: the same split (data.validation_seed decides it).
+  b = runner.load_data(config)
+  np.testing.assert_array_equal(a["val"][0], b["val"][0])
+  np.testing.assert_array_equal(a["train"][1], b["train"][1])
+  full_x, _ = data.load_split("mnist", "train", config.data.data_dir)
+  (train_idx, _), (val_idx, _) = data.validation_split(np.arange(len(full_x)), np.arange(
+      len(full_x)), 600, config.data.validation_seed)
+  assert len(np.intersect1d(train_idx, val_idx)) == 0
+  assert len(train_idx) + len(val_idx) == len(full_x) == 60000
+  np.testing.assert_array_equal(a["val"][0], full_x[val_idx])
+  np.testing.assert_array_equal(a["train"][0], full_x[train_idx])
+  config.data.validation_seed = 1
+  assert not np.array_equal(runner.load_data(config)["val"][1], a["val"][1])
+
+
+def _rows(workdir):
+  rows = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
+  return [{k: v for k, v in r.items() if k not in ("epoch_seconds", "seeds_in_program")}
+          for r in rows]
+
+
+@pytest.mark.parametrize("kind", ["ae", "vae"])
+def test_vmapped_seeds_equal_separately_run_seeds(tiny, tmp_path, kind):
+  overrides = {"model.kind": kind, "model.likelihood": "mse", "eval.iw_samples": 0,
+               "train.epochs": 2, "data.validation_size": 100, "optim.name": "adamw",
+               "optim.weight_decay": 0.01}
+  config = tiny(**overrides)
+  together = runner.train_and_evaluate_seeds(config, [3, 5], [tmp_path / "v3", tmp_path / "v5"],
+                                             progress=False)
+  for seed, summary in zip((3, 5), together):
+    alone = runner.train_and_evaluate(tiny(**overrides, seed=seed), tmp_path / f"s{seed}",
+                                      progress=False)
+    assert json.loads((tmp_path / f"v{seed}" / "config.json").read_text())["seed"] == seed
+    assert summary["seed"] == seed and summary["seeds_in_program"] == 2
+    vm, sep = _rows(tmp_path / f"v{seed}"), _rows(tmp_path / f"s{seed}")
+    assert [r.keys() for r in vm] == [r.keys() for r in sep] and len(vm) == 2
+    for r_vm, r_sep in zip(vm, sep):
+      for key, value in r_sep.items():
+        np.testing.assert_allclose(r_vm[key], value, rtol=2e-5, err_msg=key)
+    np.testing.assert_allclose(summary["eval/per_class/mse"], alone["eval/per_class/mse"],
+                               rtol=2e-5)
+  assert _rows(tmp_path / "v3") != _rows(tmp_path / "v5")
+  assert ("kl" in "".join(_rows(tmp_path / "v3")[0])) == (kind == "vae")
+
+
+def test_vmapped_seeds_resume_and_bad_groups(tiny, tmp_path):
+  config = tiny(**{"eval.iw_samples": 0, "train.epochs": 2})
+  dirs = [tmp_path / "a", tmp_path / "b"]
+  runner.train_and_evaluate_seeds(config, [0, 1], dirs, progress=False)
+  cut = [tmp_path / "ca", tmp_path / "cb"]
+  runner.train_and_evaluate_seeds(tiny(**{"eval.iw_samples": 0}), [0, 1], cut, progress=False)
+  runner.train_and_evaluate_seeds(config, [0, 1], cut, resume=True, progress=False)
+  assert _rows(dirs[0]) == _rows(cut[0]) and _rows(dirs[1]) == _rows(cut[1])
+  with pytest.raises(runner.RunError, match="distinct workdir"):
+    runner.train_and_evaluate_seeds(config, [0, 0], [tmp_path / "x", tmp_path / "y"])
+  with pytest.raises(runner.RunError, match="growth"):
+    runner.train_and_evaluate_seeds(tiny(**{"growth.enabled": True}), [0, 1],
+                                    [tmp_path / "x", tmp_path / "y"])
+  assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize("overrides,fragment", [
+    ({"model.kind": "ae"}, "eval.iw_samples=8 needs a VAE"),
+    ({"model.likelihood": "mse"}, "set --config.eval.iw_samples=0"),
+    ({"model.kind": "gan"}, "unknown model.kind 'gan'"),
+    ({"model.kind": "ae", "eval.iw_samples": 0, "eval.elbo_samples": 5}, "eval.elbo_samples"),
+])
+def test_config_rejects_impossible_model_settings(tiny, overrides, fragment):
+  with pytest.raises(config_lib.ConfigError, match=fragment.replace(".", r"\.")):
+    config_lib.validate(tiny(**overrides))
+
+
+def test_cli_evaluates_an_ae_run_and_refuses_to_sample_it(tiny, tmp_path, capsys):
+  workdir = tmp_path / "ae"
+  runner.train_and_evaluate(tiny(**{"model.kind": "ae", "model.likelihood": "mse",
+                                    "eval.iw_samples": 0}), workdir, progress=False)
+  summary = json.loads((workdir / "summary.json").read_text())
+  assert "eval/nll_iw" not in summary and len(summary["eval/per_class/mse"]) == 10
+  assert {p.name for p in (workdir / "figures").iterdir()} == {
+      "loss_curves.png", "reconstructions.png", "latent_scatter.png"}
+  assert cli.main(["evaluate", "--workdir", str(workdir)]) == 0
+  result = json.loads(capsys.readouterr().out)
+  assert "eval/nll_iw" not in result
+  np.testing.assert_allclose(result["eval/mse"], summary["eval/mse"], rtol=1e-5)
+  assert cli.main(["sample", "--workdir", str(workdir), "--out", str(tmp_path / "s.png")]) == 2
+  assert "no prior to sample" in capsys.readouterr().err
