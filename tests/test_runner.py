@@ -64,3 +64,15 @@ def test_existing_checkpoint_needs_resume(tiny, tmp_path):
   runner.train_and_evaluate(tiny(**{"eval.iw_samples": 0}), tmp_path / "r", progress=False)
   with pytest.raises(runner.RunError, match="--resume"):
     runner.train_and_evaluate(tiny(**{"eval.iw_samples": 0}), tmp_path / "r", progress=False)
+
+
+def test_resume_a_run_written_before_new_config_fields(tiny, tmp_path):
+  config = tiny(**{"eval.iw_samples": 0, "train.epochs": 2})
+  runner.train_and_evaluate(tiny(**{"eval.iw_samples": 0}), tmp_path / "r", progress=False)
+  saved = json.loads((tmp_path / "r" / "config.json").read_text())
+  del saved["model"]["kind"], saved["data"]["validation_seed"]  # As written by an older version.
+  (tmp_path / "r" / "config.json").write_text(json.dumps(saved))
+  runner.train_and_evaluate(config, tmp_path / "r", resume=True, progress=False)
+  with pytest.raises(runner.RunError, match="differs in model.kind"):
+    runner.train_and_evaluate(tiny(**{"eval.iw_samples": 0, "model.kind": "ae",
+                                      "model.likelihood": "mse"}), tmp_path / "r", resume=True)

@@ -62,7 +62,9 @@ def _check_workdir(config, workdir: Path, resume: bool) -> int | None:
   saved = workdir / "config.json"
   latest = checkpointing.latest_epoch(workdir)
   if saved.exists() and latest is not None:
-    old = json.loads(saved.read_text())
+    # Fields added to the library after the run was written count as their defaults.
+    old = _merged(json.loads(config_lib.to_json(config_lib.base_config())),
+                  json.loads(saved.read_text()))
     new = json.loads(config_lib.to_json(config))
     changed = [k for k in _diff(old, new) if k not in RESUMABLE_CHANGES]
     if changed:
@@ -75,6 +77,14 @@ def _check_workdir(config, workdir: Path, resume: bool) -> int | None:
   if resume:
     raise RunError(f"--resume given but {workdir} has no checkpoint; drop --resume to start fresh")
   return None
+
+
+def _merged(base: dict, override: dict) -> dict:
+  """`override` with the fields only `base` has filled in (recursively)."""
+  out = dict(base)
+  for k, v in override.items():
+    out[k] = _merged(base[k], v) if isinstance(v, dict) and isinstance(base.get(k), dict) else v
+  return out
 
 
 def _diff(old: dict, new: dict, prefix: str = "") -> list[str]:
