@@ -76,9 +76,10 @@ def _claim_vae(st):
   elif k == n - 1:
     verdict = "**does not hold**: the VAE's error keeps falling by more than 5% up to the largest size"
   else:
-    verdict = (f"**holds from latent size {st.latents[k]} on** (no larger size improves it by "
-               f"more than {100 * FLAT:.0f}%; the largest is "
-               f"{100 * (mse[-1] - mse[k]) / mse[k]:+.1f}% from it), not below it")
+    change = 100 * (mse[-1] - mse[k]) / mse[k]
+    verdict = (f"**holds from latent size {st.latents[k]} on** (no larger size improves on it by "
+               f"more than {100 * FLAT:.0f}%; latent size {st.latents[-1]} is {abs(change):.1f}% "
+               f"{'worse' if change > 0 else 'better'}), not below it")
   return (f"- *VAE error is flat or slightly worse with latent size* — {verdict}. The VAE's test "
           f"MSE is lowest at latent size {st.latents[best]} ({mse[best]:.2f}); step changes "
           f"{steps}. VAE − AE test MSE per latent size: "
@@ -232,7 +233,10 @@ def write(args, summary, rows, run_dir):
       f"{args.epochs} epochs: {total / 60:.0f} minutes of training and evaluation (figures "
       f"excluded) on {s0['device']}; one epoch of all {len(st.seeds)} seeds takes "
       f"{min(epoch_s):.2f}–{max(epoch_s):.2f} s (median per program), "
-      f"{statistics.median(rate):,.0f} training images/s over all seeds (median over programs).",
+      f"{statistics.median(rate):,.0f} training images/s over all seeds (median over programs). "
+      "These times include whatever else ran on the machine meanwhile; "
+      "`python experiments/benchmarks/vmap_seeds.py` measures the vmapped program against one "
+      "seed at a time on a quiet machine.",
       "",
       "## Figures",
       "",
@@ -244,7 +248,8 @@ def write(args, summary, rows, run_dir):
       "",
       "![AE val](val_mse_ae.png) ![VAE val](val_mse_vae.png)",
       "",
-      f"Train and validation loss of the chosen VAE (latent {chosen['vae']}):",
+      f"Train and validation loss of the chosen VAE (latent {chosen['vae']}; train = mean over "
+      "the epoch's steps, validation = after the epoch):",
       "",
       f"![train/val](train_val_vae_z{chosen['vae']}.png)",
       "",
