@@ -86,6 +86,12 @@ def _softplus_jvp(primals, tangents):
   return softplus(x), jax.nn.sigmoid(x) * dx
 
 
+def squared_error(mean: jax.Array, x: jax.Array) -> jax.Array:
+  """sum_i (x_i - mean_i)^2 over the last three axes: [..., H, W, C] -> [...] per example."""
+  diff = (x - mean).reshape(*jnp.broadcast_shapes(x.shape, mean.shape)[:-3], -1)
+  return jnp.sum(jnp.square(diff), axis=-1)  # One flat axis: fast on XLA:CPU (see above).
+
+
 def mse_log_likelihood(output: jax.Array, x: jax.Array) -> jax.Array:
   """Minus the squared error summed over pixels, between x and sigmoid(output).
 
@@ -101,9 +107,7 @@ def mse_log_likelihood(output: jax.Array, x: jax.Array) -> jax.Array:
   Returns:
     [...] minus squared error per example (units: squared intensity summed over pixels).
   """
-  output = output.reshape(*output.shape[:-3], -1)
-  x = x.reshape(*x.shape[:-3], -1)
-  return -jnp.sum(jnp.square(x - jax.nn.sigmoid(output)), axis=-1)
+  return -squared_error(jax.nn.sigmoid(output), x)
 
 
 LIKELIHOODS = {"bernoulli": bernoulli_log_likelihood, "mse": mse_log_likelihood}

@@ -54,6 +54,7 @@ def write_figures(model, params, test_split, history, fig_dir: Path, key, likeli
   code), latent scatter of the test-set posterior means / codes coloured by class; for a VAE also
   prior samples and, for Z = 2, the decoded manifold (an autoencoder has no prior)."""
   images, labels = test_split
+  is_vae = isinstance(model, models.VAE)
   x = data.preprocess(jnp.asarray(images), "grayscale")
   encode = jax.jit(lambda x: models.latent_mean(model, params, x))
   decode = jax.jit(lambda z: distributions.mean_from_output(
@@ -63,11 +64,10 @@ def write_figures(model, params, test_split, history, fig_dir: Path, key, likeli
     plots.loss_curves(history, fig_dir / "loss_curves.png")
   else:
     plots.loss_curves(history, fig_dir / "loss_curves.png",
-                      loss_name="loss" if isinstance(model, models.VAE) else "reconstruction loss",
+                      loss_name="loss" if is_vae else "reconstruction loss",
                       units=f"{likelihood}, per image")
   plots.image_rows([np.asarray(x[:num_recon]), np.asarray(decode(means[:num_recon]))],
                    fig_dir / "reconstructions.png", row_labels=["original", "reconstruction"])
-  is_vae = isinstance(model, models.VAE)
   plots.latent_scatter(means, labels, fig_dir / "latent_scatter.png",
                        title="test-set posterior means" if is_vae else "test-set codes")
   if not is_vae:

@@ -46,8 +46,7 @@ def reconstruction_mse(model, params, x_BxHxWxC, *, likelihood: str = "bernoulli
   posterior mean (VAE) or the code (Autoencoder): no sampling. [B] per example."""
   z_BxZ = models.latent_mean(model, params, x_BxHxWxC)
   out = model.apply({"params": params}, z_BxZ, method=model.decode)
-  mean = dist.mean_from_output(likelihood, out)
-  return jnp.sum(jnp.square(x_BxHxWxC - mean).reshape(x_BxHxWxC.shape[0], -1), axis=-1)
+  return dist.squared_error(dist.mean_from_output(likelihood, out), x_BxHxWxC)
 
 
 def _decode_many(model, params, z_NxBxZ):

@@ -236,8 +236,9 @@ def _run(configs, workdirs, splits, start_epoch, progress, seeds_axis) -> list[d
   image_shape = splits["train"][0].shape[1:]
   device = {name: jax.device_put(x) for name, (x, _) in splits.items()}
   test_labels = splits["test"][1]
+  num_classes = _num_classes(test_labels)
   schedule = widths_by_epoch(config)
-  build = _Programs(config, image_shape, tx, max(_num_classes(test_labels), 1), seeds_axis)
+  build = _Programs(config, image_shape, tx, max(num_classes, 1), seeds_axis)
 
   widths = schedule[1]
   history: list[list[dict]] = [[] for _ in workdirs]
@@ -285,11 +286,11 @@ def _run(configs, workdirs, splits, start_epoch, progress, seeds_axis) -> list[d
       prefix = "eval" if split == "test" else "val"
       values = jax.device_get(programs["eval"](state.params, device[split], keys.eval))
       row |= {f"{prefix}/{k}": v for k, v in values.items()}
+    param_count = models.param_count(state.params) // len(workdirs)  # Per run (shapes only).
     for i, w in enumerate(workdirs):
       row_i = {"epoch": epoch}
       row_i |= {k: float(_seed_slice(v, i, seeds_axis)) for k, v in row.items()}
-      row_i |= {"encoder_widths": list(widths),
-                "param_count": models.param_count(_seed_slice(state.params, i, seeds_axis)),
+      row_i |= {"encoder_widths": list(widths), "param_count": param_count,
                 "epoch_seconds": epoch_seconds, "seeds_in_program": len(workdirs)}
       history[i].append(row_i)
       with (w / "metrics.jsonl").open("a") as f:
@@ -305,15 +306,15 @@ def _run(configs, workdirs, splits, start_epoch, progress, seeds_axis) -> list[d
     mngr.close()
   objective, programs = build(widths)
   per_class = {}
-  if _num_classes(test_labels):
+  if num_classes:
     per_class = jax.device_get(programs["eval_by_class"](
         state.params, device["test"], jnp.asarray(test_labels), keys.eval)[1])
   num_batches = len(splits["train"][0]) // config.train.batch_size
+  compile_seconds, compiles = build.totals()
   summaries = []
   for i, (c, w) in enumerate(zip(configs, workdirs)):
     params, keys_i = _seed_slice(state.params, i, seeds_axis), _seed_slice(keys, i, seeds_axis)
     final = evaluate.final_metrics(c, objective, params, device["test"], keys_i)
-    compile_seconds, compiles = build.totals()
     median_epoch = statistics.median(r["epoch_seconds"] for r in history[i])
     summary = {
         "epoch": config.train.epochs,

@@ -73,11 +73,16 @@ class Objective:
     """True for a VAE (KL term, IW-NLL); False for a deterministic Autoencoder."""
     return isinstance(self.model, models.VAE)
 
+  def inputs(self, x_uint8, key) -> tuple[jax.Array, jax.Array]:
+    """(x, key for z): a uint8 batch [B, H, W, C] preprocessed into floats [B, H, W, C] in [0, 1]
+    (binarization drawn from one half of `key`) and the other half of `key` for the latents."""
+    k_data, k_z = jax.random.split(key)
+    return data.preprocess(x_uint8, self.preprocess, k_data), k_z
+
   def terms(self, params, x_uint8, key) -> dict[str, jax.Array]:
     """Per-example 'loss', 'recon', 'kl' [B] (nats per image for a normalized likelihood) for a
     uint8 batch [B, H, W, C]; an Autoencoder has no 'kl'."""
-    k_data, k_z = jax.random.split(key)
-    x = data.preprocess(x_uint8, self.preprocess, k_data)
+    x, k_z = self.inputs(x_uint8, key)
     if not self.has_posterior:
       return objectives.autoencoder_loss(self.model, params, x, likelihood=self.likelihood)
     return objectives.neg_elbo(self.model, params, x, k_z, beta=self.beta,
@@ -187,8 +192,7 @@ def evaluate_dataset(per_example_fn: Callable, params, images_uint8, key, *, bat
 def iw_per_example(objective: Objective, num_samples: int, chunk_size: int):
   """per_example_fn giving 'nll_iw' = -IWAE bound with K = num_samples (nats per image)."""
   def fn(params, x_uint8, key):
-    k_data, k_z = jax.random.split(key)
-    x = data.preprocess(x_uint8, objective.preprocess, k_data)
+    x, k_z = objective.inputs(x_uint8, key)
     bound = objectives.iwae_bound(objective.model, params, x, k_z, num_samples,
                                   chunk_size=chunk_size, likelihood=objective.likelihood)
     return {"nll_iw": -bound}
@@ -227,12 +231,11 @@ def eval_per_example(objective: Objective, elbo_samples: int = 0):
   elbo_samples = L > 0, 'elbo_l{L}' (the L-sample ELBO; VAE only)."""
   def fn(params, x_uint8, key):
     terms = objective.terms(params, x_uint8, key)
-    x = data.preprocess(x_uint8, objective.preprocess, jax.random.split(key)[0])  # As in terms.
+    x, _ = objective.inputs(x_uint8, key)  # The images `terms` saw.
     terms["mse"] = objectives.reconstruction_mse(objective.model, params, x,
                                                  likelihood=objective.likelihood)
     if elbo_samples:
-      k_data, k_z = jax.random.split(jax.random.fold_in(key, 1))
-      x = data.preprocess(x_uint8, objective.preprocess, k_data)
+      x, k_z = objective.inputs(x_uint8, jax.random.fold_in(key, 1))
       terms[f"elbo_l{elbo_samples}"] = objectives.elbo_multi_sample(
           objective.model, params, x, k_z, elbo_samples, likelihood=objective.likelihood)
     return terms

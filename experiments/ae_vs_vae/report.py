@@ -108,15 +108,24 @@ def _claim_digits(st):
   return lines
 
 
-def _images(st, kind, latent, x, likelihood="mse"):
-  """Mean reconstructions [N, H, W, C] of seed 0's run."""
-  import jax  # pylint: disable=import-outside-toplevel
-  from vae_jax import distributions, evaluate, models  # pylint: disable=import-outside-toplevel
-  _, objective, params, _, _ = evaluate.restore_run(st.run_dir(kind, latent, st.seeds[0]))
-  model = objective.model
-  z = models.latent_mean(model, params, x)
-  return np.asarray(jax.nn.sigmoid(model.apply({"params": params}, z, method=model.decode))), (
-      model, params)
+class _Run:
+  """Seed 0's trained model of one (kind, latent size), restored from its checkpoint."""
+
+  def __init__(self, workdir):
+    from vae_jax import evaluate  # pylint: disable=import-outside-toplevel
+    self.config, objective, self.params, _, _ = evaluate.restore_run(workdir)
+    self.model = objective.model
+
+  def decode(self, z):
+    """Latents [N, Z] -> mean images [N, H, W, C] in [0, 1]."""
+    from vae_jax import distributions  # pylint: disable=import-outside-toplevel
+    out = self.model.apply({"params": self.params}, z, method=self.model.decode)
+    return np.asarray(distributions.mean_from_output(self.config.model.likelihood, out))
+
+  def reconstruct(self, x):
+    """Images [N, H, W, C] in [0, 1] -> reconstructions from the posterior mean / code."""
+    from vae_jax import models  # pylint: disable=import-outside-toplevel
+    return self.decode(models.latent_mean(self.model, self.params, x))
 
 
 def _figures(st, out: Path, chosen):
@@ -138,32 +147,27 @@ def _figures(st, out: Path, chosen):
                       out / f"train_val_vae_z{z}.png", ylabel="MSE + KL per image",
                       title=f"VAE, latent {z} (chosen): train and validation loss "
                             f"(mean ± sd over {len(st.seeds)} seeds)")
-  import json  # pylint: disable=import-outside-toplevel
-  cfg = json.loads((st.run_dir("vae", z, st.seeds[0]) / "config.json").read_text())
-  images, labels = data.load_split("mnist", "test", cfg["data"]["data_dir"] or None)
+  runs = {(k, latent): _Run(st.run_dir(k, latent, st.seeds[0])) for k in KINDS
+          for latent in st.latents}
+  cfg = runs["vae", z].config.data
+  images, labels = data.load_split(cfg.name, "test", cfg.data_dir or None)
   idx = [int(np.flatnonzero(labels == c)[k]) for k in range(2) for c in range(10)]
   x = data.preprocess(jnp.asarray(images[idx]), "grayscale")
   originals = np.asarray(x)
-  rows = [originals, _images(st, "ae", chosen["ae"], x)[0], _images(st, "vae", z, x)[0]]
+  rows = [originals, runs["ae", chosen["ae"]].reconstruct(x), runs["vae", z].reconstruct(x)]
   plots.image_rows(rows, out / "comparison.png",
                    row_labels=["original", f"AE z={chosen['ae']}", f"VAE z={z}"],
                    title="test digits and their reconstructions (latent sizes chosen on validation)")
   rows, names = [originals[:10]], ["original"]
-  for kind, name in KINDS.items():
-    for latent in st.latents:
-      rows.append(_images(st, kind, latent, x[:10])[0])
-      names.append(f"{name} z={latent}")
+  for (kind, latent), run in runs.items():
+    rows.append(run.reconstruct(x[:10]))
+    names.append(f"{KINDS[kind]} z={latent}")
   plots.image_rows(rows, out / "reconstruction_grid.png", row_labels=names,
                    title="reconstructions by model and latent size (seed 0)")
   if 2 in st.latents:
-    _, (model, params) = _images(st, "vae", 2, x[:1])
     z_grid, values = plots.manifold_latents()
-    decoded = jnp.asarray(z_grid)
-    import jax  # pylint: disable=import-outside-toplevel
-    decoded = np.asarray(jax.nn.sigmoid(model.apply({"params": params}, decoded,
-                                                    method=model.decode)))
-    plots.manifold_grid(decoded, values, out / "manifold_vae_z2.png",
-                        title="VAE z=2: decoded latent grid (seed 0)")
+    plots.manifold_grid(runs["vae", 2].decode(jnp.asarray(z_grid)), values,
+                        out / "manifold_vae_z2.png", title="VAE z=2: decoded latent grid (seed 0)")
 
 
 def write(args, summary, rows, run_dir):
