@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import shutil
+import time
+from pathlib import Path
+from unittest import mock
 
 import jax
 import jax.numpy as jnp
@@ -133,11 +137,77 @@ def test_import_is_idempotent(mnist_data_dir, tmp_path):
   assert data.import_idx("mnist", str(tmp_path), mnist_data_dir).endswith("3.0.1")
 
 
+@pytest.mark.parametrize("name, fix", [
+    ("mnist", "run: vae-jax data import mnist --from DIR --data-dir "),
+    ("mnist_32", "run: vae-jax data import mnist --from DIR --data-dir "),
+    ("fashion_mnist_32", "run: vae-jax data import fashion_mnist --from DIR --data-dir "),
+    ("cifar10", "prepare it with TFDS where there is network and copy cifar10/ into "),
+])
+def test_load_unprepared_without_network_raises(tmp_path, monkeypatch, name, fix):
+  monkeypatch.setattr(data, "network_available", lambda: False)
+  with pytest.raises(data.DataError, match="no network to download it") as e:
+    data.load_split(name, "train", str(tmp_path))
+  assert fix + str(tmp_path) in str(e.value) and "\n" not in str(e.value)
+  assert list(tmp_path.iterdir()) == []  # Nothing downloaded or created.
+
+
+def test_network_probe_is_quick():
+  start = time.monotonic()
+  assert isinstance(data.network_available(), bool)  # The real probe, once.
+  assert time.monotonic() - start < 5
+  start = time.monotonic()  # A TEST-NET-1 address: refused or silent, never a connection.
+  assert data.network_available(("192.0.2.1", 443), timeout=0.5) is False
+  assert time.monotonic() - start < 2
+
+
 def test_load_unprepared_raises(tmp_path):
+  if data.network_available():
+    pytest.skip("network here: load_split would download mnist")
+  start = time.monotonic()  # The real situation here: no network, the real probe.
   with pytest.raises(data.DataError, match="vae-jax data import mnist") as e:
     data.load_split("mnist", "train", str(tmp_path))
+  assert time.monotonic() - start < 30
   assert str(tmp_path) in str(e.value) and "\n" not in str(e.value)
   assert list(tmp_path.iterdir()) == []  # Nothing downloaded or created.
+
+
+def test_load_unprepared_with_network_downloads(tmp_path, monkeypatch, mnist_data_dir):
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+
+  def fake_download_and_prepare(builder, *args, **kwargs):  # "Downloads" the prepared copy.
+    del args, kwargs
+    shutil.copytree(Path(mnist_data_dir) / builder.name, tmp_path / builder.name)
+
+  monkeypatch.setattr(data, "network_available", lambda: True)
+  with mock.patch.object(tfds.core.DatasetBuilder, "download_and_prepare", autospec=True,
+                         side_effect=fake_download_and_prepare) as download:
+    x, y = data.load_split("mnist_32", "test[:100]", str(tmp_path))
+  download.assert_called_once()
+  assert download.call_args.args[0].name == "mnist"
+  assert x.shape == (100, 32, 32, 1) and x.dtype == np.uint8 and y.dtype == np.int32
+
+
+@pytest.mark.parametrize("effect, message", [
+    (RuntimeError("boom\nsecond line"), r"failed to download and prepare it \(boom second line\)"),
+    (None, "download_and_prepare left it unprepared"),
+])
+def test_load_download_failure_raises(tmp_path, monkeypatch, effect, message):
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+
+  monkeypatch.setattr(data, "network_available", lambda: True)
+  with mock.patch.object(tfds.core.DatasetBuilder, "download_and_prepare", autospec=True,
+                         side_effect=effect):
+    with pytest.raises(data.DataError, match=message) as e:
+      data.load_split("cifar10", "train", str(tmp_path))
+  assert "copy cifar10/ into" in str(e.value) and "\n" not in str(e.value)
+
+
+def test_import_variant_names_its_source(tmp_path):
+  with pytest.raises(data.DataError, match="reads the TFDS dataset 'mnist'; run: vae-jax data "
+                     "import mnist --from DIR"):
+    data.import_idx("mnist_32", str(tmp_path), str(tmp_path))
+  with pytest.raises(data.DataError, match="cannot be imported from IDX files"):
+    data.import_idx("cifar10", str(tmp_path), str(tmp_path))
 
 
 def test_load_unknown_dataset_raises(tmp_path):

@@ -1,4 +1,9 @@
-"""Datasets: offline import of IDX files into TFDS, split loading, preprocessing.
+"""Datasets: named variants, offline IDX import into TFDS, split loading, preprocessing.
+
+A variant (a key of `DATASETS`, used in configs as ``data.name``) reads one
+TFDS dataset and reshapes it: zero-pad, center-crop, area-resize, seeded subset.
+Loading works offline from a prepared TFDS data dir, downloads with TFDS where
+there is network, and works under ``tfds.testing.mock_data``.
 
 TensorFlow / TFDS are imported lazily (so ``import vae_jax.data`` stays cheap)
 and are hidden from every GPU: JAX owns the accelerator.
@@ -11,7 +16,9 @@ import functools
 import gzip
 import hashlib
 import os
+import socket
 import tempfile
+import threading
 import zlib
 from pathlib import Path
 from unittest import mock
@@ -25,19 +32,89 @@ class DataError(Exception):
   """Bad data input the user can fix; ``str(e)`` is one line naming the problem and the fix."""
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class DatasetSpec:
-  """How to read a TFDS dataset: feature keys and the image shape (H, W, C)."""
+  """A named dataset variant: which TFDS dataset it reads and how it reshapes the images.
 
+  Geometry is applied in this order: ``pad_to``, ``crop``, ``resize_to``; then
+  ``subset_fraction`` keeps a seeded subset of every split.
+
+  Attributes:
+    tfds_name: TFDS builder name, e.g. "mnist" (several variants may share one).
+    image_key: feature key of the uint8 image.
+    label_key: feature key of the class label, or None (labels are then all -1).
+    source_shape: (H, W, C) of the images as stored in TFDS.
+    num_classes: number of classes of ``label_key``; 0 without labels.
+    idx_import: its TFDS dataset can be prepared offline with `import_idx`.
+    pad_to: zero-pad H and W symmetrically (the odd pixel at the bottom / right)
+      to this size, or None.
+    crop: center-crop to ``crop x crop`` (after padding), or None.
+    resize_to: resize to ``resize_to x resize_to`` (after cropping) with
+      ``tf.image.resize(method="area")``, then round to uint8, or None. Area
+      averages the source pixels each output pixel covers (an anti-aliased box
+      filter), so only downscaling is allowed.
+    subset_fraction: in (0, 1]; of the N examples of each (sliced) split, keep
+      the first ``k = round(fraction * N)`` (at least 1) indices of
+      ``np.random.default_rng(subset_seed).permutation(N)``, in TFDS order.
+      1.0 keeps everything.
+    subset_seed: seed of that subset.
+
+  Raises:
+    ValueError: (on construction) inconsistent geometry or fraction.
+  """
+
+  tfds_name: str
   image_key: str
   label_key: str | None
-  image_shape: tuple[int, int, int]
-  idx_import: bool = False  # Can be prepared offline with `import_idx`.
+  source_shape: tuple[int, int, int]
+  num_classes: int
+  idx_import: bool = False
+  pad_to: int | None = None
+  crop: int | None = None
+  resize_to: int | None = None
+  subset_fraction: float = 1.0
+  subset_seed: int = 0
+
+  def __post_init__(self):
+    h, w, _ = self.source_shape
+    if self.pad_to is not None and self.pad_to < max(h, w):
+      raise ValueError(f"pad_to={self.pad_to} is below the {h}x{w} source images")
+    h, w = (self.pad_to, self.pad_to) if self.pad_to else (h, w)
+    if self.crop is not None and not 0 < self.crop <= min(h, w):
+      raise ValueError(f"crop={self.crop} must be in (0, {min(h, w)}] for {h}x{w} images")
+    h, w = (self.crop, self.crop) if self.crop else (h, w)
+    if self.resize_to is not None and not 0 < self.resize_to <= min(h, w):
+      raise ValueError(f"resize_to={self.resize_to} must be in (0, {min(h, w)}] for {h}x{w} "
+                       "images (area resizing only downscales)")
+    if not 0 < self.subset_fraction <= 1:
+      raise ValueError(f"subset_fraction must be in (0, 1], got {self.subset_fraction}")
+    if (self.label_key is None) != (self.num_classes == 0):
+      raise ValueError(f"label_key={self.label_key!r} and num_classes={self.num_classes} disagree")
+
+  @property
+  def image_shape(self) -> tuple[int, int, int]:
+    """(H, W, C) of the images after the geometry, i.e. as `load_split` returns them."""
+    h, w, c = self.source_shape
+    size = self.resize_to or self.crop or self.pad_to
+    return (size, size, c) if size else (h, w, c)
 
 
 DATASETS: dict[str, DatasetSpec] = {
-    "mnist": DatasetSpec("image", "label", (28, 28, 1), idx_import=True),
-    "fashion_mnist": DatasetSpec("image", "label", (28, 28, 1), idx_import=True),
+    "mnist": DatasetSpec(tfds_name="mnist", image_key="image", label_key="label",
+                         source_shape=(28, 28, 1), num_classes=10, idx_import=True),
+    "fashion_mnist": DatasetSpec(tfds_name="fashion_mnist", image_key="image", label_key="label",
+                                 source_shape=(28, 28, 1), num_classes=10, idx_import=True),
+    "mnist_32": DatasetSpec(tfds_name="mnist", image_key="image", label_key="label",
+                            source_shape=(28, 28, 1), num_classes=10, pad_to=32),
+    "fashion_mnist_32": DatasetSpec(tfds_name="fashion_mnist", image_key="image",
+                                    label_key="label", source_shape=(28, 28, 1), num_classes=10,
+                                    pad_to=32),
+    "cifar10": DatasetSpec(tfds_name="cifar10", image_key="image", label_key="label",
+                           source_shape=(32, 32, 3), num_classes=10),
+    # Splits train / validation / test; no class label (40 binary attributes are ignored).
+    "celeb_a": DatasetSpec(tfds_name="celeb_a", image_key="image", label_key=None,
+                           source_shape=(218, 178, 3), num_classes=0, crop=140, resize_to=32,
+                           subset_fraction=0.3, subset_seed=0),
 }
 
 # role -> (IDX file name, magic number, number of examples).
@@ -71,6 +148,30 @@ def _spec(name: str) -> DatasetSpec:
   if name not in DATASETS:
     raise DataError(f"unknown dataset {name!r}; choose one of: {', '.join(DATASETS)}")
   return DATASETS[name]
+
+
+def image_shape(name: str) -> tuple[int, int, int]:
+  """(H, W, C) of the images `load_split` returns for variant ``name``; loads no data.
+
+  Raises:
+    DataError: unknown ``name``.
+  """
+  return _spec(name).image_shape
+
+
+def num_classes(name: str) -> int:
+  """Number of classes of variant ``name``'s labels; 0 when it has none (labels all -1).
+
+  Raises:
+    DataError: unknown ``name``.
+  """
+  return _spec(name).num_classes
+
+
+def _idx_importer(spec: DatasetSpec) -> str | None:
+  """The `import_idx`-able variant reading the same TFDS dataset as ``spec``, if any."""
+  return next((k for k, v in DATASETS.items() if v.idx_import and v.tfds_name == spec.tfds_name),
+              None)
 
 
 def default_data_dir(data_dir: str | None = None) -> str:
@@ -172,7 +273,8 @@ def import_idx(name: str, src_dir: str, data_dir: str | None = None) -> str:
   afterwards ``tfds.load(name, data_dir=...)`` works without network.
 
   Args:
-    name: "mnist" or "fashion_mnist".
+    name: "mnist" or "fashion_mnist" (variants such as "mnist_32" read the
+      dataset these prepare).
     src_dir: folder with train-images-idx3-ubyte(.gz), train-labels-idx1-ubyte(.gz),
       t10k-images-idx3-ubyte(.gz) and t10k-labels-idx1-ubyte(.gz).
     data_dir: TFDS data dir; see `default_data_dir`.
@@ -184,11 +286,15 @@ def import_idx(name: str, src_dir: str, data_dir: str | None = None) -> str:
   Raises:
     DataError: unknown or non-importable ``name``, or missing / invalid IDX files.
   """
-  if not _spec(name).idx_import:
+  spec = _spec(name)
+  if not spec.idx_import:
+    if importer := _idx_importer(spec):
+      raise DataError(f"dataset {name!r} reads the TFDS dataset {spec.tfds_name!r}; run: "
+                      f"vae-jax data import {importer} --from DIR")
     importable = ", ".join(k for k, v in DATASETS.items() if v.idx_import)
     raise DataError(f"dataset {name!r} cannot be imported from IDX files; importable: {importable}")
   tfds = _tfds()
-  builder = tfds.builder(name, data_dir=default_data_dir(data_dir))
+  builder = tfds.builder(spec.tfds_name, data_dir=default_data_dir(data_dir))
   if builder.is_prepared():
     return os.fspath(builder.data_dir)
   src = Path(src_dir).expanduser()
@@ -208,44 +314,177 @@ def import_idx(name: str, src_dir: str, data_dir: str | None = None) -> str:
   return os.fspath(builder.data_dir)
 
 
+_PROBE_ADDRESS = ("storage.googleapis.com", 443)  # TFDS's GCS mirror; also hosts MNIST.
+
+
+def network_available(address: tuple[str, int] = _PROBE_ADDRESS, timeout: float = 3.0) -> bool:
+  """Whether a TCP connection to ``address`` opens within ``timeout`` seconds (DNS included).
+
+  One try, no retries; `load_split` calls it (as a module attribute, so tests can
+  patch it) before letting TFDS download. A proxy-only network reads as no network.
+  """
+  opened = []
+
+  def probe():
+    try:
+      socket.create_connection(address, timeout=timeout).close()
+      opened.append(True)
+    except OSError:
+      pass
+
+  thread = threading.Thread(target=probe, daemon=True)  # Bounds a slow DNS lookup too.
+  thread.start()
+  thread.join(timeout)
+  return bool(opened)
+
+
+def _tfds_mocked(tfds) -> bool:
+  """True inside ``tfds.testing.mock_data``, which swaps ``DatasetBuilder.as_dataset`` for a
+  function of ``tensorflow_datasets.testing.mocking`` (and points builders at a fake data dir)."""
+  as_dataset = tfds.core.DatasetBuilder.as_dataset
+  return getattr(as_dataset, "__module__", "").startswith("tensorflow_datasets.testing")
+
+
+def _one_line(e: BaseException, limit: int = 300) -> str:
+  text = " ".join(str(e).split()) or type(e).__name__
+  return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _prepared_builder(tfds, name: str, spec: DatasetSpec, data_dir: str):
+  """The builder of ``spec.tfds_name``, downloading and preparing it with TFDS if needed."""
+  builder = tfds.builder(spec.tfds_name, data_dir=data_dir)
+  if _tfds_mocked(tfds) or builder.is_prepared():
+    return builder
+  if importer := _idx_importer(spec):
+    fix = f"run: vae-jax data import {importer} --from DIR --data-dir {data_dir}"
+  else:
+    fix = (f"prepare it with TFDS where there is network and copy {spec.tfds_name}/ into "
+           f"{data_dir}")
+  reads = "" if name == spec.tfds_name else f" reads the TFDS dataset {spec.tfds_name!r}, which"
+  missing = f"dataset {name!r}{reads} is not in the TFDS data dir {data_dir}"
+  if not network_available():
+    raise DataError(f"{missing}, and there is no network to download it; {fix}")
+  try:
+    builder.download_and_prepare()
+  except Exception as e:  # pylint: disable=broad-except  # Any TFDS failure -> one line.
+    raise DataError(f"{missing}, and TFDS failed to download and prepare it "
+                    f"({_one_line(e)}); {fix}") from e
+  builder = tfds.builder(spec.tfds_name, data_dir=data_dir)  # Re-reads the written info.
+  if not builder.is_prepared():
+    raise DataError(f"{missing}, and TFDS's download_and_prepare left it unprepared; {fix}")
+  return builder
+
+
+def _subset_indices(n: int, fraction: float, seed: int) -> np.ndarray:
+  """Sorted indices of a seeded ``round(fraction * n)`` (>= 1 if n > 0) subset of ``range(n)``."""
+  k = min(n, max(1, round(fraction * n)))
+  return np.sort(np.random.default_rng(seed).permutation(n)[:k])
+
+
+def _apply_geometry(spec: DatasetSpec, images: np.ndarray) -> np.ndarray:
+  """uint8 ``[B, *spec.source_shape]`` -> uint8 ``[B, *spec.image_shape]``: pad, crop, resize."""
+  if spec.pad_to:
+    (h, w), p = images.shape[1:3], spec.pad_to
+    pads = ((0, 0), ((p - h) // 2, p - h - (p - h) // 2), ((p - w) // 2, p - w - (p - w) // 2),
+            (0, 0))
+    images = np.pad(images, pads)
+  if spec.crop:
+    (h, w), c = images.shape[1:3], spec.crop
+    top, left = (h - c) // 2, (w - c) // 2
+    images = images[:, top:top + c, left:left + c]
+  if spec.resize_to:
+    _tfds()  # TF without GPUs.
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+
+    size = (spec.resize_to, spec.resize_to)
+    resized = tf.image.resize(images, size, method="area").numpy()
+    images = np.clip(np.rint(resized), 0, 255).astype(np.uint8)
+  return np.ascontiguousarray(images)
+
+
 def load_split(name: str, split: str,
                data_dir: str | None = None) -> tuple[np.ndarray, np.ndarray]:
-  """Loads a whole TFDS split into memory; never downloads.
+  """Loads a whole split of variant ``name`` into memory, reshaped and subset as its spec says.
+
+  Reads the prepared TFDS dataset ``DATASETS[name].tfds_name`` from ``data_dir``.
+  If it is not prepared there: with network (`network_available`), TFDS
+  downloads and prepares it (``builder.download_and_prepare()``); without, a
+  `DataError` names the fix at once. Inside ``tfds.testing.mock_data`` it loads
+  TFDS's random mock examples (no prepared check, no download). Examples stream
+  in batches: the subset is picked before decoding, pad / crop run in numpy and
+  the resize in TF, so a large source (celeb_a) is never whole in memory.
 
   Args:
     name: a key of `DATASETS`.
-    split: "train", "test" or TFDS slicing such as "train[:1000]".
+    split: "train", "test" (celeb_a also "validation") or TFDS slicing such as
+      "train[:1000]"; the subset is drawn from the sliced split.
     data_dir: TFDS data dir; see `default_data_dir`.
 
   Returns:
-    ``(images, labels)``: uint8 ``[N, H, W, C]`` and int32 ``[N]`` (all -1 if
-    the dataset has no label key).
+    ``(images, labels)``: uint8 ``[N, *image_shape(name)]`` and int32 ``[N]``
+    (all -1 if the variant has no labels), in TFDS's order.
 
   Raises:
-    DataError: unknown dataset, dataset not prepared in the data dir, or bad split.
+    DataError: unknown dataset, dataset not prepared and no network (or the
+      download failed), bad split, or TFDS features that do not match the spec.
   """
   spec = _spec(name)
   tfds = _tfds()
   data_dir = default_data_dir(data_dir)
-  builder = tfds.builder(name, data_dir=data_dir)
-  if not builder.is_prepared():
-    if spec.idx_import:
-      fix = f"run: vae-jax data import {name} --from DIR --data-dir {data_dir}"
-    else:
-      fix = f"prepare it with TFDS where there is network and copy {name}/ into {data_dir}"
-    raise DataError(f"dataset {name!r} is not in the TFDS data dir {data_dir} "
-                    f"(TFDS cannot download here); {fix}")
+  builder = _prepared_builder(tfds, name, spec, data_dir)
+  features = builder.info.features
+  image_feature = features[spec.image_key]
+  if tuple(image_feature.shape) != spec.source_shape or (
+      spec.label_key and features[spec.label_key].num_classes != spec.num_classes):
+    raise DataError(f"TFDS {spec.tfds_name} in {data_dir} has {spec.image_key} "
+                    f"{tuple(image_feature.shape)}, but variant {name!r} expects "
+                    f"{spec.source_shape} and {spec.num_classes} classes; use the standard "
+                    f"TFDS {spec.tfds_name}")
+  batch_size = max(1, (64 << 20) // int(np.prod(spec.source_shape)))  # ~64 MiB of source pixels.
+  subset = spec.subset_fraction < 1
   try:
-    batch = tfds.as_numpy(builder.as_dataset(split=split, batch_size=-1))
+    if subset:  # Images stay encoded until the subset is picked.
+      ds = builder.as_dataset(split=split, decoders={spec.image_key: tfds.decode.SkipDecoding()})
+    else:  # Decoded and batched by TFDS: no per-example tf.data op of ours (each costs CPU).
+      ds = builder.as_dataset(split=split, batch_size=batch_size)
   except (ValueError, KeyError) as e:
-    reason = " ".join(str(e).split())
     splits = ", ".join(builder.info.splits)
-    raise DataError(f"bad split {split!r} for {name} ({reason}); use one of {splits}, "
+    raise DataError(f"bad split {split!r} for {name} ({_one_line(e)}); use one of {splits}, "
                     "optionally sliced like 'train[:1000]'") from None
-  images = np.asarray(batch[spec.image_key], np.uint8)
-  if spec.label_key is None:
-    return images, np.full(len(images), -1, np.int32)
-  return images, np.asarray(batch[spec.label_key], np.int32)
+  if subset:
+    ds = _decoded_subset(ds, spec, image_feature, batch_size)
+  images, labels = [], []
+  for batch in tfds.as_numpy(ds):
+    images.append(_apply_geometry(spec, np.asarray(batch[spec.image_key], np.uint8)))
+    labels.append(np.asarray(batch[spec.label_key], np.int32) if spec.label_key
+                  else np.full(len(images[-1]), -1, np.int32))
+  if not images:
+    return np.zeros((0, *spec.image_shape), np.uint8), np.zeros((0,), np.int32)
+  if len(images) == 1:
+    return images[0], labels[0]
+  return np.concatenate(images), np.concatenate(labels)
+
+
+def _decoded_subset(ds, spec: DatasetSpec, image_feature, batch_size: int):
+  """Batches of ``{image_key: uint8, label_key: int}`` of `_subset_indices` of the examples of
+  ``ds``, whose images are still encoded; only those are decoded."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top  # Already imported by _tfds.
+
+  keys = [k for k in (spec.image_key, spec.label_key) if k]
+  ds = ds.map(lambda ex: {k: ex[k] for k in keys})
+  n = int(ds.cardinality())
+  if n < 0:  # Unknown cardinality (TFDS normally knows it): count in one pass.
+    n = int(ds.reduce(np.int64(0), lambda count, _: count + 1))
+  mask = np.zeros(n, bool)
+  mask[_subset_indices(n, spec.subset_fraction, spec.subset_seed)] = True
+  mask = tf.constant(mask)
+
+  def decode(_, ex):
+    return ex | {spec.image_key: image_feature.decode_example(ex[spec.image_key])}
+
+  ds = ds.enumerate().filter(lambda i, _: tf.gather(mask, i))
+  ds = ds.map(decode, num_parallel_calls=tf.data.AUTOTUNE)
+  return ds.batch(batch_size).prefetch(1)
 
 
 def validation_split(images, labels, size: int, seed: int) -> tuple[tuple, tuple]:
