@@ -1,5 +1,6 @@
 """The study runners end to end on seconds-long settings: they train, write README and figures."""
 
+import json
 import os
 import subprocess
 import sys
@@ -21,6 +22,8 @@ def test_ae_vs_vae_runner_writes_readme_and_figures(mnist_data_dir, tmp_path):
   assert "| 2 |" in readme and "| 3 |" in readme and "Model selection" in readme
   assert "AE error falls with latent size" in readme and "Digits 1/7 easiest" in readme
   assert "--latents 2 3 --epochs 2" in readme
+  device = json.loads((tmp_path / "runs" / "vae_z2" / "seed0" / "summary.json").read_text())["device"]
+  assert f"` on {device}." in readme and "shared/" not in readme  # From the data, in the repo.
   figures = {p.name for p in (tmp_path / "out").glob("*.png")}
   assert {"per_class_mse_ae.png", "per_class_mse_vae.png", "val_mse_ae.png", "val_mse_vae.png",
           "comparison.png", "reconstruction_grid.png", "manifold_vae_z2.png"} <= figures

@@ -4,7 +4,7 @@ reconstruction term, AdamW, a fixed 6k validation split; per-digit test MSE. Tra
 experiments/ae_vs_vae/README.md and its figures.
 
   python experiments/ae_vs_vae/run.py [--seeds 0 1 2] [--latents 2 5 10 20 50 100] [--epochs 50]
-      [--reuse] [--override KEY=VALUE ...]
+      [--reuse] [--flat 0.05] [--override KEY=VALUE ...]
 
 Run directories: checkpoints/ae_vs_vae/<ae|vae>_z<latent>/seed<s>/ (the runner's contract).
 --reuse keeps (model, latent) groups whose runs all have a summary.json.
@@ -53,6 +53,7 @@ def _rows(kind, latent, seed):
 
 def main():
   global RUNS  # pylint: disable=global-statement
+  import report  # pylint: disable=import-outside-toplevel
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
   parser.add_argument("--latents", type=int, nargs="+", default=[2, 5, 10, 20, 50, 100])
@@ -60,6 +61,9 @@ def main():
   parser.add_argument("--reuse", action="store_true")
   parser.add_argument("--override", nargs="*", default=[],
                       help="KEY=VALUE config overrides for every run (quick checks)")
+  parser.add_argument("--flat", type=float, default=report.FLAT,
+                      help="the VAE's error counts as flat from the latent size that no larger "
+                           "size beats by more than this fraction (the README's verdict)")
   parser.add_argument("--runs", type=Path, default=RUNS, help="parent of the run directories")
   parser.add_argument("--out", type=Path, default=HERE, help="where README.md and figures go")
   args = parser.parse_args()
@@ -70,7 +74,6 @@ def main():
       done = all((_dir(kind, latent, s) / "summary.json").exists() for s in args.seeds)
       if not (args.reuse and done):
         _train(kind, latent, args)
-  import report  # pylint: disable=import-outside-toplevel
   report.write(args, _summary, _rows, _dir)
 
 

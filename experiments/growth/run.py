@@ -7,7 +7,10 @@ experiments/growth/README.md and its figures.
 
 For each seed every arm uses the same RunKeys (init, data order, noise): arms are paired. Run
 directories: checkpoints/growth/<arm>-s<seed>/. --jobs N trains N runs at a time, each process
-pinned to its own CPU core. --reuse keeps finished runs.
+pinned to its own CPU core. --reuse keeps finished runs. --override KEY=VALUE applies to every arm
+and ablation (an override of a key an ablation sets to another value, or of seed / train.epochs,
+is refused). Each invocation that trains runs records its --jobs and CPU core count in
+checkpoints/growth/study.json (the README's benchmark sentence reads it).
 """
 
 import argparse
@@ -34,6 +37,13 @@ ABLATIONS = {
     "approach1_reset": ("growth_approach1", ["growth.optimizer=reset"]),
     "approach1_zeros": ("growth_approach1", ["growth.outgoing_init=zeros"]),
 }
+# Ablations compare losses and spikes, so they skip the IW-NLL; a user's --override still wins.
+ABLATION_DEFAULTS = ["eval.iw_samples=0"]
+RESERVED = {"seed": "--seeds / --ablation-seeds", "train.epochs": "--epochs"}
+LIKELIHOODS = {"bernoulli": "Bernoulli likelihood", "mse": "squared-error reconstruction term"}
+PREPROCESS = {"grayscale": "grayscale pixels",
+              "binarize_dynamic": "dynamically binarized pixels (a fresh draw per batch)",
+              "binarize_threshold": "pixels binarized at 0.5"}
 
 
 def _pin(cores):
@@ -41,14 +51,41 @@ def _pin(cores):
   os.sched_setaffinity(0, {cores.get()})
 
 
+def overrides(name, seed, epochs, user=()):
+  """The config overrides of run (name, seed), in the order they apply: the ablations' defaults,
+  the user's --override, the arm's or ablation's own settings, then seed and epochs.
+
+  Raises:
+    ValueError: a user override sets seed or train.epochs (use the flags), or a key that this
+      arm or ablation sets to another value (the run would silently not be that ablation).
+  """
+  own = (ARMS | ABLATIONS)[name][1]
+  own_values = dict(item.partition("=")[::2] for item in own)
+  for item in user:
+    key, _, value = item.partition("=")
+    if key in RESERVED:
+      raise ValueError(f"--override {item}: set {key} with {RESERVED[key]}")
+    if key in own_values and value != own_values[key]:
+      raise ValueError(f"--override {item} conflicts with run {name!r}, which sets "
+                       f"{key}={own_values[key]}; drop the override (for approach 1 with "
+                       f"{key}={value}, train experiments/configs/growth_approach1.py with "
+                       "vae-jax train)")
+  defaults = ABLATION_DEFAULTS if name in ABLATIONS else []
+  return [*defaults, *user, *own, f"seed={seed}", f"train.epochs={epochs}"]
+
+
+def build_config(name, seed, epochs, user=()):
+  """The config of run (name, seed): its config file with `overrides(...)` applied."""
+  from vae_jax import config as config_lib  # pylint: disable=import-outside-toplevel
+  config = config_lib.load_config(CONFIGS / f"{(ARMS | ABLATIONS)[name][0]}.py")
+  return config_lib.apply_overrides(config, overrides(name, seed, epochs, user))
+
+
 def _train(job):
   """One (arm, seed) run."""
-  name, config_name, overrides, seed, epochs, extra, runs = job
-  from vae_jax import config as config_lib, runner  # pylint: disable=import-outside-toplevel
-  config = config_lib.load_config(CONFIGS / f"{config_name}.py")
-  config_lib.apply_overrides(config, [*overrides, *extra, f"seed={seed}", f"train.epochs={epochs}"])
-  if name in ABLATIONS:
-    config.eval.iw_samples = 0  # Ablations compare losses and spikes; IW-NLL only for the arms.
+  name, seed, epochs, user, runs = job
+  from vae_jax import runner  # pylint: disable=import-outside-toplevel
+  config = build_config(name, seed, epochs, user)
   workdir = Path(runs) / f"{name}-s{seed}"
   shutil.rmtree(workdir, ignore_errors=True)
   runner.train_and_evaluate(config, workdir, progress=False)
@@ -130,26 +167,87 @@ def _figures(seeds, epochs):
       shutil.copy(RUNS / f"{arm}-s{seeds[0]}" / "figures" / f"{fig}.png", HERE / f"{arm}_{fig}.png")
 
 
-def _readme(args):
+SOURCE = (
+    "The original write-up is unpublished: a project README that names no author, repository or "
+    "paper of its own. It trains a PyTorch VAE on MNIST (BCE + KL, Adam 1e-3, batch 128, 200 "
+    "epochs, latent 20) whose two encoder hidden layers gain He-initialised neurons during "
+    "training: approach 1 starts at (32, 16) and adds (32, 16) every 25 epochs up to (256, 128); "
+    "approach 2 starts at (256, 128), is cut to (64, 32) at epoch 25 and then grows the same way. "
+    "It reports transient loss spikes after each expansion and “no significant difference” "
+    "between the growing and the fixed model, judged from training-loss curves and samples.")
+
+
+def _config(name, seed):
+  """The run's config.json as a dict (fields it lacks count as their defaults)."""
+  return json.loads((RUNS / f"{name}-s{seed}" / "config.json").read_text())
+
+
+def _study_record():
+  """What the last training invocation recorded in RUNS/study.json ({} for older runs)."""
+  path = RUNS / "study.json"
+  return json.loads(path.read_text()) if path.exists() else {}
+
+
+def _joined(values):
+  return "/".join(str(v) for v in sorted(set(values), key=str))
+
+
+def data_sentence(config):
+  """'Bernoulli likelihood on grayscale pixels' from a run's config dict."""
+  likelihood = config.get("model", {}).get("likelihood", "bernoulli")
+  preprocess = config.get("data", {}).get("preprocess", "grayscale")
+  return (f"{LIKELIHOODS.get(likelihood, f'{likelihood} likelihood')} on "
+          f"{PREPROCESS.get(preprocess, f'{preprocess} pixels')}")
+
+
+def benchmark_sentences(n_arms, epochs, n_seeds, main_seconds, total_seconds, devices, jobs,
+                        cpu_cores=None):
+  """The wall-time paragraph: units and wording follow the devices and the job layout."""
+  cpu_only = all(d.startswith("cpu") for d in devices)
+  if cpu_only and jobs > 1:  # Each run pinned to one core: run seconds are core-seconds.
+    amount, how = "core-minutes", f"run as {jobs} single-core jobs at a time"
+  else:
+    amount = "minutes (summed over runs)"
+    how = ("one run at a time" if jobs == 1 else
+           f"run as {jobs} concurrent jobs, each process pinned to one CPU core")
+  machine = f" with {cpu_cores} CPU cores" if cpu_cores else ""
+  text = (f"The {n_arms} arms × {epochs} epochs × {n_seeds} seeds took {main_seconds / 60:.0f} "
+          f"{amount} of training and evaluation on {_joined(devices)}{machine} "
+          f"({total_seconds / 60:.0f} with the ablations), {how}; per-run times are in the table "
+          "above.")
+  if not any(d.startswith("gpu") for d in devices):
+    text += " No run of the study used a GPU, so there is no GPU timing."
+  return text
+
+
+def readme_text(args):
+  """README.md of the study from the run directories under RUNS."""
   seeds, ab_seeds = args.seeds, args.ablation_seeds
+  first = _summary("fixed", seeds[0])
+  elbo_key = next(k for k in first if k.startswith("eval/elbo_l"))
+  arm_summaries = [_summary(a, s) for a in ARMS for s in seeds]
+  iw_k = _joined(x["eval/nll_iw_k"] for x in arm_summaries)
   lines = [
       "# growth — progressive expansion of the encoder MLP",
       "",
-      "Reproduction of `../../../shared/seeds/study1_growing_encoder_vae.md` (summary in "
-      "`shared/docs/STUDIES.md`, section growth) on real MNIST: Bernoulli likelihood on grayscale "
-      "pixels, encoder 784-h1-h2-(μ, log σ², latent 20), decoder 20-128-256-784, Adam 1e-3, "
-      f"batch 128, {args.epochs} epochs, PyTorch's nn.Linear init. Growth is pytree surgery on the "
+      SOURCE,
+      "",
+      f"This reproduction runs on real MNIST: {data_sentence(_config('fixed', seeds[0]))}, "
+      "encoder 784-h1-h2-(μ, log σ², latent 20), decoder 20-128-256-784, Adam 1e-3, "
+      f"batch 128, {_joined(x['epoch'] for x in arm_summaries)} epochs, PyTorch's nn.Linear init. "
+      "Growth is pytree surgery on the "
       "parameters and on Adam's moments (padded with zeros; `count` kept); new units are "
       "He-normal. Arms are paired: for each seed they share the data order and the PRNG keys.",
       "",
       f"Produced by `python experiments/growth/run.py --seeds {' '.join(map(str, seeds))} "
       f"--epochs {args.epochs} --ablation-seeds {' '.join(map(str, ab_seeds))} "
       f"--jobs {args.jobs}"
-      + (f" --override {' '.join(args.override)}" if args.override else "") + f"` on {_summary('fixed', seeds[0])['device']}. "
+      + (f" --override {' '.join(args.override)}" if args.override else "")
+      + f"` on {first['device']}. "
       "Numbers are nats per image on the 10k test images, mean ± sd over seeds.",
       "",
-      "| arm | final encoder | final test loss | final test ELBO (L=20) | IW-NLL (K=5000) "
-      "| final params | wall time per run (s) |",
+      f"| arm | final encoder | final test loss | final test ELBO (L={elbo_key.split('_l')[1]}) | "
+      f"IW-NLL (K={iw_k}) | final params | wall time per run (s) |",
       "|---|---|---|---|---|---|---|",
   ]
   for arm in ARMS:
@@ -180,12 +278,12 @@ def _readme(args):
   all_runs = [(a, s) for a in ARMS for s in seeds] + [(a, s) for a in ABLATIONS for s in ab_seeds]
   total = sum(_summary(a, s)["wall_seconds"] for a, s in all_runs)
   main = sum(_summary(a, s)["wall_seconds"] for a in ARMS for s in seeds)
+  devices = [_summary(a, s)["device"] for a, s in all_runs]
+  record = _study_record()
   lines += ["## Benchmark: wall time of the study", "",
-            f"The {len(ARMS)} arms × {args.epochs} epochs × {len(seeds)} seeds took "
-            f"{main / 60:.0f} core-minutes of training and evaluation on this 2-core CPU "
-            f"({total / 60:.0f} with the ablations), run as {args.jobs} single-core job(s) at a "
-            "time; per-run times are in the table above. No GPU was lent to this session, so "
-            "the GPU timing (seeds vmapped) is not measured yet.", ""]
+            benchmark_sentences(len(ARMS), _joined(x["epoch"] for x in arm_summaries), len(seeds),
+                                main, total, devices, record.get("jobs", args.jobs),
+                                record.get("cpu_cores")), ""]
   lines += ["## Ablations (approach 1)", "",
             "Spike at the growth step = test loss right after the surgery minus the test loss "
             "before it. Excess train-loss change = (mean train loss of the epoch after the event "
@@ -209,7 +307,11 @@ def _readme(args):
             f"Reconstructions (top: test images) and prior samples, seed {seeds[0]}:", ""]
   lines += [f"{arm}: ![{arm} reconstructions]({arm}_reconstructions.png) "
             f"![{arm} samples]({arm}_prior_samples.png)" for arm in ARMS]
-  (HERE / "README.md").write_text("\n".join(lines) + "\n")
+  return "\n".join(lines) + "\n"
+
+
+def _readme(args):
+  (HERE / "README.md").write_text(readme_text(args))
 
 
 def main():
@@ -221,18 +323,27 @@ def main():
   parser.add_argument("--jobs", type=int, default=1)
   parser.add_argument("--reuse", action="store_true")
   parser.add_argument("--override", nargs="*", default=[],
-                      help="KEY=VALUE config overrides for every arm (quick checks)")
+                      help="KEY=VALUE config overrides for every arm and ablation")
   parser.add_argument("--out", type=Path, default=HERE, help="where README.md and figures go")
   parser.add_argument("--runs", type=Path, default=RUNS, help="parent of the run directories")
   args = parser.parse_args()
   HERE, RUNS = args.out, args.runs
   HERE.mkdir(parents=True, exist_ok=True)
 
-  extra = (args.override, str(RUNS))
-  jobs = [(n, *ARMS[n], s, args.epochs, *extra) for s in args.seeds for n in ARMS]
-  jobs += [(n, *ABLATIONS[n], s, args.epochs, *extra) for s in args.ablation_seeds
-           for n in ABLATIONS]
-  todo = [j for j in jobs if not (args.reuse and (RUNS / f"{j[0]}-s{j[3]}" / "summary.json").exists())]
+  names = [(n, s) for s in args.seeds for n in ARMS]
+  names += [(n, s) for s in args.ablation_seeds for n in ABLATIONS]
+  try:  # Refuse conflicting overrides before anything trains.
+    for n, s in names:
+      overrides(n, s, args.epochs, args.override)
+  except ValueError as e:
+    parser.error(str(e))
+  jobs = [(n, s, args.epochs, args.override, str(RUNS)) for n, s in names]
+  todo = [j for j in jobs
+          if not (args.reuse and (RUNS / f"{j[0]}-s{j[1]}" / "summary.json").exists())]
+  if todo:
+    RUNS.mkdir(parents=True, exist_ok=True)
+    (RUNS / "study.json").write_text(json.dumps(
+        {"jobs": args.jobs, "cpu_cores": len(os.sched_getaffinity(0))}, indent=2))
   if args.jobs > 1:
     ctx = multiprocessing.get_context("spawn")
     cores = ctx.Queue()

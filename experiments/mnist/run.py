@@ -12,8 +12,6 @@ import shutil
 import statistics
 from pathlib import Path
 
-from vae_jax import config as config_lib, runner
-
 HERE = Path(__file__).parent
 CONFIGS = HERE.parent / "configs"
 
@@ -23,17 +21,35 @@ def _mean_sd(values):
   return f"{statistics.mean(values):.2f} ± {sd:.2f}"
 
 
+def results_text(seeds, summaries):
+  """results.md from {config name: [summary per seed]}; K and the device come from the summaries."""
+  lines = ["| config | seeds | epochs | test loss (−ELBO) | IW-NLL (K) | test KL | params | "
+           "median epoch s | images/s |", "|---|---|---|---|---|---|---|---|---|"]
+  for name, runs in summaries.items():
+    col = lambda k: [s[k] for s in runs]  # noqa: E731
+    lines.append(
+        f"| {name} | {len(runs)} | {runs[0]['epoch']} | {_mean_sd(col('eval/loss'))} | "
+        f"{_mean_sd(col('eval/nll_iw'))} ({runs[0]['eval/nll_iw_k']}) | "
+        f"{_mean_sd(col('eval/kl'))} | {runs[0]['param_count']:,} | "
+        f"{statistics.median(col('median_epoch_seconds')):.2f} | "
+        f"{statistics.median(col('images_per_second')):,.0f} |")
+  devices = sorted({s["device"] for runs in summaries.values() for s in runs})
+  return "\n".join([f"Produced by `python experiments/mnist/run.py --seeds "
+                    f"{' '.join(map(str, seeds))}` on {', '.join(devices)}; nats per image on the "
+                    "10k MNIST test images, mean ± sd over seeds.", "", *lines, ""])
+
+
 def main():
+  from vae_jax import config as config_lib, runner  # pylint: disable=import-outside-toplevel
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
   parser.add_argument("--configs", nargs="+", default=["mnist_mlp", "mnist_2d"])
   parser.add_argument("--reuse", action="store_true")
   args = parser.parse_args()
 
-  lines = ["| config | seeds | epochs | test loss (−ELBO) | IW-NLL (K) | test KL | params | "
-           "median epoch s | images/s |", "|---|---|---|---|---|---|---|---|---|"]
+  summaries = {}
   for name in args.configs:
-    summaries = []
+    summaries[name] = []
     for seed in args.seeds:
       workdir = Path("checkpoints") / f"{name}-s{seed}"
       if not (args.reuse and (workdir / "summary.json").exists()):
@@ -41,22 +57,13 @@ def main():
         config = config_lib.load_config(CONFIGS / f"{name}.py")
         config.seed = seed
         runner.train_and_evaluate(config, workdir, progress=False)
-      summaries.append(json.loads((workdir / "summary.json").read_text()))
-      print(name, seed, {k: summaries[-1][k] for k in ("eval/loss", "eval/nll_iw")}, flush=True)
-    col = lambda k: [s[k] for s in summaries]
-    lines.append(
-        f"| {name} | {len(args.seeds)} | {summaries[0]['epoch']} | {_mean_sd(col('eval/loss'))} | "
-        f"{_mean_sd(col('eval/nll_iw'))} ({summaries[0]['eval/nll_iw_k']}) | "
-        f"{_mean_sd(col('eval/kl'))} | {summaries[0]['param_count']:,} | "
-        f"{statistics.median(col('median_epoch_seconds')):.2f} | "
-        f"{statistics.median(col('images_per_second')):,.0f} |")
+      summaries[name].append(json.loads((workdir / "summary.json").read_text()))
+      print(name, seed, {k: summaries[name][-1][k] for k in ("eval/loss", "eval/nll_iw")},
+            flush=True)
     figures = HERE / "figures" / name
     shutil.rmtree(figures, ignore_errors=True)
     shutil.copytree(Path("checkpoints") / f"{name}-s{args.seeds[0]}" / "figures", figures)
-  device = summaries[0]["device"]
-  text = "\n".join([f"Produced by `python experiments/mnist/run.py --seeds "
-                    f"{' '.join(map(str, args.seeds))}` on {device}; nats per image on the 10k "
-                    "MNIST test images, mean ± sd over seeds.", "", *lines, ""])
+  text = results_text(args.seeds, summaries)
   (HERE / "results.md").write_text(text)
   print(text)
 
