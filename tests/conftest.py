@@ -40,8 +40,8 @@ def tiny_config(data_dir: str, **overrides):
   config.data.data_dir = data_dir
   config.data.train_subset = 512
   config.model.latent_dim = 4
-  config.model.encoder_widths = (32,)
-  config.model.decoder_widths = (32,)
+  config.model.encoder.widths = (32,)
+  config.model.decoder.widths = (32,)
   config.train.epochs = 1
   config.train.batch_size = 64
   config.train.checkpoint_every = 1
@@ -61,8 +61,9 @@ def tiny(mnist_data_dir):
 def tiny_vae():
   """(model, params) of a 12-pixel VAE with latent 3, initialised with a jitted init."""
   import jax  # pylint: disable=g-import-not-at-top
-  from vae_jax import models  # pylint: disable=g-import-not-at-top
+  from vae_jax import config as config_lib, models  # pylint: disable=g-import-not-at-top
 
-  model = models.VAE(encoder_widths=(16,), decoder_widths=(16,), latent_dim=3,
-                     image_shape=(3, 4, 1))
+  c = config_lib.base_config().model
+  c.latent_dim, c.encoder.widths, c.decoder.widths = 3, (16,), (16,)
+  model = models.build_model(c, (3, 4, 1))
   return model, models.init_params(model, jax.random.key(0), (3, 4, 1))

@@ -8,48 +8,59 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from vae_jax import cli, config as config_lib, data, distributions, models, runner, train
+from vae_jax import (cli, config as config_lib, data, distributions, evaluate, models,
+                     objectives, runner)
+
+
+H = {"beta": jnp.float32(1.0), "lr": jnp.float32(1e-3), "weight_decay": jnp.float32(0.0)}
+
+
+def _model(kind):
+  c = config_lib.base_config().model
+  c.kind, c.latent_dim, c.encoder.widths, c.decoder.widths = kind, 3, (16,), (16,)
+  return models.build_model(c, (3, 4, 1))
 
 
 @pytest.fixture(scope="module")
 def tiny_ae():
-  model = models.Autoencoder(encoder_widths=(16,), decoder_widths=(16,), latent_dim=3,
-                             image_shape=(3, 4, 1))
+  model = _model("ae")
   return model, models.init_params(model, jax.random.key(0), (3, 4, 1))
 
 
 def _batch(n=6, seed=1):
-  return jax.random.randint(jax.random.key(seed), (n, 3, 4, 1), 0, 256).astype(jnp.uint8)
+  images = jax.random.randint(jax.random.key(seed), (n, 3, 4, 1), 0, 256).astype(jnp.uint8)
+  return {"image": images, "label": jnp.zeros((n,), jnp.int32)}
 
 
 def test_autoencoder_has_no_kl_and_is_deterministic(tiny_ae):
   model, params = tiny_ae
   assert set(params["encoder"]) == {"mlp", "code"}  # No posterior heads.
-  objective = train.Objective(model=model, likelihood="mse")
+  objective = objectives.AutoencoderObjective(model=model, likelihood="mse")
   assert not objective.has_posterior
-  x = _batch()
-  a = objective.terms(params, x, jax.random.key(1))
-  b = objective.terms(params, x, jax.random.key(2))
+  batch = _batch()
+  a = objective.terms(params, batch, jax.random.key(1), H)
+  b = objective.terms(params, batch, jax.random.key(2), H)
   assert set(a) == {"loss", "recon"}
   np.testing.assert_array_equal(a["loss"], b["loss"])  # The key changes nothing.
   np.testing.assert_array_equal(a["loss"], a["recon"])
-  out1, z1 = model.apply({"params": params}, data.preprocess(x, "grayscale"), jax.random.key(3))
-  out2, z2 = model.apply({"params": params}, data.preprocess(x, "grayscale"), jax.random.key(4))
+  x = data.preprocess(batch["image"], "grayscale")
+  out1, z1 = model.apply({"params": params}, x, jax.random.key(3))
+  out2, z2 = model.apply({"params": params}, x, jax.random.key(4))
   assert z1.shape == (6, 3) and out1.shape == (6, 3, 4, 1)
   np.testing.assert_array_equal(out1, out2)
   np.testing.assert_array_equal(z1, z2)
 
 
 def test_vae_loss_depends_on_the_key_but_ae_shares_its_layers(tiny_ae):
-  model, params = tiny_ae
-  vae = models.VAE((16,), (16,), 3, (3, 4, 1))
+  _, params = tiny_ae
+  vae = _model("vae")
   vae_params = models.init_params(vae, jax.random.key(0), (3, 4, 1))
   assert jax.tree.structure(params["decoder"]) == jax.tree.structure(vae_params["decoder"])
   assert jax.tree.structure(params["encoder"]["mlp"]) == jax.tree.structure(
       vae_params["encoder"]["mlp"])
-  objective = train.Objective(model=vae, likelihood="mse")
-  a = objective.terms(vae_params, _batch(), jax.random.key(1))
-  b = objective.terms(vae_params, _batch(), jax.random.key(2))
+  objective = objectives.VAEObjective(model=vae, likelihood="mse")
+  a = objective.terms(vae_params, _batch(), jax.random.key(1), H)
+  b = objective.terms(vae_params, _batch(), jax.random.key(2), H)
   assert set(a) == {"loss", "recon", "kl"} and not np.allclose(a["recon"], b["recon"])
 
 
@@ -66,29 +77,29 @@ def test_mse_term_matches_numpy():
 
 def test_reconstruction_mse_of_ae_equals_its_mse_loss(tiny_ae):
   model, params = tiny_ae
-  objective = train.Objective(model=model, likelihood="mse")
-  terms = train.eval_per_example(objective)(params, _batch(), jax.random.key(0))
+  objective = objectives.AutoencoderObjective(model=model, likelihood="mse")
+  terms = evaluate.eval_per_example(objective)(params, _batch(), jax.random.key(0), H)
   np.testing.assert_allclose(terms["mse"], terms["recon"], rtol=1e-6)
 
 
 def test_per_class_means_average_back_to_the_overall_mean(tiny_ae):
   model, params = tiny_ae
-  objective = train.Objective(model=model, likelihood="mse")
-  x = _batch(n=23)
+  objective = objectives.AutoencoderObjective(model=model, likelihood="mse")
   labels = jnp.asarray(np.random.default_rng(0).integers(0, 4, size=23), jnp.int32)
-  fn = train.eval_per_example(objective)
-  means, per_class = train.evaluate_by_class(fn, params, x, labels, jax.random.key(0),
-                                             batch_size=5, num_classes=5)
+  batch = dict(_batch(n=23), label=labels)
+  fn = evaluate.eval_per_example(objective)
+  means, per_class = evaluate.evaluate_by_class(fn, params, batch, jax.random.key(0), H,
+                                                batch_size=5, num_classes=5)
   counts = np.bincount(np.asarray(labels), minlength=5)
   assert np.isnan(per_class["mse"][4]) and counts[4] == 0  # Absent class.
   present = counts > 0
   weighted = np.sum(np.asarray(per_class["mse"])[present] * counts[present]) / counts.sum()
   np.testing.assert_allclose(weighted, means["mse"], rtol=1e-5)
-  direct = np.asarray(fn(params, x, jax.random.key(0))["mse"])
+  direct = np.asarray(fn(params, batch, jax.random.key(0), H)["mse"])
   for c in range(4):
     np.testing.assert_allclose(per_class["mse"][c], direct[np.asarray(labels) == c].mean(),
                                rtol=1e-5)
-  overall = train.evaluate_dataset(fn, params, x, jax.random.key(0), batch_size=5)
+  overall = evaluate.evaluate_dataset(fn, params, batch, jax.random.key(0), H, batch_size=5)
   np.testing.assert_allclose(overall["mse"], means["mse"], rtol=1e-6)
 
 
@@ -112,7 +123,7 @@ def test_validation_split_is_fixed_across_run_seeds_and_disjoint(tiny):
 
 def _rows(workdir):
   rows = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
-  return [{k: v for k, v in r.items() if k not in ("epoch_seconds", "seeds_in_program")}
+  return [{k: v for k, v in r.items() if k not in ("epoch_seconds", "runs_in_program")}
           for r in rows]
 
 
@@ -128,7 +139,7 @@ def test_vmapped_seeds_equal_separately_run_seeds(tiny, tmp_path, kind):
     alone = runner.train_and_evaluate(tiny(**overrides, seed=seed), tmp_path / f"s{seed}",
                                       progress=False)
     assert json.loads((tmp_path / f"v{seed}" / "config.json").read_text())["seed"] == seed
-    assert summary["seed"] == seed and summary["seeds_in_program"] == 2
+    assert summary["seed"] == seed and summary["runs_in_program"] == 2
     vm, sep = _rows(tmp_path / f"v{seed}"), _rows(tmp_path / f"s{seed}")
     assert [r.keys() for r in vm] == [r.keys() for r in sep] and len(vm) == 2
     for r_vm, r_sep in zip(vm, sep):
@@ -148,7 +159,7 @@ def test_vmapped_seeds_resume_and_bad_groups(tiny, tmp_path):
   runner.train_and_evaluate_seeds(tiny(**{"eval.iw_samples": 0}), [0, 1], cut, progress=False)
   runner.train_and_evaluate_seeds(config, [0, 1], cut, resume=True, progress=False)
   assert _rows(dirs[0]) == _rows(cut[0]) and _rows(dirs[1]) == _rows(cut[1])
-  with pytest.raises(runner.RunError, match="distinct workdir"):
+  with pytest.raises(runner.RunError, match="distinct"):
     runner.train_and_evaluate_seeds(config, [0, 0], [tmp_path / "x", tmp_path / "y"])
   with pytest.raises(runner.RunError, match="growth"):
     runner.train_and_evaluate_seeds(tiny(**{"growth.enabled": True}), [0, 1],
@@ -180,4 +191,4 @@ def test_cli_evaluates_an_ae_run_and_refuses_to_sample_it(tiny, tmp_path, capsys
   assert "eval/nll_iw" not in result
   np.testing.assert_allclose(result["eval/mse"], summary["eval/mse"], rtol=1e-5)
   assert cli.main(["sample", "--workdir", str(workdir), "--out", str(tmp_path / "s.png")]) == 2
-  assert "no prior to sample" in capsys.readouterr().err
+  assert "without a prior" in capsys.readouterr().err

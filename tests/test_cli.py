@@ -39,7 +39,7 @@ def _fails(capsys, argv, *fragments):
     ("--config.optim.lr=fast", "bad override --config.optim.lr=fast"),
     ("--config.train.epochs=2.5", "expected int"),
     ("--config.model.latent_dim=0", "model.latent_dim must be positive"),
-    ("--config.model.encoder_widths=64,-1", "model.encoder_widths[1] must be positive"),
+    ("--config.model.encoder.widths=64,-1", "model.encoder.widths[1] must be positive"),
     ("--config.train.batch_size=-8", "train.batch_size must be positive"),
     ("--config.optim.name=lbfgs", "unknown optim.name"),
     ("--config.data.name=svhn", "unknown dataset"),
@@ -56,7 +56,9 @@ def test_missing_config_file(capsys, tmp_path):
   assert not (tmp_path / "r").exists()
 
 
-def test_missing_dataset(capsys, tmp_path):
+def test_missing_dataset(capsys, tmp_path, monkeypatch):
+  from vae_jax import data  # pylint: disable=g-import-not-at-top
+  monkeypatch.setattr(data, "network_available", lambda *a, **k: False)  # Never download here.
   workdir = tmp_path / "run"
   _fails(capsys, ["train", "--config", MNIST_MLP, "--workdir", str(workdir),
                   f"--config.data.data_dir={tmp_path / 'empty'}"], "vae-jax data import mnist")

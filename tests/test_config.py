@@ -17,16 +17,16 @@ def test_every_experiment_config_loads_and_validates(path):
 
 def test_overrides_are_typed():
   config = config_lib.base_config()
-  config_lib.apply_overrides(config, ["optim.lr=3e-4", "model.encoder_widths=512,256",
+  config_lib.apply_overrides(config, ["optim.lr=3e-4", "model.encoder.widths=512,256",
                                      "train.epochs=3", "data.name=fashion_mnist",
-                                     "growth.enabled=True", "model.decoder_widths=64"])
-  assert config.optim.lr == 3e-4 and config.model.encoder_widths == (512, 256)
+                                     "growth.enabled=True", "model.decoder.widths=64"])
+  assert config.optim.lr == 3e-4 and config.model.encoder.widths == (512, 256)
   assert config.train.epochs == 3 and config.data.name == "fashion_mnist"
-  assert config.growth.enabled is True and config.model.decoder_widths == (64,)
+  assert config.growth.enabled is True and config.model.decoder.widths == (64,)
 
 
 @pytest.mark.parametrize("override", ["optim.lr=1e-3x", "train.epochs=True", "growth.enabled=1",
-                                      "model.encoder_widths=a,b", "nope=1", "optim=1", "=3"])
+                                      "model.encoder.widths=a,b", "nope=1", "optim=1", "=3"])
 def test_bad_overrides_raise(override):
   with pytest.raises(config_lib.ConfigError):
     config_lib.apply_overrides(config_lib.base_config(), [override])
@@ -35,7 +35,7 @@ def test_bad_overrides_raise(override):
 def test_growth_section_is_validated():
   config = config_lib.base_config()
   config.growth.enabled = True
-  config.model.encoder_widths = (32, 16)
+  config.model.encoder.widths = (32, 16)
   config_lib.validate(config)
   config.growth.increments = (32,)
   with pytest.raises(config_lib.ConfigError, match="growth.increments"):

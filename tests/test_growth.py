@@ -8,24 +8,38 @@ import numpy as np
 import optax
 import pytest
 
-from vae_jax import growth, models, runner, train
+from vae_jax import config as config_lib, growth, models, objectives, runner, train
 
 SHAPE = (3, 4, 1)
+H = {"beta": jnp.float32(1.0), "lr": jnp.float32(1e-3), "weight_decay": jnp.float32(0.0)}
+
+
+def _vae_model(encoder_widths):
+  c = config_lib.base_config().model
+  c.latent_dim, c.encoder.widths, c.decoder.widths = 3, encoder_widths, (6,)
+  return models.build_model(c, SHAPE)
 
 
 @pytest.fixture
 def vae():
-  model = models.VAE(encoder_widths=(8, 4), decoder_widths=(6,), latent_dim=3, image_shape=SHAPE)
+  model = _vae_model((8, 4))
   return model, models.init_params(model, jax.random.key(0), SHAPE)
 
 
 def _trained_state(model, params, tx, steps=3):
-  """Optimizer state with non-zero moments after a few steps."""
-  state = train.create_train_state(params, tx)
+  """Optimizer state with non-zero moments after a few steps (tx: any optax transformation)."""
+  state = train.TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(params))
   x = jax.random.randint(jax.random.key(1), (16, *SHAPE), 0, 256).astype(jnp.uint8)
+  batch = {"image": x, "label": jnp.zeros((16,), jnp.int32)}
+  objective = objectives.VAEObjective(model=model)
+
+  def step(state, key):
+    grads = jax.grad(lambda p: jnp.mean(objective.terms(p, batch, key, H)["loss"]))(state.params)
+    updates, opt_state = tx.update(grads, state.opt_state, state.params)
+    return state.replace(params=optax.apply_updates(state.params, updates), opt_state=opt_state)
+
   for i in range(steps):
-    state, _ = train.train_step(state, x, jax.random.key(i), objective=train.Objective(model=model),
-                                tx=tx)
+    state = step(state, jax.random.key(i))
   return state
 
 
@@ -82,7 +96,7 @@ def test_zero_outgoing_init_preserves_the_encoder_function(vae):
   model, params = vae
   x = jax.random.uniform(jax.random.key(3), (10, *SHAPE))
   new_p, _ = growth.resize_encoder(params, (), (20, 9), jax.random.key(4), outgoing_init="zeros")
-  grown = models.VAE((20, 9), (6,), 3, SHAPE)
+  grown = _vae_model((20, 9))
   before = model.apply({"params": params}, x, method=model.encode)
   after = grown.apply({"params": new_p}, x, method=grown.encode)
   for a, b in zip(before, after):
@@ -94,7 +108,7 @@ def test_zero_outgoing_init_preserves_the_encoder_function(vae):
 
 def test_narrow_then_widen_keeps_params_and_optimizer_state_consistent(vae):
   model, params = vae
-  tx = optax.adam(1e-3)
+  tx = train.make_optimizer("adam")
   state = _trained_state(model, params, tx)
   p, o = growth.resize_encoder(state.params, state.opt_state, (3, 2), jax.random.key(5), tx=tx)
   assert growth.encoder_widths(p) == (3, 2)
@@ -110,11 +124,12 @@ def test_narrow_then_widen_keeps_params_and_optimizer_state_consistent(vae):
   param_shapes = sorted(jnp.shape(x) for x in jax.tree.leaves(p))
   state_shapes = sorted(jnp.shape(x) for x in jax.tree.leaves(o) if jnp.ndim(x) > 0)
   assert state_shapes == sorted(param_shapes * 2)
-  grown = models.VAE((7, 6), (6,), 3, SHAPE)
+  grown = _vae_model((7, 6))
   state = train.TrainState(step=state.step, params=p, opt_state=o)
   x = jax.random.randint(jax.random.key(1), (16, *SHAPE), 0, 256).astype(jnp.uint8)
-  state, metrics = train.train_step(state, x, jax.random.key(0),
-                                    objective=train.Objective(model=grown), tx=tx)
+  batch = {"image": x, "label": jnp.zeros((16,), jnp.int32)}
+  state, metrics = train.train_step(state, batch, jax.random.key(0), H,
+                                    objective=objectives.VAEObjective(model=grown), tx=tx)
   assert np.isfinite(float(metrics["loss"]))
 
 
@@ -156,7 +171,7 @@ def test_schedules_of_the_study():
 
 
 def _growing(tiny, **overrides):
-  base = {"model.encoder_widths": "8,4", "growth.enabled": True, "growth.every_epochs": 1,
+  base = {"model.encoder.widths": "8,4", "growth.enabled": True, "growth.every_epochs": 1,
           "growth.increments": "4,2", "growth.final_widths": "16,8", "growth.narrow_to": "4,2",
           "eval.elbo_samples": 3}
   return tiny(**(base | overrides))
@@ -189,5 +204,4 @@ def test_narrowing_run_and_sample_from_grown_checkpoint(tiny, tmp_path):
             for l in (tmp_path / "n" / "metrics.jsonl").read_text().splitlines()]
   assert widths == [[8, 4], [4, 2], [8, 4]]
   _, objective, params, _, _ = evaluate.restore_run(tmp_path / "n")
-  assert objective.model.encoder_widths == (8, 4)
   assert growth.encoder_widths(params) == (8, 4)

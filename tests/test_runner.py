@@ -8,7 +8,8 @@ from vae_jax import runner
 
 METRIC_KEYS = {"epoch", "train/loss", "eval/loss", "eval/recon", "eval/kl", "epoch_seconds"}
 SUMMARY_KEYS = {"eval/loss", "eval/nll_iw", "eval/nll_iw_k", "param_count", "compile_seconds",
-                "median_epoch_seconds", "images_per_second", "device", "versions", "seed"}
+                "median_epoch_seconds", "images_per_second", "device", "versions", "seed",
+                "best_epoch", "stopped_epoch", "runs_in_program", "phase_seconds"}
 
 
 def _metrics(workdir):
@@ -70,9 +71,49 @@ def test_resume_a_run_written_before_new_config_fields(tiny, tmp_path):
   config = tiny(**{"eval.iw_samples": 0, "train.epochs": 2})
   runner.train_and_evaluate(tiny(**{"eval.iw_samples": 0}), tmp_path / "r", progress=False)
   saved = json.loads((tmp_path / "r" / "config.json").read_text())
-  del saved["model"]["kind"], saved["data"]["validation_seed"]  # As written by an older version.
+  del saved["model"]["kind"], saved["train"]["early_stopping"]  # As an older version wrote it.
   (tmp_path / "r" / "config.json").write_text(json.dumps(saved))
   runner.train_and_evaluate(config, tmp_path / "r", resume=True, progress=False)
   with pytest.raises(runner.RunError, match="differs in model.kind"):
     runner.train_and_evaluate(tiny(**{"eval.iw_samples": 0, "model.kind": "ae",
                                       "model.likelihood": "mse"}), tmp_path / "r", resume=True)
+
+
+def _es(tiny, **overrides):
+  return tiny(**{"train.epochs": 5, "eval.iw_samples": 0, "data.validation_size": 100,
+                 "train.early_stopping.patience": 1, **overrides})
+
+
+def test_early_stopping_keeps_the_best_state_and_stops_each_run_on_its_own(tiny, tmp_path):
+  """Two runs (lr 1e-3 keeps improving; lr 0.3 soon stops) in one vmapped program equal each
+  run alone: same metrics, best and stopped epochs, and the final evaluation of the best state."""
+  lrs = (1e-3, 0.3)
+  configs = [_es(tiny, **{"optim.lr": lr}) for lr in lrs]
+  together = runner.train_and_evaluate_runs(configs, [tmp_path / f"v{i}" for i in range(2)],
+                                            progress=False)
+  stopped = [s["stopped_epoch"] for s in together]
+  assert stopped[0] is None and stopped[1] is not None and stopped[1] < 5, stopped
+  for i, config in enumerate(configs):
+    alone = runner.train_and_evaluate(config, tmp_path / f"a{i}", progress=False)
+    assert together[i]["runs_in_program"] == 2
+    rows_v = _metrics(tmp_path / f"v{i}")
+    rows_a = _metrics(tmp_path / f"a{i}")
+    assert [r["epoch"] for r in rows_v] == [r["epoch"] for r in rows_a]
+    for a, b in zip(rows_v, rows_a):
+      assert a["val/loss"] == pytest.approx(b["val/loss"], rel=1e-4)
+    for key in ("best_epoch", "stopped_epoch", "epoch"):
+      assert together[i][key] == alone[key], key
+    assert together[i]["eval/loss"] == pytest.approx(alone["eval/loss"], rel=1e-4)
+    best = min(rows_a, key=lambda r: r["val/loss"])
+    assert alone["best_epoch"] == best["epoch"]
+    assert alone["eval/loss"] == best["eval/loss"]  # Summary metrics are the best epoch's.
+    assert (tmp_path / f"a{i}" / "best" / str(best["epoch"])).is_dir()
+
+
+def test_early_stopping_resume_continues_from_the_best(tiny, tmp_path):
+  full = runner.train_and_evaluate(_es(tiny), tmp_path / "full", progress=False)
+  runner.train_and_evaluate(_es(tiny, **{"train.epochs": 2}), tmp_path / "cut", progress=False)
+  resumed = runner.train_and_evaluate(_es(tiny), tmp_path / "cut", resume=True, progress=False)
+  assert _metrics(tmp_path / "full") == _metrics(tmp_path / "cut")
+  for key in ("best_epoch", "stopped_epoch", "eval/loss"):
+    assert full[key] == resumed[key]

@@ -14,20 +14,25 @@ class CheckpointError(RuntimeError):
   """A checkpoint is missing or unreadable; str(e) is one line naming the problem and the fix."""
 
 
-def manager(workdir: str | Path, *, max_to_keep: int = 2) -> ocp.CheckpointManager:
-  """CheckpointManager over `<workdir>/ckpt` (created on first save), steps = epochs."""
+LATEST = "ckpt"  # The newest checkpoints of a run (resume from here).
+BEST = "best"  # With early stopping: the state of the best epoch so far.
+
+
+def manager(workdir: str | Path, *, directory: str = LATEST,
+            max_to_keep: int = 2) -> ocp.CheckpointManager:
+  """CheckpointManager over `<workdir>/<directory>` (created on first save), steps = epochs."""
   return ocp.CheckpointManager(
-      Path(workdir).absolute() / "ckpt",
+      Path(workdir).absolute() / directory,
       options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True),
       item_names=("state", "meta"))
 
 
-def latest_epoch(workdir: str | Path) -> int | None:
-  """Epoch of the newest complete checkpoint in workdir, or None."""
-  ckpt = Path(workdir) / "ckpt"
+def latest_epoch(workdir: str | Path, directory: str = LATEST) -> int | None:
+  """Epoch of the newest complete checkpoint in workdir/directory, or None."""
+  ckpt = Path(workdir) / directory
   if not ckpt.is_dir():
     return None
-  with manager(workdir) as mngr:
+  with manager(workdir, directory=directory) as mngr:
     return mngr.latest_step()
 
 
@@ -37,13 +42,14 @@ def save(mngr: ocp.CheckpointManager, epoch: int, state, meta: dict) -> None:
                                            meta=ocp.args.JsonSave(meta)))
 
 
-def restore_meta(workdir: str | Path, epoch: int | None = None) -> tuple[int, dict]:
+def restore_meta(workdir: str | Path, epoch: int | None = None, *,
+                 directory: str = LATEST) -> tuple[int, dict]:
   """(epoch, meta) of checkpoint `epoch` (default latest) without reading arrays.
 
   Raises:
     CheckpointError: no checkpoint, or unreadable metadata.
   """
-  with manager(workdir) as mngr:
+  with manager(workdir, directory=directory) as mngr:
     epoch = mngr.latest_step() if epoch is None else epoch
     if epoch is None:
       raise CheckpointError(f"no checkpoint in {workdir}; train first with "
@@ -51,23 +57,25 @@ def restore_meta(workdir: str | Path, epoch: int | None = None) -> tuple[int, di
     try:
       meta = mngr.restore(epoch, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
     except Exception as e:  # noqa: BLE001
-      raise CheckpointError(f"checkpoint {workdir}/ckpt/{epoch} is unreadable ({type(e).__name__});"
+      raise CheckpointError(f"checkpoint {workdir}/{directory}/{epoch} is unreadable "
+                            f"({type(e).__name__});"
                             " delete it or use another --workdir") from None
   return epoch, meta
 
 
-def restore_state(workdir: str | Path, epoch: int, abstract_state):
+def restore_state(workdir: str | Path, epoch: int, abstract_state, *, directory: str = LATEST):
   """Restores step `epoch` into the structure/shapes of `abstract_state` (from jax.eval_shape).
 
   Raises:
     CheckpointError: missing or corrupt files, or shapes that do not match the config.
   """
   target = jax.tree.map(ocp.utils.to_shape_dtype_struct, abstract_state)
-  with manager(workdir) as mngr:
+  with manager(workdir, directory=directory) as mngr:
     try:
       return mngr.restore(epoch, args=ocp.args.Composite(
           state=ocp.args.StandardRestore(target)))["state"]
     except Exception as e:  # noqa: BLE001
-      raise CheckpointError(f"checkpoint {workdir}/ckpt/{epoch} is unreadable or does not match "
+      raise CheckpointError(f"checkpoint {workdir}/{directory}/{epoch} is unreadable or does not "
+                            f"match "
                             f"the config ({type(e).__name__}); delete it or use another --workdir"
                             ) from None

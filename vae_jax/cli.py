@@ -1,7 +1,8 @@
 """The `vae-jax` command: parse, validate, dispatch. Errors the user can fix print one line and
 exit with status 2.
 
-  vae-jax train --config FILE [--config.a.b=VALUE ...] [--workdir DIR] [--resume]
+  vae-jax train --config FILE [--config.a.b=VALUE ...] [--sweep KEY=V1,V2 ...] [--workdir DIR]
+                [--resume] [--reuse]
   vae-jax evaluate --workdir DIR [--k 5000]
   vae-jax sample --workdir DIR --n 64 --out FILE
   vae-jax data import NAME --from DIR [--data-dir D]
@@ -34,10 +35,15 @@ def _parser() -> argparse.ArgumentParser:
 
   t = sub.add_parser("train", help="train a model from a config file",
                      epilog="Override any config field with --config.KEY=VALUE, "
-                            "e.g. --config.optim.lr=3e-4 --config.model.encoder_widths=512,256")
+                            "e.g. --config.optim.lr=3e-4 --config.model.encoder.widths=512,256")
   t.add_argument("--config", required=True, help="ml_collections config file (get_config())")
   t.add_argument("--workdir", help="run directory (default checkpoints/<config name>)")
   t.add_argument("--resume", action="store_true", help="continue from the latest checkpoint")
+  t.add_argument("--sweep", action="append", default=[], metavar="KEY=V1,V2,...",
+                 help="train the product of these values (repeatable); runs differing only in "
+                      "seed, objective.beta, optim.lr, optim.weight_decay share one vmapped "
+                      "program; each run goes to WORKDIR/<key=value,...>/")
+  t.add_argument("--reuse", action="store_true", help="with --sweep: skip finished runs")
   t.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
   e = sub.add_parser("evaluate", help="test-set loss and IW-NLL of a trained run")
@@ -53,7 +59,7 @@ def _parser() -> argparse.ArgumentParser:
   d = sub.add_parser("data", help="dataset tools")
   dsub = d.add_subparsers(dest="data_command", required=True, parser_class=_Parser)
   i = dsub.add_parser("import", help="prepare a standard TFDS dataset from local IDX files")
-  i.add_argument("name", help="mnist or fashion_mnist")
+  i.add_argument("name", help="mnist or fashion_mnist (the *_32 variants read these)")
   i.add_argument("--from", dest="src", required=True, help="folder holding the IDX (.gz) files")
   i.add_argument("--data-dir", help="TFDS data dir (default $TFDS_DATA_DIR or ~/tensorflow_datasets)")
   return p
@@ -71,30 +77,42 @@ def _split_config_overrides(argv: list[str]) -> tuple[list[str], list[str]]:
 
 def _train(args, overrides):
   from vae_jax import config as config_lib, runner  # pylint: disable=import-outside-toplevel
+  from vae_jax import sweep  # pylint: disable=import-outside-toplevel
   config = config_lib.load_config(args.config)
   config_lib.apply_overrides(config, overrides)
   workdir = Path(args.workdir or Path("checkpoints") / Path(args.config).stem)
+  keys = ("eval/loss", "eval/nll_iw", "best_epoch", "median_epoch_seconds", "runs_in_program")
+  if args.reuse and not args.sweep:
+    raise UsageError("--reuse applies to --sweep runs; drop it or add --sweep KEY=V1,V2")
+  if args.sweep:
+    for r in sweep.run_sweep(config, args.sweep, workdir, resume=args.resume, reuse=args.reuse,
+                             progress=not args.no_progress):
+      print(json.dumps({"workdir": r["workdir"], "program": r["program"]}
+                       | {k: r["summary"][k] for k in keys if k in r["summary"]}))
+    return
   summary = runner.train_and_evaluate(config, workdir, resume=args.resume,
                                       progress=not args.no_progress)
-  keys = ("eval/loss", "eval/nll_iw", "median_epoch_seconds")
   print(json.dumps({"workdir": str(workdir)} | {k: summary[k] for k in keys if k in summary}))
 
 
 def _evaluate(args):
   import jax  # pylint: disable=import-outside-toplevel
-  from vae_jax import data, distributions, evaluate, train  # pylint: disable=import-outside-toplevel
+  from vae_jax import data, evaluate, train  # pylint: disable=import-outside-toplevel
+  from vae_jax.compiled import CompiledFn  # pylint: disable=import-outside-toplevel
   if args.k < 1:
     raise UsageError(f"--k must be >= 1, got {args.k}")
   config, objective, params, keys, epoch = evaluate.restore_run(args.workdir)
-  test = jax.device_put(data.load_split(config.data.name, "test", config.data.data_dir or None)[0])
-  eval_fn = functools.partial(train.evaluate_dataset, train.eval_per_example(objective),
+  images, labels = data.load_split(config.data.name, "test", config.data.data_dir or None)
+  test = jax.device_put({"image": images, "label": labels})
+  eval_fn = functools.partial(evaluate.evaluate_dataset, evaluate.eval_per_example(objective),
                               batch_size=config.eval.batch_size)
-  values = train.CompiledFn(eval_fn)(params, test, keys.eval)
+  values = CompiledFn(eval_fn)(params, test, keys.eval, train.hparams_from_config(config))
   result = {"epoch": epoch, **{f"eval/{k}": float(v) for k, v in values.items()}}
-  if objective.has_posterior and config.model.likelihood in distributions.NORMALIZED_LIKELIHOODS:
+  if objective.has_posterior and objective.normalized:
     result["eval/nll_iw"], _ = evaluate.iw_nll(
         objective, params, test, jax.random.fold_in(keys.eval, 1), num_samples=args.k,
-        batch_size=config.eval.iw_batch_size, chunk_size=config.eval.iw_chunk_size)
+        batch_size=config.eval.iw_batch_size, chunk_size=config.eval.iw_chunk_size,
+        progress=sys.stderr.isatty())
     result["eval/nll_iw_k"] = args.k
   print(json.dumps(result))
 
@@ -102,7 +120,8 @@ def _evaluate(args):
 def _sample(args):
   import jax  # pylint: disable=import-outside-toplevel
   import numpy as np  # pylint: disable=import-outside-toplevel
-  from vae_jax import distributions, evaluate, plots  # pylint: disable=import-outside-toplevel
+  import jax.numpy as jnp  # pylint: disable=import-outside-toplevel
+  from vae_jax import evaluate, plots  # pylint: disable=import-outside-toplevel
   if args.n < 1:
     raise UsageError(f"--n must be >= 1, got {args.n}")
   out = Path(args.out)
@@ -110,12 +129,11 @@ def _sample(args):
     raise UsageError(f"--out must end in .png or .npy, got {out}")
   config, objective, params, _, _ = evaluate.restore_run(args.workdir)
   if not objective.has_posterior:
-    raise UsageError(f"{args.workdir} holds a deterministic autoencoder (model.kind=ae), which has "
-                     "no prior to sample; pass the --workdir of a VAE run")
-  model = objective.model
-  z = jax.random.normal(jax.random.key(args.seed), (args.n, model.latent_dim))
-  images = np.asarray(distributions.mean_from_output(
-      config.model.likelihood, model.apply({"params": params}, z, method=model.decode)))
+    raise UsageError(f"{args.workdir} holds a model without a prior (model.kind="
+                     f"{config.model.kind}); pass the --workdir of a VAE or CVAE run")
+  z = jax.random.normal(jax.random.key(args.seed), (args.n, config.model.latent_dim))
+  labels = jnp.arange(args.n) % max(getattr(objective.model, "num_classes", 0), 1)
+  images = np.asarray(objective.decode_mean(params, z, labels))
   if out.suffix == ".npy":
     out.parent.mkdir(parents=True, exist_ok=True)
     np.save(out, images)

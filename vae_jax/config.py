@@ -30,15 +30,25 @@ def base_config() -> ml_collections.ConfigDict:
       train_subset=0,  # use only the first N training images; 0 = all.
   )
   c.model = dict(
-      kind="vae",  # vae | ae (deterministic autoencoder: no sampling, no KL)
+      # vae | ae (deterministic autoencoder: no sampling, no KL) | cvae (label-conditioned VAE)
+      # | classifier (CNN/MLP on the labels; its `latent_dim` features feed classifier-FID).
+      kind="vae",
       latent_dim=20,
-      encoder_widths=(400,),
-      decoder_widths=(400,),
+      encoder=dict(
+          kind="mlp",  # mlp | conv
+          widths=(400,),  # mlp: hidden widths.
+          features=(32, 64, 128),  # conv: channels of the 4x4 stride-2 convs (32x32 -> 4x4).
+      ),
+      decoder=dict(
+          kind="mlp",  # mlp | conv
+          widths=(400,),  # mlp: hidden widths.
+          features=(128, 64, 32),  # conv: channels after the dense projection, then upsampling.
+      ),
       likelihood="bernoulli",  # bernoulli (nats) | mse (squared error summed over pixels)
       dense_init="lecun_normal",  # lecun_normal (flax default) | torch_uniform (nn.Linear default)
   )
   c.growth = dict(
-      enabled=False,  # Grow/shrink the encoder's hidden layers; start = model.encoder_widths.
+      enabled=False,  # Grow/shrink the MLP encoder's hidden layers; start = model.encoder.widths.
       every_epochs=25,  # A growth event after every N epochs ...
       increments=(32, 16),  # ... adds these units per hidden layer,
       final_widths=(256, 128),  # capped here.
@@ -50,7 +60,16 @@ def base_config() -> ml_collections.ConfigDict:
   )
   c.objective = dict(beta=1.0)
   c.optim = dict(name="adam", lr=1e-3, weight_decay=0.0)
-  c.train = dict(epochs=10, batch_size=128, checkpoint_every=5)
+  c.train = dict(
+      epochs=10,
+      batch_size=128,
+      checkpoint_every=5,
+      early_stopping=dict(
+          patience=0,  # Stop after this many epochs without improvement; 0 = off.
+          metric="val/loss",  # A metrics.jsonl key, lower is better (val/* needs a validation split).
+          min_delta=0.0,  # An improvement must lower the best value by more than this.
+      ),
+  )
   c.eval = dict(
       batch_size=500,
       iw_samples=5000,  # K of the final IW-NLL; 0 skips it.
@@ -164,20 +183,24 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
       "eval.iw_batch_size": config.eval.iw_batch_size,
       "eval.iw_chunk_size": config.eval.iw_chunk_size,
   }
-  for name in ("model.encoder_widths", "model.decoder_widths"):
-    widths = config.model[name.split(".")[1]]
-    for i, w in enumerate(widths):
-      positive[f"{name}[{i}]"] = w
+  for part in ("encoder", "decoder"):
+    field = "widths" if config.model[part].kind == "mlp" else "features"
+    for i, w in enumerate(config.model[part][field]):
+      positive[f"model.{part}.{field}[{i}]"] = w
   for name, value in positive.items():
     if value <= 0:
       raise ConfigError(f"{name} must be positive, got {value}; set --config.{name.split('[')[0]}")
   for name in ("data.validation_size", "data.validation_seed", "data.train_subset",
-               "eval.iw_samples", "eval.elbo_samples"):
-    section, field = name.split(".")
-    if config[section][field] < 0:
-      raise ConfigError(f"{name} must be >= 0, got {config[section][field]}")
+               "eval.iw_samples", "eval.elbo_samples", "train.early_stopping.patience",
+               "train.early_stopping.min_delta"):
+    value = _get(config, name)
+    if value < 0:
+      raise ConfigError(f"{name} must be >= 0, got {value}; set --config.{name}")
   from vae_jax import data, distributions, models, train  # pylint: disable=import-outside-toplevel
   for name, value, known in (("model.kind", config.model.kind, models.MODEL_KINDS),
+                             ("model.encoder.kind", config.model.encoder.kind, models.ENCODER_KINDS),
+                             ("model.decoder.kind", config.model.decoder.kind, models.ENCODER_KINDS),
+                             ("data.name", config.data.name, data.DATASETS),
                              ("model.dense_init", config.model.dense_init, models.DENSE_INITS),
                              ("optim.name", config.optim.name, train.OPTIMIZERS),
                              ("data.preprocess", config.data.preprocess, data.PREPROCESS_MODES),
@@ -185,18 +208,29 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
                               distributions.LIKELIHOODS)):
     if value not in known:
       raise ConfigError(f"unknown {name} {value!r}; choose one of {', '.join(sorted(known))}")
-  if config.eval.iw_samples and (config.model.kind != "vae" or config.model.likelihood
+  has_posterior = config.model.kind in ("vae", "cvae")
+  if config.eval.iw_samples and (not has_posterior or config.model.likelihood
                                  not in distributions.NORMALIZED_LIKELIHOODS):
     raise ConfigError(f"eval.iw_samples={config.eval.iw_samples} needs a VAE with a normalized "
                       f"likelihood ({', '.join(distributions.NORMALIZED_LIKELIHOODS)}), not "
                       f"model.kind={config.model.kind} with model.likelihood="
                       f"{config.model.likelihood}; set --config.eval.iw_samples=0")
-  if config.eval.elbo_samples and config.model.kind != "vae":
-    raise ConfigError("eval.elbo_samples > 0 needs model.kind=vae (an autoencoder has no ELBO); "
-                      "set --config.eval.elbo_samples=0")
+  if config.eval.elbo_samples and not has_posterior:
+    raise ConfigError(f"eval.elbo_samples > 0 needs model.kind=vae or cvae (model.kind="
+                      f"{config.model.kind} has no ELBO); set --config.eval.elbo_samples=0")
+  if config.model.kind in ("cvae", "classifier") and data.num_classes(config.data.name) < 2:
+    raise ConfigError(f"model.kind={config.model.kind} needs class labels, which data.name="
+                      f"{config.data.name} does not have; pick a labelled dataset or model.kind=vae")
+  es = config.train.early_stopping
+  if es.patience and es.metric.startswith("val/") and not config.data.validation_size:
+    raise ConfigError(f"train.early_stopping.metric={es.metric} needs a validation split; set "
+                      "--config.data.validation_size (e.g. 5000) or another metric")
   g = config.growth
   if g.enabled:
-    n = len(config.model.encoder_widths)
+    if config.model.encoder.kind != "mlp":
+      raise ConfigError(f"growth.enabled needs model.encoder.kind=mlp (growth widens MLP hidden "
+                        f"layers), got {config.model.encoder.kind}; set --config.growth.enabled=False")
+    n = len(config.model.encoder.widths)
     for name in ("increments", "final_widths", "narrow_to"):
       if len(g[name]) != n or min(g[name]) < (0 if name == "increments" else 1):
         raise ConfigError(f"growth.{name}={tuple(g[name])} needs {n} entries (one per encoder "
@@ -213,6 +247,26 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     raise ConfigError(f"optim.lr must be > 0 and optim.weight_decay >= 0, got "
                       f"{config.optim.lr}, {config.optim.weight_decay}")
   return config
+
+
+def _get(config, dotted: str):
+  for part in dotted.split("."):
+    config = config[part]
+  return config
+
+
+def merged(base: dict, override: dict) -> dict:
+  """`override` with the fields only `base` has filled in (recursively)."""
+  out = dict(base)
+  for k, v in override.items():
+    out[k] = merged(base[k], v) if isinstance(v, dict) and isinstance(base.get(k), dict) else v
+  return out
+
+
+def with_defaults(saved: dict) -> ml_collections.ConfigDict:
+  """A saved config.json dict as a ConfigDict; fields added to the library after the run was
+  written take their base_config defaults (tuples stay lists)."""
+  return ml_collections.ConfigDict(merged(json.loads(to_json(base_config())), saved))
 
 
 def to_json(config: ml_collections.ConfigDict) -> str:

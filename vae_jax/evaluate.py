@@ -1,4 +1,10 @@
-"""Evaluation of trained runs: IW-NLL, figures, restoring a run directory for `evaluate`/`sample`."""
+"""Evaluation: exact masked dataset means (overall and per class), the compiled programs a run
+evaluates with, the IW-NLL in chunks under a progress bar, and restoring a run directory.
+
+A per-example function has the signature (params, batch, key, hparams) -> dict of [B] arrays,
+where batch = {"image": uint8 [B, H, W, C], "label": int32 [B]}; batch b of a dataset uses the key
+fold_in(key, b), so every split of the work (one program, chunks, runs axis) sees the same noise.
+"""
 
 from __future__ import annotations
 
@@ -6,82 +12,181 @@ import json
 import math
 import time
 from pathlib import Path
+from typing import Callable
 
 import jax
-import ml_collections
 import jax.numpy as jnp
 import numpy as np
+import tqdm
 
-from vae_jax import checkpointing, data, distributions, models, plots, train
+from vae_jax import checkpointing, config as config_lib, data, models, objectives, train
+from vae_jax.compiled import CompiledFn
 
 
-def iw_nll(objective, params, images_uint8, key, *, num_samples: int, batch_size: int,
-           chunk_size: int) -> tuple[float, float]:
-  """IW-NLL estimate -IWAE_K (Burda et al., 2016) over a whole dataset, in nats per image.
+def class_totals(per_example_fn: Callable, params, dataset, key, hparams, *, batch_size: int,
+                 num_classes: int, first_batch=0):
+  """Sums of per-example values over a dataset, per class, padding to a multiple of
+  `batch_size` and masking the padding (and rows whose optional "valid" field is False).
+
+  Args:
+    dataset: {"image": uint8 [N, H, W, C], "label": int32 [N][, "valid": bool [N]]}; with
+      num_classes > 1 the labels (in [0, num_classes)) pick the class, with 1 every row counts. first_batch: int32 scalar; batch b uses fold_in(key, first_batch + b).
+  Returns:
+    (totals: dict of [num_classes] sums, counts: [num_classes] examples per class).
+  """
+  images, labels = dataset["image"], dataset["label"]
+  n = images.shape[0]
+  num_batches = -(-n // batch_size)
+  pad = num_batches * batch_size - n
+  x = jnp.pad(images, [(0, pad)] + [(0, 0)] * (images.ndim - 1))
+  x = x.reshape(num_batches, batch_size, *images.shape[1:])
+  valid = jnp.arange(num_batches * batch_size) < n
+  if "valid" in dataset:
+    valid &= jnp.pad(dataset["valid"], (0, pad))
+  y = jnp.pad(labels, (0, pad)).reshape(num_batches, batch_size)
+  groups = labels if num_classes > 1 else jnp.zeros_like(labels)  # One class: every row counts.
+  onehot = jax.nn.one_hot(jnp.pad(groups, (0, pad)), num_classes) * valid[:, None]
+  onehot = onehot.reshape(num_batches, batch_size, num_classes)
+
+  def body(totals, inputs):
+    b, x_B, y_B, onehot_BxC = inputs
+    values = per_example_fn(params, {"image": x_B, "label": y_B},
+                            jax.random.fold_in(key, first_batch + b), hparams)
+    # where() and not a multiply: padded rows may hold inf/NaN (e.g. log of an all-zero image).
+    masked = jax.tree.map(lambda v: jnp.where(onehot_BxC > 0, v[:, None], 0.0), values)
+    return jax.tree.map(lambda t, v: t + jnp.sum(v, axis=0), totals, masked), None
+
+  shapes = jax.eval_shape(per_example_fn, params, {"image": x[0], "label": y[0]}, key, hparams)
+  zeros = jax.tree.map(lambda s: jnp.zeros((num_classes,), s.dtype), shapes)
+  totals, _ = jax.lax.scan(body, zeros, (jnp.arange(num_batches), x, y, onehot))
+  return totals, jnp.sum(onehot, axis=(0, 1))
+
+
+def evaluate_by_class(per_example_fn: Callable, params, dataset, key, hparams, *,
+                      batch_size: int, num_classes: int):
+  """Exact per-example means over a whole dataset, overall and per class: sum over examples / N
+  (not an average of batch averages); the overall mean is the count-weighted class average.
+
+  Returns:
+    (means, per_class): dicts of scalars and of [num_classes] arrays (NaN for an absent class).
+  """
+  totals, counts = class_totals(per_example_fn, params, dataset, key, hparams,
+                                batch_size=batch_size, num_classes=num_classes)
+  n = dataset["image"].shape[0]
+  means = jax.tree.map(lambda t: jnp.sum(t) / n, totals)
+  per_class = jax.tree.map(lambda t: jnp.where(counts > 0, t / jnp.maximum(counts, 1), jnp.nan),
+                           totals)
+  return means, per_class
+
+
+def evaluate_dataset(per_example_fn: Callable, params, dataset, key, hparams, *,
+                     batch_size: int):
+  """Exact per-example means over a whole dataset, labels ignored (see `evaluate_by_class`).
+
+  Returns:
+    dict of scalars (means over the N examples).
+  """
+  return evaluate_by_class(per_example_fn, params, dataset, key, hparams,
+                           batch_size=batch_size, num_classes=1)[0]
+
+
+def eval_per_example(objective, elbo_samples: int = 0) -> Callable:
+  """per_example_fn of objective.eval_terms (its terms, 'mse' and, with elbo_samples = L > 0,
+  'elbo_l{L}')."""
+  def fn(params, batch, key, hparams):
+    if not objective.conditional:
+      batch = dict(batch, label=jnp.zeros_like(batch["label"]))  # Unused; keeps -1 out of one_hot.
+    return objective.eval_terms(params, batch, key, hparams, elbo_samples)
+  return fn
+
+
+def make_programs(objective, tx, *, batch_size: int, eval_batch_size: int, elbo_samples: int = 0,
+                  num_classes: int = 10, runs_axis: bool = False) -> dict[str, CompiledFn]:
+  """The compiled programs a run uses: 'epoch' (state donated; train.train_epoch), 'eval'
+  (dataset means of eval_per_example) and 'eval_by_class' (overall and per-class means).
+
+  With runs_axis=True every program is `jax.vmap`ped over a leading runs axis of the state /
+  params, the RunKeys, the hparams and the `active` flags (dataset and epoch shared): R runs that
+  differ only in seed and traced hyperparameters train in one program.
+  """
+  epoch_fn = lambda state, ds, keys, epoch, hparams, active: train.train_epoch(  # noqa: E731
+      state, ds, keys, epoch, hparams, active, batch_size=batch_size, objective=objective, tx=tx)
+  per_example = eval_per_example(objective, elbo_samples)
+  eval_fn = lambda params, ds, key, hparams: evaluate_dataset(  # noqa: E731
+      per_example, params, ds, key, hparams, batch_size=eval_batch_size)
+  by_class_fn = lambda params, ds, key, hparams: evaluate_by_class(  # noqa: E731
+      per_example, params, ds, key, hparams, batch_size=eval_batch_size, num_classes=num_classes)
+  if runs_axis:
+    epoch_fn = jax.vmap(epoch_fn, in_axes=(0, None, 0, None, 0, 0))
+    eval_fn = jax.vmap(eval_fn, in_axes=(0, None, 0, 0))
+    by_class_fn = jax.vmap(by_class_fn, in_axes=(0, None, 0, 0))
+  return {"epoch": CompiledFn(epoch_fn, donate_argnums=0), "eval": CompiledFn(eval_fn),
+          "eval_by_class": CompiledFn(by_class_fn)}
+
+
+def iw_nll(objective, params, dataset, key, *, num_samples: int, batch_size: int,
+           chunk_size: int, progress: bool = False, chunks: int = 20) -> tuple[float, float]:
+  """IW-NLL estimate -IWAE_K (Burda et al., 2016) over a whole dataset, in nats per image
+  (-log p(x | y) bound for a conditional model).
+
+  The dataset is evaluated in about `chunks` pieces of whole batches, one compiled program reused
+  for each (the last piece is padded and masked), under a tqdm bar with an ETA when `progress`.
 
   Returns:
     (nll, compile_seconds).
   """
-  fn = train.CompiledFn(lambda p, x, k: train.evaluate_dataset(
-      train.iw_per_example(objective, num_samples, chunk_size), p, x, k, batch_size=batch_size))
-  nll = float(fn(params, images_uint8, key)["nll_iw"])
-  return nll, fn.compile_seconds
+  hparams = {"beta": jnp.float32(1.0)}  # Unused by the bound.
+
+  def per_example(p, batch, k, h):
+    del h
+    return {"nll_iw": -objective.iw_bound(p, batch, k, num_samples, chunk_size)}
+
+  fn = CompiledFn(lambda p, ds, k, first: class_totals(
+      per_example, p, ds, k, hparams, batch_size=batch_size, num_classes=1, first_batch=first))
+  n = dataset["image"].shape[0]
+  num_batches = -(-n // batch_size)
+  per_chunk = -(-num_batches // chunks)
+  rows = per_chunk * batch_size
+  labels = dataset["label"] if objective.conditional else jnp.zeros((n,), jnp.int32)
+  total = 0.0
+  starts = range(0, n, rows)
+  for start in tqdm.tqdm(starts, desc=f"IW-NLL K={num_samples}", unit="chunk",
+                         disable=not progress, dynamic_ncols=True, leave=False):
+    stop = min(start + rows, n)
+    idx = np.minimum(np.arange(start, start + rows), n - 1)
+    chunk = {"image": dataset["image"][idx], "label": labels[idx],
+             "valid": jnp.asarray(np.arange(start, start + rows) < stop)}
+    sums, _ = fn(params, chunk, key, jnp.int32(start // batch_size))
+    total += float(sums["nll_iw"][0])
+  return total / n, fn.compile_seconds
 
 
-def final_metrics(config, objective, params, test_uint8, keys) -> dict:
+def final_metrics(config, objective, params, test, keys, progress: bool = False) -> dict:
   """IW-NLL with K = config.eval.iw_samples (skipped if 0), also in bits/dim, with timings."""
   k = config.eval.iw_samples
   if not k:
     return {"compile_seconds": 0.0, "compiles": 0}
   start = time.perf_counter()
-  nll, compile_seconds = iw_nll(objective, params, test_uint8, jax.random.fold_in(keys.eval, 1),
+  nll, compile_seconds = iw_nll(objective, params, test, jax.random.fold_in(keys.eval, 1),
                                 num_samples=k, batch_size=config.eval.iw_batch_size,
-                                chunk_size=config.eval.iw_chunk_size)
-  pixels = math.prod(test_uint8.shape[1:])
+                                chunk_size=config.eval.iw_chunk_size, progress=progress)
+  pixels = math.prod(test["image"].shape[1:])
   return {"eval/nll_iw": nll, "eval/nll_iw_k": k,
           "eval/nll_iw_bits_per_dim": nll / (pixels * math.log(2.0)),
           "eval/nll_iw_seconds": time.perf_counter() - start - compile_seconds,
           "compile_seconds": compile_seconds, "compiles": 1}
 
 
-def _batched(fn, x, batch_size=1000):
-  return np.concatenate([np.asarray(fn(x[i:i + batch_size])) for i in range(0, len(x), batch_size)])
-
-
-def write_figures(model, params, test_split, history, fig_dir: Path, key, likelihood: str,
-                  num_recon: int = 16, num_samples: int = 64) -> None:
-  """loss_curves, reconstructions (originals above reconstructions from the posterior mean or
-  code), latent scatter of the test-set posterior means / codes coloured by class; for a VAE also
-  prior samples and, for Z = 2, the decoded manifold (an autoencoder has no prior)."""
-  images, labels = test_split
-  is_vae = isinstance(model, models.VAE)
-  x = data.preprocess(jnp.asarray(images), "grayscale")
-  encode = jax.jit(lambda x: models.latent_mean(model, params, x))
-  decode = jax.jit(lambda z: distributions.mean_from_output(
-      likelihood, model.apply({"params": params}, z, method=model.decode)))
-  means = _batched(encode, x)
-  if likelihood in distributions.NORMALIZED_LIKELIHOODS:
-    plots.loss_curves(history, fig_dir / "loss_curves.png")
-  else:
-    plots.loss_curves(history, fig_dir / "loss_curves.png",
-                      loss_name="loss" if is_vae else "reconstruction loss",
-                      units=f"{likelihood}, per image")
-  plots.image_rows([np.asarray(x[:num_recon]), np.asarray(decode(means[:num_recon]))],
-                   fig_dir / "reconstructions.png", row_labels=["original", "reconstruction"])
-  plots.latent_scatter(means, labels, fig_dir / "latent_scatter.png",
-                       title="test-set posterior means" if is_vae else "test-set codes")
-  if not is_vae:
-    return
-  z = jax.random.normal(key, (num_samples, model.latent_dim))
-  plots.image_grid(np.asarray(decode(z)), fig_dir / "prior_samples.png", title="samples z ~ N(0, I)")
-  if model.latent_dim == 2:
-    z_grid, values = plots.manifold_latents()
-    plots.manifold_grid(np.asarray(decode(jnp.asarray(z_grid))), values, fig_dir / "manifold.png",
-                        title="decoded latent grid")
+def abstract_state(objective, tx, image_shape, hparams):
+  """jax.eval_shape of a fresh TrainState: the restore target of a checkpoint."""
+  return jax.eval_shape(lambda: train.create_train_state(
+      models.init_params(objective.model, jax.random.key(0), image_shape,
+                         getattr(objective.model, "num_classes", 0)), tx, hparams))
 
 
 def restore_run(workdir: str | Path):
-  """(config, objective, params, keys, epoch) of the latest checkpoint in workdir.
+  """(config, objective, params, keys, epoch) of a run directory: its best checkpoint when the
+  run used early stopping (the state its summary reports), else its latest.
 
   Raises:
     checkpointing.CheckpointError: no run directory, no checkpoint, or unreadable checkpoint.
@@ -91,15 +196,17 @@ def restore_run(workdir: str | Path):
     raise checkpointing.CheckpointError(f"{workdir} is not a run directory (no config.json); pass "
                                         "--workdir of a run made by vae-jax train")
   try:
-    config = ml_collections.ConfigDict(json.loads((workdir / "config.json").read_text()))
+    config = config_lib.with_defaults(json.loads((workdir / "config.json").read_text()))
   except (ValueError, TypeError) as e:
     raise checkpointing.CheckpointError(f"{workdir}/config.json is unreadable ({e}); "
                                         "retrain into a fresh --workdir") from None
-  epoch, meta = checkpointing.restore_meta(workdir)
-  image_shape = data.DATASETS[config.data.name].image_shape
-  objective = train.objective_from_config(config, image_shape, meta.get("encoder_widths"))
-  tx = train.make_optimizer(config.optim.name, config.optim.lr, config.optim.weight_decay)
-  abstract = jax.eval_shape(lambda: train.create_train_state(
-      models.init_params(objective.model, jax.random.key(0), image_shape), tx))
-  state = checkpointing.restore_state(workdir, epoch, abstract)
+  best = checkpointing.latest_epoch(workdir, checkpointing.BEST) is not None
+  directory = checkpointing.BEST if best else checkpointing.LATEST
+  epoch, meta = checkpointing.restore_meta(workdir, directory=directory)
+  image_shape = data.image_shape(config.data.name)
+  objective = objectives.from_config(config, image_shape, meta.get("encoder_widths"))
+  tx = train.make_optimizer(config.optim.name)
+  hparams = train.hparams_from_config(config)
+  state = checkpointing.restore_state(workdir, epoch, abstract_state(objective, tx, image_shape,
+                                                                     hparams), directory=directory)
   return config, objective, state.params, train.RunKeys.from_seed(config.seed), epoch

@@ -1,61 +1,73 @@
-"""VAE objectives, per example, in nats. Callers reduce (mean over the batch, masked sums, ...).
+"""Objectives, per example, in nats, and the one objective protocol the training loop, evaluation
+and figures talk to.
 
-Shape letters: B batch, K importance samples, L ELBO samples, Z latent, H/W/C image.
-`model` is a models.VAE (models.Autoencoder where stated) and `params` its param pytree; `x_BxHxWxC` are floats in [0, 1].
+Shape letters: B batch, K importance samples, L ELBO samples, Z latent, H/W/C image, N classes.
+`model` is a vae_jax.models model and `params` its param pytree; `x_BxHxWxC` are floats in
+[0, 1]; `label_B` int32 class labels (ignored by unconditional models).
+
+A batch is a dict {"image": uint8 [B, H, W, C], "label": int32 [B]} (label -1 where the dataset
+has none). `hparams` is a dict of float32 scalars ("beta", "lr", "weight_decay"; see
+train.hparams_from_config): traced, so runs that differ only in them share one compiled program.
+
+Protocol (VAEObjective, AutoencoderObjective, ClassifierObjective), all methods pure and jit-safe:
+  terms(params, batch, key, hparams) -> dict of [B]: 'loss' (what training minimizes) and its parts
+  eval_terms(params, batch, key, hparams, elbo_samples) -> terms plus evaluation-only metrics
+  latent(params, batch, key=None) -> [B, Z]: the deterministic point a reconstruction decodes
+    (latent_of(params, x, label) for images already preprocessed)
+  decode_mean(params, z, label=None) -> [B, H, W, C] in [0, 1]: mean of p(x | z[, y])
+  iw_bound(params, batch, key, num_samples, chunk_size) -> [B] (has_posterior only)
+and capability flags has_posterior (KL, prior samples, ELBO, IW-NLL), can_decode, normalized
+(the reconstruction term is a normalized likelihood, so nats and IW-NLL mean something).
 """
 
 from __future__ import annotations
 
 import math
+from typing import Any
 
+import flax
 import jax
 import jax.numpy as jnp
 
+from vae_jax import data
 from vae_jax import distributions as dist
-from vae_jax import models
 
 
-def neg_elbo(model, params, x_BxHxWxC, key, *, beta: float = 1.0, likelihood: str = "bernoulli"):
+def neg_elbo(model, params, x_BxHxWxC, key, label_B=None, *, beta=1.0,
+             likelihood: str = "bernoulli"):
   """Single-sample negative ELBO: reconstruction + beta * KL (Kingma & Welling, 2014; beta as in
-  Higgins et al., 2017).
+  Higgins et al., 2017; conditional on a label for a CVAE, Sohn et al., 2015).
 
   Returns:
     dict of [B] arrays in nats per example: 'loss' (reconstruction + beta*KL), 'recon'
     (-log p(x|z), z ~ q(z|x) by reparameterization) and 'kl' (analytic KL(q(z|x) || p(z))).
   """
-  out, mean_BxZ, logvar_BxZ = model.apply({"params": params}, x_BxHxWxC, key)
+  out, mean_BxZ, logvar_BxZ = model.apply({"params": params}, x_BxHxWxC, key, label_B)
   recon_B = -dist.log_likelihood_fn(likelihood)(out, x_BxHxWxC)
   kl_B = dist.kl_diag_gaussian_standard(mean_BxZ, logvar_BxZ)
   return {"loss": recon_B + beta * kl_B, "recon": recon_B, "kl": kl_B}
 
 
-def autoencoder_loss(model, params, x_BxHxWxC, *, likelihood: str = "mse"):
+def autoencoder_loss(model, params, x_BxHxWxC, label_B=None, *, likelihood: str = "mse"):
   """Reconstruction term of a deterministic models.Autoencoder: -log p(x | z = encode(x)).
 
   Returns:
     dict of [B] arrays per example: 'loss' and 'recon' (equal; no KL, no sampling). With the
     'mse' likelihood this is the squared error summed over pixels.
   """
-  out, _ = model.apply({"params": params}, x_BxHxWxC)
+  out, _ = model.apply({"params": params}, x_BxHxWxC, None, label_B)
   recon_B = -dist.log_likelihood_fn(likelihood)(out, x_BxHxWxC)
   return {"loss": recon_B, "recon": recon_B}
 
 
-def reconstruction_mse(model, params, x_BxHxWxC, *, likelihood: str = "bernoulli"):
-  """Squared error summed over pixels between x and the mean reconstruction decoded from the
-  posterior mean (VAE) or the code (Autoencoder): no sampling. [B] per example."""
-  z_BxZ = models.latent_mean(model, params, x_BxHxWxC)
-  out = model.apply({"params": params}, z_BxZ, method=model.decode)
-  return dist.squared_error(dist.mean_from_output(likelihood, out), x_BxHxWxC)
-
-
-def _decode_many(model, params, z_NxBxZ):
+def _decode_many(model, params, z_NxBxZ, label_B=None):
   n, b, z = z_NxBxZ.shape
-  out = model.apply({"params": params}, z_NxBxZ.reshape(n * b, z), method=model.decode)
+  label = None if label_B is None else jnp.tile(label_B, n)
+  out = model.apply({"params": params}, z_NxBxZ.reshape(n * b, z), label, method=model.decode)
   return out.reshape(n, b, *out.shape[1:])
 
 
-def elbo_multi_sample(model, params, x_BxHxWxC, key, num_samples: int, *,
+def elbo_multi_sample(model, params, x_BxHxWxC, key, num_samples: int, label_B=None, *,
                       likelihood: str = "bernoulli"):
   """ELBO estimated with L latent samples: mean_l log p(x|z_l) - KL(q(z|x) || p(z)).
 
@@ -64,16 +76,18 @@ def elbo_multi_sample(model, params, x_BxHxWxC, key, num_samples: int, *,
   Returns:
     [B] ELBO in nats per example (negative; higher is better).
   """
-  mean_BxZ, logvar_BxZ = model.apply({"params": params}, x_BxHxWxC, method=model.encode)
+  mean_BxZ, logvar_BxZ = model.apply({"params": params}, x_BxHxWxC, label_B, method=model.encode)
   z_LxBxZ = dist.reparameterize(key, jnp.broadcast_to(mean_BxZ, (num_samples, *mean_BxZ.shape)),
                                 jnp.broadcast_to(logvar_BxZ, (num_samples, *logvar_BxZ.shape)))
-  ll_LxB = dist.log_likelihood_fn(likelihood)(_decode_many(model, params, z_LxBxZ), x_BxHxWxC)
+  ll_LxB = dist.log_likelihood_fn(likelihood)(_decode_many(model, params, z_LxBxZ, label_B),
+                                              x_BxHxWxC)
   return jnp.mean(ll_LxB, axis=0) - dist.kl_diag_gaussian_standard(mean_BxZ, logvar_BxZ)
 
 
-def iwae_bound(model, params, x_BxHxWxC, key, num_samples: int, *, chunk_size: int = 100,
-               likelihood: str = "bernoulli"):
-  """Importance-weighted bound log (1/K) sum_k p(x, z_k) / q(z_k|x), z_k ~ q(z|x) (Burda et al., 2016).
+def iwae_bound(model, params, x_BxHxWxC, key, num_samples: int, label_B=None, *,
+               chunk_size: int = 100, likelihood: str = "bernoulli"):
+  """Importance-weighted bound log (1/K) sum_k p(x, z_k) / q(z_k|x), z_k ~ q(z|x) (Burda et al.,
+  2016); for a CVAE every term is conditioned on the label, so it bounds log p(x | y).
 
   The K samples are drawn `chunk_size` at a time inside a `lax.scan` with a running logsumexp, so
   memory is O(chunk_size * B * H * W * C) whatever K is. With K = 1 this equals the single-sample
@@ -86,19 +100,22 @@ def iwae_bound(model, params, x_BxHxWxC, key, num_samples: int, *, chunk_size: i
 
   Returns:
     [B] bound in nats per example.
+
+  Raises:
+    ValueError: num_samples or chunk_size < 1.
   """
   if num_samples < 1 or chunk_size < 1:
     raise ValueError(f"num_samples and chunk_size must be >= 1, got {num_samples}, {chunk_size}")
   chunk = min(chunk_size, num_samples)
   num_chunks = math.ceil(num_samples / chunk)
   log_lik = dist.log_likelihood_fn(likelihood)
-  mean_BxZ, logvar_BxZ = model.apply({"params": params}, x_BxHxWxC, method=model.encode)
+  mean_BxZ, logvar_BxZ = model.apply({"params": params}, x_BxHxWxC, label_B, method=model.encode)
   shape = (chunk, *mean_BxZ.shape)
 
   def body(lse_B, i):
     z_CxBxZ = dist.reparameterize(jax.random.fold_in(key, i), jnp.broadcast_to(mean_BxZ, shape),
                                   jnp.broadcast_to(logvar_BxZ, shape))
-    logw_CxB = (log_lik(_decode_many(model, params, z_CxBxZ), x_BxHxWxC)
+    logw_CxB = (log_lik(_decode_many(model, params, z_CxBxZ, label_B), x_BxHxWxC)
                 + dist.log_normal_standard(z_CxBxZ)
                 - dist.log_normal_diag(z_CxBxZ, mean_BxZ, logvar_BxZ))
     valid_C = i * chunk + jnp.arange(chunk) < num_samples
@@ -108,3 +125,160 @@ def iwae_bound(model, params, x_BxHxWxC, key, num_samples: int, *, chunk_size: i
   init = jnp.full(mean_BxZ.shape[:1], -jnp.inf, mean_BxZ.dtype)
   lse_B, _ = jax.lax.scan(body, init, jnp.arange(num_chunks))
   return lse_B - math.log(num_samples)
+
+
+@flax.struct.dataclass
+class _Base:
+  """Shared parts of the objectives: static model and preprocessing, hashable for jit."""
+  model: Any = flax.struct.field(pytree_node=False)
+  preprocess: str = flax.struct.field(pytree_node=False, default="grayscale")
+  likelihood: str = flax.struct.field(pytree_node=False, default="bernoulli")
+
+  has_posterior = False
+  can_decode = True
+
+  @property
+  def normalized(self) -> bool:
+    """True when the reconstruction term is a normalized likelihood (values are nats)."""
+    return self.likelihood in dist.NORMALIZED_LIKELIHOODS
+
+  @property
+  def conditional(self) -> bool:
+    """True when the model reads the labels (CVAE, classifier)."""
+    return bool(getattr(self.model, "num_classes", 0))
+
+  def inputs(self, batch, key) -> tuple[jax.Array, jax.Array | None, jax.Array]:
+    """(x floats [B, H, W, C] in [0, 1], labels [B] or None, key for z): the binarization (if
+    any) is drawn from one half of `key`, the other half is left for the latents."""
+    k_data, k_z = jax.random.split(key)
+    label = batch["label"] if self.conditional else None
+    return data.preprocess(batch["image"], self.preprocess, k_data), label, k_z
+
+  def images(self, batch, key=None) -> jax.Array:
+    """The floats [B, H, W, C] that `terms` sees for this batch and key (key may be None unless
+    preprocess is binarize_dynamic)."""
+    if key is None:
+      return data.preprocess(batch["image"], self.preprocess)
+    return self.inputs(batch, key)[0]
+
+  def decode_mean(self, params, z_BxZ, label_B=None) -> jax.Array:
+    """Mean of the likelihood p(x | z[, y]) [B, H, W, C] in [0, 1] (sigmoid of the logits)."""
+    out = self.model.apply({"params": params}, z_BxZ, label_B if self.conditional else None,
+                           method=self.model.decode)
+    return dist.mean_from_output(self.likelihood, out)
+
+  def eval_terms(self, params, batch, key, hparams, elbo_samples: int = 0) -> dict:
+    """terms plus 'mse': squared error summed over pixels between x and decode_mean(latent(x))
+    (no sampling); [B] each."""
+    terms = self.terms(params, batch, key, hparams)
+    x, label, _ = self.inputs(batch, key)  # The images `terms` saw.
+    recon = self.decode_mean(params, self.latent_of(params, x, label), label)
+    terms["mse"] = dist.squared_error(recon, x)
+    return terms
+
+
+@flax.struct.dataclass
+class VAEObjective(_Base):
+  """Negative ELBO, recon + beta * KL, of a models.VAE or (with labels) a models.CVAE."""
+
+  has_posterior = True
+
+  def terms(self, params, batch, key, hparams) -> dict[str, jax.Array]:
+    """Per-example 'loss', 'recon', 'kl' [B] (nats per image for a normalized likelihood)."""
+    x, label, k_z = self.inputs(batch, key)
+    return neg_elbo(self.model, params, x, k_z, label, beta=hparams["beta"],
+                    likelihood=self.likelihood)
+
+  def latent_of(self, params, x, label=None):
+    """Posterior means [B, Z] of preprocessed images x [B, H, W, C]."""
+    return self.model.apply({"params": params}, x, label, method=self.model.encode)[0]
+
+  def latent(self, params, batch, key=None) -> jax.Array:
+    """Posterior means [B, Z]."""
+    return self.latent_of(params, self.images(batch, key),
+                        batch["label"] if self.conditional else None)
+
+  def eval_terms(self, params, batch, key, hparams, elbo_samples: int = 0) -> dict:
+    """See _Base.eval_terms; with elbo_samples = L > 0 also 'elbo_l{L}' (the L-sample ELBO)."""
+    terms = super().eval_terms(params, batch, key, hparams)
+    if elbo_samples:
+      x, label, k_z = self.inputs(batch, jax.random.fold_in(key, 1))
+      terms[f"elbo_l{elbo_samples}"] = elbo_multi_sample(
+          self.model, params, x, k_z, elbo_samples, label, likelihood=self.likelihood)
+    return terms
+
+  def iw_bound(self, params, batch, key, num_samples: int, chunk_size: int) -> jax.Array:
+    """IWAE bound [B] in nats (see iwae_bound); -iw_bound is the IW-NLL estimate."""
+    x, label, k_z = self.inputs(batch, key)
+    return iwae_bound(self.model, params, x, k_z, num_samples, label, chunk_size=chunk_size,
+                      likelihood=self.likelihood)
+
+
+@flax.struct.dataclass
+class AutoencoderObjective(_Base):
+  """Reconstruction term of a deterministic models.Autoencoder (no KL, no prior, no IW-NLL)."""
+
+  def terms(self, params, batch, key, hparams) -> dict[str, jax.Array]:
+    """Per-example 'loss' and 'recon' [B] (equal)."""
+    del hparams
+    x, label, _ = self.inputs(batch, key)
+    return autoencoder_loss(self.model, params, x, label, likelihood=self.likelihood)
+
+  def latent_of(self, params, x, label=None):
+    """Codes [B, Z] of preprocessed images x [B, H, W, C]."""
+    return self.model.apply({"params": params}, x, label, method=self.model.encode)
+
+  def latent(self, params, batch, key=None) -> jax.Array:
+    """Codes [B, Z]."""
+    return self.latent_of(params, self.images(batch, key), None)
+
+
+@flax.struct.dataclass
+class ClassifierObjective(_Base):
+  """Cross-entropy of a models.Classifier on the batch labels (nats per image)."""
+
+  can_decode = False
+
+  @property
+  def normalized(self) -> bool:
+    return True  # Cross-entropy is a normalized likelihood of the label.
+
+  def terms(self, params, batch, key, hparams) -> dict[str, jax.Array]:
+    """Per-example 'loss' (cross-entropy, nats) and 'error' (1.0 if the argmax is wrong) [B]."""
+    del hparams
+    x, label, _ = self.inputs(batch, key)
+    logits_BxN = self.model.apply({"params": params}, x)
+    loss_B = -jnp.take_along_axis(jax.nn.log_softmax(logits_BxN), label[:, None], axis=1)[:, 0]
+    return {"loss": loss_B, "error": (jnp.argmax(logits_BxN, -1) != label).astype(jnp.float32)}
+
+  def latent(self, params, batch, key=None) -> jax.Array:
+    """Penultimate features [B, F] (the embedding classifier-FID uses)."""
+    return self.model.apply({"params": params}, self.images(batch, key),
+                            method=self.model.features)
+
+  def eval_terms(self, params, batch, key, hparams, elbo_samples: int = 0) -> dict:
+    return self.terms(params, batch, key, hparams)
+
+  def decode_mean(self, params, z_BxZ, label_B=None):
+    raise NotImplementedError("a classifier has no decoder (check objective.can_decode)")
+
+
+OBJECTIVES = {"vae": VAEObjective, "cvae": VAEObjective, "ae": AutoencoderObjective,
+              "classifier": ClassifierObjective}
+
+
+def from_config(config, image_shape, encoder_widths=None):
+  """The objective (and its model, see models.build_model) that a run's config describes.
+
+  Args:
+    image_shape: (H, W, C) after the dataset's geometry (data.image_shape).
+    encoder_widths: overrides model.encoder.widths (growth changes them).
+  Raises:
+    ValueError: bad model sizes or kinds (see models.build_model).
+  """
+  from vae_jax import models  # pylint: disable=import-outside-toplevel
+  num_classes = data.num_classes(config.data.name) if config.model.kind in (
+      "cvae", "classifier") else 0
+  model = models.build_model(config.model, image_shape, num_classes, encoder_widths)
+  return OBJECTIVES[config.model.kind](model=model, preprocess=config.data.preprocess,
+                                       likelihood=config.model.likelihood)

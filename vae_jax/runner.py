@@ -4,7 +4,12 @@
 <workdir>/metrics.jsonl   one line per epoch (nats per image; epoch_seconds in seconds)
 <workdir>/summary.json    final metrics, IW-NLL and its K, sizes, timings, device, versions, seed
 <workdir>/figures/*.png   loss curves, reconstructions, prior samples, latent scatter, manifold
-<workdir>/ckpt/<epoch>/   orbax checkpoints (params, optimizer state, epoch)
+<workdir>/ckpt/<epoch>/   orbax checkpoints (params, optimizer state, epoch): the latest two
+<workdir>/best/<epoch>/   with early stopping: the checkpoint of the best epoch so far
+
+One loop serves every study: `train_and_evaluate_runs` trains R runs whose configs differ only in
+seed and traced hyperparameters (train.TRACED_KEYS) in one compiled program, vmapped over a leading
+runs axis (R = 1: no axis), each run stopping early on its own.
 """
 
 from __future__ import annotations
@@ -22,7 +27,8 @@ import jax.numpy as jnp
 import numpy as np
 import tqdm
 
-from vae_jax import checkpointing, config as config_lib, data, evaluate, growth, models, train
+from vae_jax import (checkpointing, config as config_lib, data, early_stopping, evaluate, figures,
+                     growth, models, objectives, train)
 
 # Config fields that may change between a run and its resumption.
 RESUMABLE_CHANGES = ("train.epochs",)
@@ -63,8 +69,7 @@ def _check_workdir(config, workdir: Path, resume: bool) -> int | None:
   latest = checkpointing.latest_epoch(workdir)
   if saved.exists() and latest is not None:
     # Fields added to the library after the run was written count as their defaults.
-    old = _merged(json.loads(config_lib.to_json(config_lib.base_config())),
-                  json.loads(saved.read_text()))
+    old = json.loads(config_lib.to_json(config_lib.with_defaults(json.loads(saved.read_text()))))
     new = json.loads(config_lib.to_json(config))
     changed = [k for k in _diff(old, new) if k not in RESUMABLE_CHANGES]
     if changed:
@@ -77,14 +82,6 @@ def _check_workdir(config, workdir: Path, resume: bool) -> int | None:
   if resume:
     raise RunError(f"--resume given but {workdir} has no checkpoint; drop --resume to start fresh")
   return None
-
-
-def _merged(base: dict, override: dict) -> dict:
-  """`override` with the fields only `base` has filled in (recursively)."""
-  out = dict(base)
-  for k, v in override.items():
-    out[k] = _merged(base[k], v) if isinstance(v, dict) and isinstance(base.get(k), dict) else v
-  return out
 
 
 def _diff(old: dict, new: dict, prefix: str = "") -> list[str]:
@@ -114,6 +111,8 @@ def _write_lines(path: Path, rows: list[dict]) -> None:
   path.write_text("".join(json.dumps(r) + "\n" for r in rows))
 
 
+
+
 def train_and_evaluate(config, workdir: str | Path, *, resume: bool = False,
                        progress: bool = True) -> dict:
   """Trains and evaluates one run; returns the summary dict (also written to summary.json).
@@ -123,55 +122,85 @@ def train_and_evaluate(config, workdir: str | Path, *, resume: bool = False,
   Raises:
     config_lib.ConfigError, data.DataError, RunError, checkpointing.CheckpointError.
   """
-  return _train_group(config, [config.seed], [Path(workdir)], resume, progress, False)[0]
+  return train_and_evaluate_runs([config], [workdir], resume=resume, progress=progress)[0]
 
 
 def train_and_evaluate_seeds(config, seeds, workdirs, *, resume: bool = False,
                              progress: bool = True) -> list[dict]:
-  """Trains one run per seed, all seeds in ONE compiled program (`jax.vmap` over a leading seed
-  axis of params, optimizer state and PRNG keys; the device-resident data is shared).
+  """One run per seed of `config` (config.seed is ignored), all in ONE compiled program; see
+  `train_and_evaluate_runs`.
 
-  Each run still gets its own run directory with the contract above (config.json with its seed,
-  metrics.jsonl, summary.json, figures, checkpoints), so `vae-jax evaluate` / `sample` / resume
-  work on each, and the results equal `train_and_evaluate` seed by seed up to float rounding.
-  epoch_seconds is the time of the whole vmapped epoch (all seeds).
-
-  Args:
-    seeds: distinct ints; config.seed is ignored. workdirs: one distinct directory per seed.
-  Returns:
-    the summaries, in the order of `seeds`.
   Raises:
-    as train_and_evaluate; RunError also for growth (shapes change during training, so seeds
-    cannot share a program), mismatched seeds/workdirs, or checkpoints at different epochs.
+    as train_and_evaluate_runs; RunError also for repeated seeds.
   """
-  seeds, workdirs = [int(s) for s in seeds], [Path(w) for w in workdirs]
-  if not seeds or len(seeds) != len(workdirs) or len(set(seeds)) != len(seeds) or len(
-      {w.absolute() for w in workdirs}) != len(workdirs):
-    raise RunError(f"need one distinct workdir per distinct seed, got seeds {seeds} and "
-                   f"{len(workdirs)} workdirs; pass as many distinct --workdirs as seeds")
-  if config.growth.enabled:
-    raise RunError("growth.enabled changes shapes during training, so seeds cannot share one "
-                   "vmapped program; train each seed with train_and_evaluate")
-  return _train_group(config, seeds, workdirs, resume, progress, True)
-
-
-def _train_group(config, seeds, workdirs, resume, progress, seeds_axis) -> list[dict]:
-  config_lib.validate(config)
+  seeds = [int(s) for s in seeds]
+  if len(set(seeds)) != len(seeds):
+    raise RunError(f"seeds must be distinct, got {seeds}; pass each seed once")
   configs = []
   for seed in seeds:
     c = config.copy_and_resolve_references()
     c.seed = seed
     configs.append(c)
-  starts = {_check_workdir(c, w, resume) for c, w in zip(configs, workdirs)}
-  if len(starts) > 1:
-    raise RunError(f"the run directories hold checkpoints of different epochs "
-                   f"({sorted(starts, key=str)}); resume them one seed at a time or delete them")
-  splits = load_data(config)
+  return train_and_evaluate_runs(configs, workdirs, resume=resume, progress=progress)
+
+
+def program_key(config) -> str:
+  """The config without the traced fields (train.TRACED_KEYS): runs with equal keys can share
+  one compiled program."""
+  c = json.loads(config_lib.to_json(config))
+  for key in train.TRACED_KEYS:
+    *parents, leaf = key.split(".")
+    node = c
+    for part in parents:
+      node = node[part]
+    node.pop(leaf)
+  return json.dumps(c, sort_keys=True)
+
+
+def train_and_evaluate_runs(configs, workdirs, *, resume: bool = False,
+                            progress: bool = True) -> list[dict]:
+  """Trains R runs in ONE compiled program, `jax.vmap`ped over a leading runs axis of params,
+  optimizer state, PRNG keys and hparams (the device-resident data is shared); R = 1 uses no axis.
+
+  The configs may differ only in seed and the traced hyperparameters (objective.beta, optim.lr,
+  optim.weight_decay). Each run gets its own run directory with the full contract (config.json,
+  metrics.jsonl, summary.json, figures, checkpoints), so `vae-jax evaluate` / `sample` / resume
+  work on each, and results equal training each run alone up to float rounding. With early
+  stopping each run stops on its own: its state is frozen from then on and the program ends when
+  every run has stopped. epoch_seconds is the time of the whole program's epoch (all runs).
+
+  Returns:
+    the summaries, in the order of `configs`.
+  Raises:
+    config_lib.ConfigError, data.DataError, checkpointing.CheckpointError; RunError for configs
+    that differ in untraced fields, growth with R > 1 (shapes change during training), repeated
+    or missing workdirs, or checkpoints that cannot resume together.
+  """
+  workdirs = [Path(w) for w in workdirs]
+  if not configs or len(configs) != len(workdirs) or len(
+      {w.absolute() for w in workdirs}) != len(workdirs):
+    raise RunError(f"need one distinct workdir per run, got {len(configs)} configs and "
+                   f"{len(workdirs)} workdirs; pass as many distinct workdirs as runs")
+  for c in configs:
+    config_lib.validate(c)
+  if len({program_key(c) for c in configs}) > 1:
+    raise RunError("runs in one program may differ only in " + ", ".join(train.TRACED_KEYS)
+                   + "; train the others as separate programs (vae-jax train --sweep does)")
+  if len(configs) > 1 and configs[0].growth.enabled:
+    raise RunError("growth.enabled changes shapes during training, so runs cannot share one "
+                   "vmapped program; train each run with train_and_evaluate")
+  starts = [_check_workdir(c, w, resume) for c, w in zip(configs, workdirs)]
+  if len({s is None for s in starts}) > 1:
+    raise RunError("some run directories hold checkpoints and others do not; resume the former "
+                   "and start the latter separately")
+  start = time.perf_counter()
+  splits = load_data(configs[0])
+  data_seconds = time.perf_counter() - start
   created = [not w.exists() for w in workdirs]
   for w in workdirs:
     w.mkdir(parents=True, exist_ok=True)
   try:
-    return _run(configs, workdirs, splits, starts.pop(), progress, seeds_axis)
+    return _run(configs, workdirs, splits, starts, progress, data_seconds)
   except BaseException:
     for w, new in zip(workdirs, created):
       if new and checkpointing.latest_epoch(w) is None:
@@ -181,7 +210,7 @@ def _train_group(config, seeds, workdirs, resume, progress, seeds_axis) -> list[
 
 def widths_by_epoch(config) -> dict[int, tuple[int, ...]]:
   """Encoder hidden widths used in each epoch 1..train.epochs (constant unless growth.enabled)."""
-  start = tuple(config.model.encoder_widths)
+  start = tuple(config.model.encoder.widths)
   g = config.growth
   if not g.enabled:
     return {e: start for e in range(1, config.train.epochs + 1)}
@@ -191,20 +220,20 @@ def widths_by_epoch(config) -> dict[int, tuple[int, ...]]:
 
 
 class _Programs:
-  """Model, objective and compiled programs per encoder-width configuration (built on demand)."""
+  """Objective and compiled programs per encoder-width configuration (built on demand)."""
 
-  def __init__(self, config, image_shape, tx, num_classes, seeds_axis):
+  def __init__(self, config, image_shape, tx, num_classes, runs_axis):
     self.config, self.image_shape, self.tx, self.cache = config, image_shape, tx, {}
-    self.num_classes, self.seeds_axis = num_classes, seeds_axis
+    self.num_classes, self.runs_axis = num_classes, runs_axis
 
   def __call__(self, widths):
     if widths not in self.cache:
       c = self.config
-      objective = train.objective_from_config(c, self.image_shape, widths)
-      programs = train.make_programs(objective, self.tx, batch_size=c.train.batch_size,
-                                     eval_batch_size=c.eval.batch_size,
-                                     elbo_samples=c.eval.elbo_samples,
-                                     num_classes=self.num_classes, seeds_axis=self.seeds_axis)
+      objective = objectives.from_config(c, self.image_shape, widths)
+      programs = evaluate.make_programs(objective, self.tx, batch_size=c.train.batch_size,
+                                        eval_batch_size=c.eval.batch_size,
+                                        elbo_samples=c.eval.elbo_samples,
+                                        num_classes=self.num_classes, runs_axis=self.runs_axis)
       self.cache[widths] = (objective, programs)
     return self.cache[widths]
 
@@ -213,129 +242,249 @@ class _Programs:
     return sum(p.compile_seconds for p in programs), sum(p.compiles for p in programs)
 
 
-def _seed_slice(tree, i: int, seeds_axis: bool):
-  """Run i of a seed-stacked pytree (the tree itself when there is no seed axis)."""
-  return jax.tree.map(lambda a: a[i], tree) if seeds_axis else tree
+class _Runs:
+  """Stacking and slicing along the runs axis (identity when there is none)."""
+
+  def __init__(self, num_runs: int):
+    self.n, self.axis = num_runs, num_runs > 1
+
+  def stack(self, trees):
+    return jax.tree.map(lambda *xs: jnp.stack(xs), *trees) if self.axis else trees[0]
+
+  def get(self, tree, i: int):
+    return jax.tree.map(lambda a: a[i], tree) if self.axis else tree
+
+  def flags(self, values):
+    """[R] bool array under the axis, else a bool scalar array."""
+    return jnp.asarray(values) if self.axis else jnp.asarray(values[0])
 
 
-def _num_classes(labels: np.ndarray) -> int:
-  """Classes for per-class metrics: max label + 1, or 0 when the data has no labels (-1)."""
-  return int(labels.max()) + 1 if len(labels) and labels.min() >= 0 else 0
+@jax.jit
+def _select(mask, new, old):
+  """Per run: `new` where mask else `old` (mask [R] or a scalar; leading runs axis)."""
+  def pick(a, b):
+    return jnp.where(mask.reshape(mask.shape + (1,) * (a.ndim - mask.ndim)), a, b)
+  return jax.tree.map(pick, new, old)
 
 
-def _run(configs, workdirs, splits, start_epoch, progress, seeds_axis) -> list[dict]:
-  """The training loop of every study: S = len(configs) runs (S = 1 unless seeds_axis)."""
+def _run(configs, workdirs, splits, starts, progress, data_seconds) -> list[dict]:
+  """The training loop of every study: R = len(configs) runs in one program."""
   run_start = time.perf_counter()
-  config = configs[0]  # The runs differ only in seed.
-  for c, w in zip(configs, workdirs):
-    (w / "config.json").write_text(config_lib.to_json(c))
-  seeds = jnp.asarray([c.seed for c in configs])
-  keys = jax.vmap(train.RunKeys.from_seed)(seeds) if seeds_axis else train.RunKeys.from_seed(
-      config.seed)
-  tx = train.make_optimizer(config.optim.name, config.optim.lr, config.optim.weight_decay)
-  image_shape = splits["train"][0].shape[1:]
-  device = {name: jax.device_put(x) for name, (x, _) in splits.items()}
-  test_labels = splits["test"][1]
-  num_classes = _num_classes(test_labels)
-  schedule = widths_by_epoch(config)
-  build = _Programs(config, image_shape, tx, max(num_classes, 1), seeds_axis)
+  loop = _Loop(configs, workdirs, splits, progress)
+  loop.data_seconds = data_seconds
+  loop.restore(starts)
+  loop.train()
+  return loop.finish(run_start)
 
-  widths = schedule[1]
-  history: list[list[dict]] = [[] for _ in workdirs]
-  epoch = 0
-  if start_epoch is None:
-    init = lambda k: train.create_train_state(  # noqa: E731
-        models.init_params(build(widths)[0].model, k, image_shape), tx)
-    state = jax.vmap(init)(keys.init) if seeds_axis else init(keys.init)
-  else:
-    epoch, meta = checkpointing.restore_meta(workdirs[0], start_epoch)
-    widths = tuple(meta.get("encoder_widths", widths))
-    model = build(widths)[0].model
-    abstract = jax.eval_shape(lambda: train.create_train_state(
-        models.init_params(model, jax.random.key(0), image_shape), tx))
-    states = [checkpointing.restore_state(w, epoch, abstract) for w in workdirs]
-    state = jax.tree.map(lambda *xs: jnp.stack(xs), *states) if seeds_axis else states[0]
-    history = [_read_metrics(w / "metrics.jsonl", epoch) for w in workdirs]
-  for w, rows in zip(workdirs, history):
-    _write_lines(w / "metrics.jsonl", rows)
 
-  mngrs = [checkpointing.manager(w) for w in workdirs]
-  g = config.growth
-  bar = tqdm.tqdm(range(epoch + 1, config.train.epochs + 1), desc="train", unit="epoch",
-                  disable=not progress, dynamic_ncols=True)
-  for epoch in bar:
-    row = {}  # Values are [S] arrays with a seed axis, scalars without.
-    if schedule[epoch] != widths:  # A growth event: pytree surgery on params and optimizer state.
-      widths = schedule[epoch]
+class _Loop:
+  """State of the one training loop; `restore`, `train` and `finish` read separately."""
+
+  def __init__(self, configs, workdirs, splits, progress):
+    self.configs, self.workdirs, self.progress = configs, workdirs, progress
+    self.config = c = configs[0]  # The runs differ only in traced fields.
+    self.runs = _Runs(len(configs))
+    self.keys = self.runs.stack([train.RunKeys.from_seed(x.seed) for x in configs])
+    self.hparams = self.runs.stack([train.hparams_from_config(x) for x in configs])
+    self.tx = train.make_optimizer(c.optim.name)
+    self.image_shape = splits["train"][0].shape[1:]
+    self.host = {name: {"image": x, "label": y} for name, (x, y) in splits.items()}
+    self.device = jax.device_put(self.host)
+    self.num_classes = data.num_classes(c.data.name)
+    self.schedule = widths_by_epoch(c)
+    self.build = _Programs(c, self.image_shape, self.tx, max(self.num_classes, 1), self.runs.axis)
+    es = c.train.early_stopping
+    self.patience, self.metric, self.min_delta = es.patience, es.metric, es.min_delta
+    self.seconds = {"data": 0.0, "train": 0.0, "eval": 0.0}
+
+  # -- start: fresh or from checkpoints ------------------------------------------------------
+  def restore(self, starts):
+    """Initial state, history and early-stopping state of every run."""
+    runs = self.runs
+    self.widths = self.schedule[1]
+    self.es = [early_stopping.EarlyStopping() for _ in self.workdirs]
+    if all(s is None for s in starts):
+      self.epoch, self.history = 0, [[] for _ in self.workdirs]
+      model = self.build(self.widths)[0].model
+      init = lambda k, h: train.create_train_state(  # noqa: E731
+          models.init_params(model, k, self.image_shape, getattr(model, "num_classes", 0)),
+          self.tx, h)
+      self.state = jax.vmap(init)(self.keys.init, self.hparams) if runs.axis else init(
+          self.keys.init, self.hparams)
+      self.best = self._copy(self.state) if self.patience else None
+    else:
+      self._restore_checkpoints(starts)
+    self.param_count = models.param_count(self.state.params) // runs.n  # Per run (shapes only).
+    for ci, w, rows in zip(self.configs, self.workdirs, self.history):
+      (w / "config.json").write_text(config_lib.to_json(ci))
+      _write_lines(w / "metrics.jsonl", rows)
+
+  def _restore_checkpoints(self, starts):
+    self.epoch = max(starts)
+    self.history = [_read_metrics(w / "metrics.jsonl", s) for w, s in zip(self.workdirs, starts)]
+    for i, (w, s) in enumerate(zip(self.workdirs, starts)):
+      self.es[i] = early_stopping.replay([(r["epoch"], r[self.metric]) for r in self.history[i]],
+                                         patience=self.patience, min_delta=self.min_delta) \
+          if self.patience else self.es[i]
+      if s != self.epoch and not self.es[i].stopped:
+        raise RunError(f"the run directories hold checkpoints of different epochs ({s} in {w}, "
+                       f"{self.epoch} elsewhere); resume them one at a time or delete them")
+    _, meta = checkpointing.restore_meta(self.workdirs[0], starts[0])
+    self.widths = tuple(meta.get("encoder_widths", self.widths))
+    objective = self.build(self.widths)[0]
+    hparams = [self.runs.get(self.hparams, i) for i in range(self.runs.n)]
+    abstract = evaluate.abstract_state(objective, self.tx, self.image_shape, hparams[0])
+    self.state = self.runs.stack([checkpointing.restore_state(w, s, abstract)
+                                  for w, s in zip(self.workdirs, starts)])
+    self.best = None
+    if self.patience:
+      self.best = self.runs.stack([checkpointing.restore_state(
+          w, checkpointing.latest_epoch(w, checkpointing.BEST), abstract,
+          directory=checkpointing.BEST) for w in self.workdirs])
+
+  def _copy(self, state):
+    return _select(self.runs.flags([True] * self.runs.n), state, state)
+
+  # -- the epochs ----------------------------------------------------------------------------
+  def train(self):
+    """Epochs epoch+1 .. train.epochs, until every run has stopped."""
+    c, runs = self.config, self.runs
+    latest = [checkpointing.manager(w) for w in self.workdirs]
+    best = [checkpointing.manager(w, directory=checkpointing.BEST, max_to_keep=1)
+            for w in self.workdirs] if self.patience else []
+    bar = tqdm.tqdm(range(self.epoch + 1, c.train.epochs + 1), desc="train", unit="epoch",
+                    disable=not self.progress, dynamic_ncols=True)
+    for epoch in bar:
+      active = [not es.stopped for es in self.es]
+      if not any(active):
+        break
+      row = self._epoch(epoch, active)
+      self.epoch = epoch
+      improved = [False] * runs.n
+      for i, w in enumerate(self.workdirs):
+        if not active[i]:
+          continue
+        row_i = {"epoch": epoch, **{k: float(runs.get(v, i)) for k, v in row.items()},
+                 "encoder_widths": list(self.widths), "param_count": self.param_count,
+                 "epoch_seconds": self.epoch_seconds, "runs_in_program": runs.n}
+        self.history[i].append(row_i)
+        with (w / "metrics.jsonl").open("a") as f:
+          f.write(json.dumps(row_i) + "\n")
+        if self.patience:
+          if self.metric not in row_i:
+            raise RunError(f"train.early_stopping.metric={self.metric} is not a metric of this "
+                           f"run; use one of {', '.join(k for k in row_i if '/' in k)}")
+          self.es[i], improved[i] = early_stopping.update(
+              self.es[i], row_i[self.metric], epoch, patience=self.patience,
+              min_delta=self.min_delta)
+      if any(improved):
+        self.best = _select(runs.flags(improved), self.state, self.best)
+      meta = {"epoch": epoch, "encoder_widths": list(self.widths)}
+      for i in range(runs.n):
+        if improved[i]:
+          checkpointing.save(best[i], epoch, runs.get(self.best, i), meta)
+        if active[i] and (epoch % c.train.checkpoint_every == 0 or epoch == c.train.epochs
+                          or self.es[i].stopped):
+          checkpointing.save(latest[i], epoch, runs.get(self.state, i), meta)
+      bar.set_postfix(train=f"{np.mean(row['train/loss']):.2f}",
+                      test=f"{np.mean(row['eval/loss']):.2f}")
+    for mngr in latest + best:
+      mngr.wait_until_finished()
+      mngr.close()
+
+  def _epoch(self, epoch, active) -> dict:
+    """One epoch of every active run and its evaluation; returns {metric: [R] or scalar}."""
+    row = {}
+    if self.schedule[epoch] != self.widths:  # Growth: pytree surgery on params and optimizer.
+      self.widths = self.schedule[epoch]
+      g = self.config.growth
       params, opt_state = growth.resize_encoder(
-          state.params, state.opt_state, widths, jax.random.fold_in(keys.init, epoch), tx=tx,
-          outgoing_init=g.outgoing_init, keep=g.keep, optimizer=g.optimizer)
-      state = state.replace(params=params, opt_state=opt_state)
-      # Test loss right after the surgery, before any step: the jump the growth step itself causes.
-      values = build(widths)[1]["eval"](state.params, device["test"], keys.eval)
+          self.state.params, self.state.opt_state, self.widths,
+          jax.random.fold_in(self.keys.init, epoch), tx=self.tx, outgoing_init=g.outgoing_init,
+          keep=g.keep, optimizer=g.optimizer)
+      if g.optimizer == "reset":
+        opt_state = train.set_hparams(opt_state, self.hparams)
+      self.state = self.state.replace(params=params, opt_state=opt_state)
+      # Test loss right after the surgery, before any step: the jump growth itself causes.
+      values = self.build(self.widths)[1]["eval"](self.state.params, self.device["test"],
+                                                  self.keys.eval, self.hparams)
       row["eval/loss_at_growth"] = values["loss"]
-    objective, programs = build(widths)
+    _, programs = self.build(self.widths)
     compiled_before = programs["epoch"].compile_seconds
     start = time.perf_counter()
-    state, train_metrics = programs["epoch"](state, device["train"], keys, jnp.int32(epoch))
-    train_metrics = jax.device_get(train_metrics)
-    epoch_seconds = (time.perf_counter() - start
-                     - (programs["epoch"].compile_seconds - compiled_before))
-    row |= {f"train/{k}": v for k, v in train_metrics.items()}
-    for split in ("val", "test") if "val" in device else ("test",):
-      prefix = "eval" if split == "test" else "val"
-      values = jax.device_get(programs["eval"](state.params, device[split], keys.eval))
-      row |= {f"{prefix}/{k}": v for k, v in values.items()}
-    param_count = models.param_count(state.params) // len(workdirs)  # Per run (shapes only).
-    for i, w in enumerate(workdirs):
-      row_i = {"epoch": epoch}
-      row_i |= {k: float(_seed_slice(v, i, seeds_axis)) for k, v in row.items()}
-      row_i |= {"encoder_widths": list(widths), "param_count": param_count,
-                "epoch_seconds": epoch_seconds, "seeds_in_program": len(workdirs)}
-      history[i].append(row_i)
-      with (w / "metrics.jsonl").open("a") as f:
-        f.write(json.dumps(row_i) + "\n")
-    bar.set_postfix(train=f"{np.mean(row['train/loss']):.2f}",
-                    test=f"{np.mean(row['eval/loss']):.2f}")
-    if epoch % config.train.checkpoint_every == 0 or epoch == config.train.epochs:
-      for i, mngr in enumerate(mngrs):
-        checkpointing.save(mngr, epoch, _seed_slice(state, i, seeds_axis),
-                           {"epoch": epoch, "encoder_widths": list(widths)})
-  for mngr in mngrs:
-    mngr.wait_until_finished()
-    mngr.close()
-  objective, programs = build(widths)
-  per_class = {}
-  if num_classes:
-    per_class = jax.device_get(programs["eval_by_class"](
-        state.params, device["test"], jnp.asarray(test_labels), keys.eval)[1])
-  num_batches = len(splits["train"][0]) // config.train.batch_size
-  compile_seconds, compiles = build.totals()
-  summaries = []
-  for i, (c, w) in enumerate(zip(configs, workdirs)):
-    params, keys_i = _seed_slice(state.params, i, seeds_axis), _seed_slice(keys, i, seeds_axis)
-    final = evaluate.final_metrics(c, objective, params, device["test"], keys_i)
-    median_epoch = statistics.median(r["epoch_seconds"] for r in history[i])
-    summary = {
-        "epoch": config.train.epochs,
-        **{k: v for k, v in (history[i][-1] if history[i] else {}).items() if "/" in k},
-        **{f"eval/per_class/{k}": np.asarray(_seed_slice(v, i, seeds_axis)).tolist()
+    self.state, metrics = programs["epoch"](self.state, self.device["train"], self.keys,
+                                            jnp.int32(epoch), self.hparams,
+                                            self.runs.flags(active))
+    metrics = jax.device_get(metrics)
+    self.epoch_seconds = (time.perf_counter() - start
+                          - (programs["epoch"].compile_seconds - compiled_before))
+    self.seconds["train"] += self.epoch_seconds
+    row |= {f"train/{k}": v for k, v in metrics.items()}
+    start = time.perf_counter()
+    for split in ("val", "test") if "val" in self.device else ("test",):
+      values = jax.device_get(programs["eval"](self.state.params, self.device[split],
+                                               self.keys.eval, self.hparams))
+      row |= {f"{'eval' if split == 'test' else split}/{k}": v for k, v in values.items()}
+    self.seconds["eval"] += time.perf_counter() - start
+    self.param_count = models.param_count(self.state.params) // self.runs.n  # Per run.
+    return row
+
+  # -- the end: final evaluation, summaries, figures -----------------------------------------
+  def finish(self, run_start) -> list[dict]:
+    """Per-class test metrics, IW-NLL, summary.json and figures of every run, on the best state
+    when early stopping is on, else the last."""
+    c, runs = self.config, self.runs
+    objective, programs = self.build(self.widths)
+    state = self.best if self.patience else self.state
+    start = time.perf_counter()
+    per_class = {}
+    if self.num_classes:
+      per_class = jax.device_get(programs["eval_by_class"](
+          state.params, self.device["test"], self.keys.eval, self.hparams)[1])
+    self.seconds["eval"] += time.perf_counter() - start
+    num_batches = len(self.host["train"]["image"]) // c.train.batch_size
+    summaries = []
+    for i, (ci, w) in enumerate(zip(self.configs, self.workdirs)):
+      params, keys_i = runs.get(state.params, i), runs.get(self.keys, i)
+      final = evaluate.final_metrics(ci, objective, params, self.device["test"], keys_i,
+                                     progress=self.progress)
+      start = time.perf_counter()
+      written = figures.write_figures(objective, params, self.host["test"], self.history[i],
+                                      w / "figures", keys_i.eval)
+      figure_seconds = time.perf_counter() - start
+      summary = self._summary(i, final, per_class, num_batches, figure_seconds, run_start)
+      summary["figures"] = written
+      (w / "summary.json").write_text(json.dumps(summary, indent=2))
+      summaries.append(summary)
+    return summaries
+
+  def _summary(self, i, final, per_class, num_batches, figure_seconds, run_start) -> dict:
+    c, runs, history, es = self.config, self.runs, self.history[i], self.es[i]
+    best_epoch = es.best_epoch if self.patience else (history[-1]["epoch"] if history else 0)
+    reported = next((r for r in history if r["epoch"] == best_epoch), {})
+    compile_seconds, compiles = self.build.totals()
+    median_epoch = statistics.median(r["epoch_seconds"] for r in history)
+    return {
+        "epoch": history[-1]["epoch"] if history else 0,
+        "best_epoch": best_epoch,
+        "stopped_epoch": es.stopped_epoch or None,
+        **{k: v for k, v in reported.items() if "/" in k},
+        **{f"eval/per_class/{k}": np.asarray(runs.get(v, i)).tolist()
            for k, v in per_class.items()},
-        "encoder_widths": list(widths),
+        "encoder_widths": list(self.widths),
         **{k: v for k, v in final.items() if k not in ("compile_seconds", "compiles")},
-        "param_count": models.param_count(params),
+        "param_count": self.param_count,
         "compile_seconds": compile_seconds + final["compile_seconds"],
         "compiles": compiles + final["compiles"],
         "median_epoch_seconds": median_epoch,
-        "images_per_second": len(workdirs) * num_batches * config.train.batch_size / median_epoch,
-        "seeds_in_program": len(workdirs),
+        "images_per_second": runs.n * num_batches * c.train.batch_size / median_epoch,
+        "runs_in_program": runs.n,
+        "phase_seconds": {"data": self.data_seconds, "compile": compile_seconds,
+                          "train": self.seconds["train"], "eval": self.seconds["eval"],
+                          "iw_nll": final.get("eval/nll_iw_seconds", 0.0),
+                          "figures": figure_seconds},
         "device": f"{jax.devices()[0].platform}:{jax.devices()[0].device_kind}",
         "versions": _versions(),
-        "seed": c.seed,
-        "wall_seconds": time.perf_counter() - run_start,  # This invocation, figures excluded.
+        "seed": self.configs[i].seed,
+        "wall_seconds": time.perf_counter() - run_start,  # This invocation, figures included.
     }
-    (w / "summary.json").write_text(json.dumps(summary, indent=2))
-    evaluate.write_figures(objective.model, params, splits["test"], history[i], w / "figures",
-                           keys_i.eval, config.model.likelihood)
-    summaries.append(summary)
-  return summaries

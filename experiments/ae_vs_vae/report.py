@@ -125,19 +125,15 @@ class _Run:
 
   def __init__(self, workdir):
     from vae_jax import evaluate  # pylint: disable=import-outside-toplevel
-    self.config, objective, self.params, self.keys, _ = evaluate.restore_run(workdir)
-    self.model = objective.model
+    self.config, self.objective, self.params, self.keys, _ = evaluate.restore_run(workdir)
 
   def decode(self, z):
     """Latents [N, Z] -> mean images [N, H, W, C] in [0, 1]."""
-    from vae_jax import distributions  # pylint: disable=import-outside-toplevel
-    out = self.model.apply({"params": self.params}, z, method=self.model.decode)
-    return np.asarray(distributions.mean_from_output(self.config.model.likelihood, out))
+    return np.asarray(self.objective.decode_mean(self.params, z))
 
   def reconstruct(self, x):
     """Images [N, H, W, C] in [0, 1] -> reconstructions from the posterior mean / code."""
-    from vae_jax import models  # pylint: disable=import-outside-toplevel
-    return self.decode(models.latent_mean(self.model, self.params, x))
+    return self.decode(self.objective.latent_of(self.params, x))
 
 
 def study_inputs(images_uint8, preprocess, key):

@@ -1,10 +1,12 @@
-"""Benchmark: compile seconds, steady-state epoch seconds and images/s of the jitted scan epoch for
-mnist_mlp (784-400-20, Adam 1e-3) at batch 128 and 1024; optionally the IW-NLL time at K = 5000.
+"""Benchmark: compile seconds, steady-state epoch seconds and images/s of the jitted scan epoch of
+a config (default mnist_mlp: 784-400-20, Adam 1e-3) at the given batch sizes; optionally the
+IW-NLL time at K importance samples.
 
-  python experiments/benchmarks/epoch_time.py [--epochs 5] [--batch-sizes 128 1024] [--iw-k 5000]
+  python experiments/benchmarks/epoch_time.py [--config experiments/configs/mnist_mlp.py]
+      [--epochs 5] [--batch-sizes 128 1024] [--iw-k 5000]
 
-Uses real MNIST from the TFDS data dir when it is prepared there, else random uint8 images of the
-same shape (printed). A script that prints figures, not a timed test.
+Uses the config's real dataset from the TFDS data dir when it is prepared there, else random
+uint8 images of the same shape (printed). A script that prints figures, not a timed test.
 """
 
 import argparse
@@ -16,39 +18,46 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from vae_jax import config as config_lib, data, evaluate, models, train
+from vae_jax import config as config_lib, data, evaluate, models, objectives, train
 
 
 def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--config", default="experiments/configs/mnist_mlp.py")
   parser.add_argument("--epochs", type=int, default=5, help="timed epochs after the first")
   parser.add_argument("--batch-sizes", type=int, nargs="+", default=[128, 1024])
   parser.add_argument("--iw-k", type=int, default=0, help="also time IW-NLL with this K (0: skip)")
   args = parser.parse_args()
 
+  cfg = config_lib.load_config(args.config)
+  name, shape = cfg.data.name, data.image_shape(cfg.data.name)
   try:
-    (train_x, _), (test_x, _) = data.load_split("mnist", "train"), data.load_split("mnist", "test")
-    source = "real MNIST"
+    train_xy, test_xy = data.load_split(name, "train"), data.load_split(name, "test")
+    source = f"real {name}"
   except data.DataError:
     rng = np.random.default_rng(0)
-    train_x = rng.integers(0, 256, (60000, 28, 28, 1), dtype=np.uint8)
-    test_x = train_x[:10000]
-    source = "random uint8 images (MNIST not imported)"
-  cfg = config_lib.load_config("experiments/configs/mnist_mlp.py")
-  model = models.build_model(cfg.model, (28, 28, 1))
-  tx = train.make_optimizer("adam", 1e-3)
-  objective = train.Objective(model=model)
-  images = jax.device_put(train_x)
+    train_xy = rng.integers(0, 256, (60000, *shape), dtype=np.uint8), np.zeros(60000, np.int32)
+    test_xy = train_xy[0][:10000], train_xy[1][:10000]
+    source = f"random uint8 images ({name} not prepared)"
+  objective = objectives.from_config(cfg, shape)
+  model = objective.model
+  tx = train.make_optimizer(cfg.optim.name)
+  hparams = train.hparams_from_config(cfg)
+  train_x = train_xy[0]
+  dataset = jax.device_put({"image": train_xy[0], "label": train_xy[1]})
   keys = train.RunKeys.from_seed(0)
   results = {"device": f"{jax.devices()[0].platform}:{jax.devices()[0].device_kind}",
-             "data": source}
+             "config": args.config, "data": source}
   for batch_size in args.batch_sizes:
-    programs = train.make_programs(objective, tx, batch_size=batch_size, eval_batch_size=500)
-    state = train.create_train_state(models.init_params(model, keys.init, (28, 28, 1)), tx)
+    programs = evaluate.make_programs(objective, tx, batch_size=batch_size, eval_batch_size=500)
+    params = models.init_params(model, keys.init, shape, getattr(model, "num_classes", 0))
+    state = train.create_train_state(params, tx, hparams)
+    results["param_count"] = models.param_count(params)
     times = []
     for epoch in range(args.epochs + 1):
       start = time.perf_counter()
-      state, metrics = programs["epoch"](state, images, keys, jnp.int32(epoch))
+      state, metrics = programs["epoch"](state, dataset, keys, jnp.int32(epoch), hparams,
+                                         jnp.asarray(True))
       jax.block_until_ready(metrics)
       times.append(time.perf_counter() - start)
     steady = statistics.median(times[1:])
@@ -61,10 +70,11 @@ def main():
     print(json.dumps({f"batch_{batch_size}": results[f"batch_{batch_size}"]}), flush=True)
   if args.iw_k:
     start = time.perf_counter()
-    nll, compile_seconds = evaluate.iw_nll(objective, state.params, jax.device_put(test_x),
-                                           keys.eval, num_samples=args.iw_k, batch_size=100,
-                                           chunk_size=100)
-    results["iw_nll"] = {"k": args.iw_k, "images": len(test_x), "nll": round(nll, 2),
+    test = jax.device_put({"image": test_xy[0], "label": test_xy[1]})
+    nll, compile_seconds = evaluate.iw_nll(objective, state.params, test, keys.eval,
+                                           num_samples=args.iw_k, batch_size=cfg.eval.iw_batch_size,
+                                           chunk_size=cfg.eval.iw_chunk_size, progress=True)
+    results["iw_nll"] = {"k": args.iw_k, "images": len(test_xy[0]), "nll": round(nll, 2),
                          "compile_seconds": round(compile_seconds, 2),
                          "seconds": round(time.perf_counter() - start - compile_seconds, 1)}
   print(json.dumps(results, indent=2))

@@ -16,16 +16,16 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 
-from vae_jax import config as config_lib, models, runner, train
+from vae_jax import config as config_lib, evaluate, models, objectives, runner, train
 
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "ae_vs_vae.py"
 
 
-def _time(programs, state, images, keys, epochs):
+def _time(programs, state, dataset, keys, hparams, active, epochs):
   times = []
   for epoch in range(epochs + 1):
     start = time.perf_counter()
-    state, metrics = programs["epoch"](state, images, keys, jnp.int32(epoch))
+    state, metrics = programs["epoch"](state, dataset, keys, jnp.int32(epoch), hparams, active)
     jax.block_until_ready(metrics)
     times.append(time.perf_counter() - start)
   return programs["epoch"].compile_seconds, statistics.median(times[1:])
@@ -41,19 +41,24 @@ def main():
   config = config_lib.load_config(CONFIG)
   config_lib.apply_overrides(config, [f"model.kind={args.kind}", f"model.latent_dim={args.latent}"])
   splits = runner.load_data(config)
-  images = jax.device_put(splits["train"][0])
+  images = splits["train"][0]
+  dataset = jax.device_put({"image": images, "label": splits["train"][1]})
   image_shape = images.shape[1:]
-  objective = train.objective_from_config(config, image_shape)
-  tx = train.make_optimizer(config.optim.name, config.optim.lr, config.optim.weight_decay)
-  init = lambda k: train.create_train_state(  # noqa: E731
-      models.init_params(objective.model, k, image_shape), tx)
+  objective = objectives.from_config(config, image_shape)
+  tx = train.make_optimizer(config.optim.name)
+  hparams = train.hparams_from_config(config)
+  init = lambda k, h: train.create_train_state(  # noqa: E731
+      models.init_params(objective.model, k, image_shape), tx, h)
   kw = dict(batch_size=config.train.batch_size, eval_batch_size=config.eval.batch_size)
 
   keys = train.RunKeys.from_seed(0)
-  one = _time(train.make_programs(objective, tx, **kw), init(keys.init), images, keys, args.epochs)
+  one = _time(evaluate.make_programs(objective, tx, **kw), init(keys.init, hparams), dataset,
+              keys, hparams, jnp.asarray(True), args.epochs)
   keys_s = jax.vmap(train.RunKeys.from_seed)(jnp.arange(args.seeds))
-  vm = _time(train.make_programs(objective, tx, seeds_axis=True, **kw), jax.vmap(init)(keys_s.init),
-             images, keys_s, args.epochs)
+  hparams_s = jax.tree.map(lambda v: jnp.full((args.seeds,), v), hparams)
+  vm = _time(evaluate.make_programs(objective, tx, runs_axis=True, **kw),
+             jax.vmap(init)(keys_s.init, hparams_s), dataset, keys_s, hparams_s,
+             jnp.ones((args.seeds,), bool), args.epochs)
   steps = len(images) // config.train.batch_size * config.train.batch_size
   print(json.dumps({
       "device": f"{jax.devices()[0].platform}:{jax.devices()[0].device_kind}",

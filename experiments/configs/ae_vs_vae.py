@@ -22,8 +22,8 @@ def get_config():
   config.data.validation_seed = 0
   config.model.kind = "vae"  # vae | ae
   config.model.latent_dim = 20  # The study sweeps 2, 5, 10, 20, 50, 100.
-  config.model.encoder_widths = (400,)
-  config.model.decoder_widths = (400,)
+  config.model.encoder.widths = (400,)
+  config.model.decoder.widths = (400,)
   config.model.likelihood = "mse"
   config.model.dense_init = "torch_uniform"
   config.optim.name = "adamw"

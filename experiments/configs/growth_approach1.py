@@ -13,6 +13,6 @@ from vae_jax.config import load_config
 
 def get_config():
   config = load_config(Path(__file__).with_name("growth_fixed.py"))
-  config.model.encoder_widths = (32, 16)
+  config.model.encoder.widths = (32, 16)
   config.growth.enabled = True
   return config

@@ -14,8 +14,8 @@ from vae_jax.config import base_config
 def get_config():
   config = base_config()
   config.model.latent_dim = 20
-  config.model.encoder_widths = (256, 128)
-  config.model.decoder_widths = (128, 256)
+  config.model.encoder.widths = (256, 128)
+  config.model.decoder.widths = (128, 256)
   config.model.dense_init = "torch_uniform"  # The study's PyTorch nn.Linear layers.
   config.optim.name = "adam"
   config.optim.lr = 1e-3

@@ -16,8 +16,8 @@ from vae_jax.config import base_config
 def get_config():
   config = base_config()
   config.model.latent_dim = 20
-  config.model.encoder_widths = (400,)
-  config.model.decoder_widths = (400,)
+  config.model.encoder.widths = (400,)
+  config.model.decoder.widths = (400,)
   # PyTorch nn.Linear's default init, as in the reference implementation. With flax's default
   # (lecun_normal) mnist_mlp reaches 106.09 +- 0.15 instead (3 seeds; see README).
   config.model.dense_init = "torch_uniform"

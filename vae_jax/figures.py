@@ -1,0 +1,73 @@
+"""The figures of a run directory, drawn through the objective protocol (objectives.py): no
+question here about what kind of model a run holds, only what its objective can do."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from vae_jax import plots
+
+
+def write_figures(objective, params, test: dict, history: list[dict], fig_dir: Path, key,
+                  num_recon: int = 16, num_samples: int = 64) -> list[str]:
+  """Writes the figures a run's objective supports into fig_dir; returns their file names.
+
+  loss_curves (always); latent_scatter of test-set latents (posterior means, codes or classifier
+  features, PCA when the dimension exceeds 2) coloured by class; if the objective can decode:
+  reconstructions (originals above decode_mean(latent(x)), with the run's preprocessing, the
+  binarization drawn from `key`); if it has a posterior: prior_samples, and for a 2-D latent the
+  decoded manifold. A conditional model's samples use labels 0, 1, 2, ... in turn.
+
+  Args:
+    test: {"image": uint8 [N, H, W, C], "label": int32 [N]} on the host.
+    history: the run's metrics rows. key: the run's eval key.
+  """
+  written = []
+  if objective.normalized:
+    plots.loss_curves(history, fig_dir / "loss_curves.png")
+  else:
+    plots.loss_curves(history, fig_dir / "loss_curves.png",
+                      loss_name="loss" if objective.has_posterior else "reconstruction loss",
+                      units=f"{objective.likelihood}, per image")
+  written.append("loss_curves.png")
+  k_x, k_z = jax.random.split(key)
+  labels = np.asarray(test["label"])
+  encode = jax.jit(lambda b, k: objective.latent(params, b, k))
+  latents = np.concatenate([np.asarray(encode(
+      {"image": test["image"][i:i + 1000], "label": test["label"][i:i + 1000]},
+      jax.random.fold_in(k_x, i))) for i in range(0, len(labels), 1000)])
+  plots.latent_scatter(latents, labels, fig_dir / "latent_scatter.png",
+                       title="test-set " + ("posterior means" if objective.has_posterior
+                                            else "codes" if objective.can_decode else "features"))
+  written.append("latent_scatter.png")
+  if not objective.can_decode:
+    return written
+  first = {"image": jnp.asarray(test["image"][:num_recon]),
+           "label": jnp.asarray(test["label"][:num_recon])}
+  decode = jax.jit(lambda z, y: objective.decode_mean(params, z, y))
+  originals = objective.images(first, jax.random.fold_in(k_x, 0))
+  recon = decode(jnp.asarray(latents[:num_recon]), first["label"])
+  plots.image_rows([np.asarray(originals), np.asarray(recon)], fig_dir / "reconstructions.png",
+                   row_labels=["original", "reconstruction"])
+  written.append("reconstructions.png")
+  if not objective.has_posterior:
+    return written
+  latent_dim = latents.shape[1]
+  num_classes = getattr(objective.model, "num_classes", 0)
+  sample_labels = jnp.arange(num_samples) % max(num_classes, 1)
+  z = jax.random.normal(k_z, (num_samples, latent_dim))
+  plots.image_grid(np.asarray(decode(z, sample_labels)), fig_dir / "prior_samples.png",
+                   title="samples z ~ N(0, I)" + (", labels 0..N-1 in turn" if num_classes else ""))
+  written.append("prior_samples.png")
+  if latent_dim == 2:
+    z_grid, values = plots.manifold_latents()
+    grid_labels = jnp.zeros((len(z_grid),), jnp.int32)
+    plots.manifold_grid(np.asarray(decode(jnp.asarray(z_grid), grid_labels)), values,
+                        fig_dir / "manifold.png", title="decoded latent grid"
+                        + (" (label 0)" if num_classes else ""))
+    written.append("manifold.png")
+  return written

@@ -1,0 +1,27 @@
+"""Models as composition: MLP and conv encoders / decoders (mlp.py, conv.py) composed into a VAE,
+a deterministic Autoencoder and a conditional CVAE (composites.py), plus a small CNN Classifier
+(classifier.py). No losses here (see objectives.py).
+
+Parameters are explicit pytrees: `params = init_params(model, key, image_shape)`, used only
+through `model.apply({"params": params}, ...)`. Every autoencoding model has
+encode(x, label=None), decode(z, label=None) and __call__(x, key, label=None) (composites.py),
+and the attributes latent_dim and num_classes.
+
+Shape letters: B batch, H/W/C image, Z latent size, K classes.
+"""
+
+from vae_jax.models.classifier import Classifier
+from vae_jax.models.composites import CVAE, VAE, Autoencoder
+from vae_jax.models.conv import (UPSAMPLE_MODES, ConvDecoder, ConvEncoder,
+                                 PhaseConvTranspose)
+from vae_jax.models.factory import (ENCODER_KINDS, MODEL_KINDS, build_model, init_params,
+                                    mlp_model, param_count)
+from vae_jax.models.layers import DENSE_INITS, MLP, ConvStack, dense
+from vae_jax.models.mlp import CODE_HEADS, POSTERIOR_HEADS, MLPDecoder, MLPEncoder
+
+__all__ = [
+    "Autoencoder", "CODE_HEADS", "CVAE", "Classifier", "ConvDecoder", "ConvEncoder",
+    "ConvStack", "DENSE_INITS", "ENCODER_KINDS", "MLP", "MLPDecoder", "MLPEncoder",
+    "MODEL_KINDS", "POSTERIOR_HEADS", "PhaseConvTranspose", "UPSAMPLE_MODES", "VAE",
+    "build_model", "dense", "init_params", "mlp_model", "param_count",
+]

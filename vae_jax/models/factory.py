@@ -1,0 +1,126 @@
+"""Building models from a config section, initializing and counting their params.
+
+Config layout read by build_model (experiments/configs, config.base_config):
+  model.kind: one of MODEL_KINDS;  model.latent_dim;  model.dense_init (layers.DENSE_INITS);
+  model.encoder.kind / model.decoder.kind: one of ENCODER_KINDS, with `widths` (mlp hidden widths)
+  and `features` (conv channels);  model.classifier_hidden (classifier only, default 128).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+import math
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from vae_jax.models import conv, layers, mlp
+from vae_jax.models.classifier import Classifier
+from vae_jax.models.composites import CVAE, VAE, Autoencoder
+
+MODEL_KINDS = ("vae", "ae", "cvae", "classifier")
+ENCODER_KINDS = ("mlp", "conv")  # For model.encoder.kind and model.decoder.kind.
+
+
+def _sizes(name: str, values: Sequence[int], *, nonempty: bool = False) -> tuple[int, ...]:
+  """values as a tuple of ints; ValueError naming config key `name` unless all are positive."""
+  sizes = tuple(int(v) for v in values)
+  if any(s <= 0 for s in sizes) or (nonempty and not sizes):
+    raise ValueError(f"model.{name} must be {'a non-empty tuple of ' if nonempty else ''}"
+                     f"positive sizes, got {tuple(values)}; set --config.model.{name}")
+  return sizes
+
+
+def _kind(name: str, value: str, known: Sequence[str]) -> str:
+  if value not in known:
+    raise ValueError(f"unknown model.{name} {value!r}; choose one of {', '.join(known)}")
+  return value
+
+
+def build_model(model_config, image_shape: Sequence[int], num_classes: int = 0,
+                encoder_widths: Sequence[int] | None = None) -> nn.Module:
+  """The model a config's `model` section describes (layout in the module docstring).
+
+  vae / ae / cvae compose encoder.kind and decoder.kind halves (any mix); the classifier is a CNN
+  with channels model.encoder.features and hidden width model.classifier_hidden (it reads neither
+  latent_dim nor the encoder/decoder kinds).
+
+  Args:
+    model_config: the config's `model` section (a ConfigDict).
+    image_shape: (H, W, C) of the dataset's images.
+    num_classes: K of the dataset; used by cvae and classifier only (>= 2 there).
+    encoder_widths: overrides model.encoder.widths (growth changes them).
+
+  Returns:
+    A VAE, Autoencoder, CVAE or Classifier (see composites.py / classifier.py).
+
+  Raises:
+    ValueError: one line naming the fix, for an unknown kind or dense_init, non-positive sizes,
+      cvae / classifier with num_classes < 2, or a conv decoder whose stride-2 layers do not
+      divide H and W.
+  """
+  kind = _kind("kind", model_config.get("kind", "vae"), MODEL_KINDS)
+  init = _kind("dense_init", model_config.get("dense_init", "lecun_normal"), layers.DENSE_INITS)
+  image_shape = tuple(int(s) for s in image_shape)
+  if len(image_shape) != 3 or min(image_shape) <= 0:
+    raise ValueError(f"image_shape must be positive (H, W, C), got {image_shape}")
+  if kind in ("cvae", "classifier") and num_classes < 2:
+    raise ValueError(f"model.kind={kind} needs a labelled dataset (>= 2 classes), got "
+                     f"num_classes={num_classes}; pick a data.name with labels")
+  enc_cfg, dec_cfg = model_config.encoder, model_config.decoder
+  if kind == "classifier":
+    return Classifier(channels=_sizes("encoder.features", enc_cfg.features, nonempty=True),
+                      hidden=_sizes("classifier_hidden",
+                                    (model_config.get("classifier_hidden", 128),))[0],
+                      num_classes=int(num_classes), dense_init=init)
+  latent_dim = _sizes("latent_dim", (model_config.latent_dim,))[0]
+  heads = mlp.CODE_HEADS if kind == "ae" else mlp.POSTERIOR_HEADS
+  if _kind("encoder.kind", enc_cfg.get("kind", "mlp"), ENCODER_KINDS) == "mlp":
+    widths = enc_cfg.widths if encoder_widths is None else encoder_widths
+    encoder = mlp.MLPEncoder(_sizes("encoder.widths", widths), latent_dim, init, heads)
+  else:
+    encoder = conv.ConvEncoder(_sizes("encoder.features", enc_cfg.features, nonempty=True),
+                               latent_dim, init, heads)
+  if _kind("decoder.kind", dec_cfg.get("kind", "mlp"), ENCODER_KINDS) == "mlp":
+    decoder = mlp.MLPDecoder(_sizes("decoder.widths", dec_cfg.widths), image_shape, init)
+  else:
+    decoder = conv.ConvDecoder(_sizes("decoder.features", dec_cfg.features, nonempty=True),
+                               image_shape, init)
+  if kind == "cvae":
+    return CVAE(encoder, decoder, int(num_classes))
+  return (Autoencoder if kind == "ae" else VAE)(encoder, decoder)
+
+
+def mlp_model(kind: str, encoder_widths: Sequence[int], decoder_widths: Sequence[int],
+              latent_dim: int, image_shape: Sequence[int], dense_init: str = "lecun_normal",
+              num_classes: int = 0) -> VAE | Autoencoder | CVAE:
+  """An all-MLP vae / ae / cvae without a config (tests, growth): the same modules and param
+  names as build_model makes for encoder.kind = decoder.kind = 'mlp'."""
+  heads = mlp.CODE_HEADS if kind == "ae" else mlp.POSTERIOR_HEADS
+  encoder = mlp.MLPEncoder(tuple(encoder_widths), latent_dim, dense_init, heads)
+  decoder = mlp.MLPDecoder(tuple(decoder_widths), tuple(image_shape), dense_init)
+  if kind == "cvae":
+    return CVAE(encoder, decoder, num_classes)
+  return {"vae": VAE, "ae": Autoencoder}[kind](encoder, decoder)
+
+
+def init_params(model: nn.Module, key: jax.Array, image_shape: Sequence[int],
+                num_classes: int = 0):
+  """Jitted initialization; returns the param pytree (no 'params' wrapper).
+
+  Runs `model.init(key, x, key, label)` on one zero image; label is a dummy int32 [1] when the
+  model is conditional (num_classes > 0 here or on the model), else None. For MLP VAEs and
+  Autoencoders the params equal, bit for bit, those of the single-file models.py before the
+  split (same module paths, so the same flax init RNG streams; tested).
+  """
+  x = jnp.zeros((1, *image_shape), jnp.float32)
+  conditional = num_classes or getattr(model, "num_classes", 0)
+  label = jnp.zeros((1,), jnp.int32) if conditional else None
+  init = jax.jit(lambda k: model.init(k, x, k, label)["params"])
+  return init(key)
+
+
+def param_count(params) -> int:
+  """Number of scalars in a param pytree (works on ShapeDtypeStructs from jax.eval_shape)."""
+  return sum(math.prod(p.shape) for p in jax.tree.leaves(params))

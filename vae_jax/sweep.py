@@ -1,0 +1,135 @@
+"""`--sweep KEY=V1,V2,...`: the product of config values, grouped into compiled programs.
+
+Runs whose configs differ only in traced fields (seed, objective.beta, optim.lr,
+optim.weight_decay; train.TRACED_KEYS) share one program, vmapped over a runs axis; values that
+change shapes or static choices (latent size, widths, batch size, ...) make separate programs,
+run one after another. Every run writes `DIR/<key=value,...>/` with the full run-directory
+contract; `DIR/sweep.json` lists every run with its program.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import json
+import shutil
+from pathlib import Path
+
+from vae_jax import checkpointing, config as config_lib, runner
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+  """name: 'key=value,...' (its directory under the sweep dir); overrides: ['key=value', ...]."""
+  name: str
+  overrides: tuple[str, ...]
+  config: object
+  program: int = 0
+
+
+def parse(config, sweeps: list[str]) -> list[tuple[str, list[str]]]:
+  """['KEY=V1,V2', ...] -> [(KEY, [raw values])]: each value is checked against the type of the
+  config field (as --config.KEY=VALUE would be). Values of tuple fields are separated by ';'
+  (--sweep model.encoder.widths=400;512,256).
+
+  Raises:
+    config_lib.ConfigError: a missing '=', an unknown or repeated key, no value, a repeated or
+      malformed value.
+  """
+  out, seen = [], set()
+  for item in sweeps:
+    key, sep, raw = item.partition("=")
+    if not sep or not key or not raw:
+      raise config_lib.ConfigError(f"malformed --sweep {item}; write --sweep KEY=V1,V2,...")
+    if key in seen:
+      raise config_lib.ConfigError(f"--sweep {key} given twice; list all its values in one --sweep")
+    seen.add(key)
+    probe = config.copy_and_resolve_references()
+    config_lib.apply_overrides(probe, [f"{key}={raw.split(';')[0].split(',')[0]}"])  # Key check.
+    current = _get(config, key)
+    values = raw.split(";") if isinstance(current, (tuple, list)) else raw.split(",")
+    if any(not v for v in values) or len(set(values)) != len(values):
+      raise config_lib.ConfigError(f"bad --sweep {item}: values must be non-empty and distinct")
+    for v in values:
+      config_lib.apply_overrides(probe, [f"{key}={v}"])  # Type check of every value.
+    out.append((key, values))
+  return out
+
+
+def _get(config, dotted: str):
+  for part in dotted.split("."):
+    config = config[part]
+  return config
+
+
+def expand(config, sweeps: list[tuple[str, list[str]]]) -> list[Run]:
+  """The product of the sweep values as Runs (validated configs), numbered by program in order
+  of first appearance.
+
+  Raises:
+    config_lib.ConfigError: a combination that fails config validation.
+  """
+  runs, programs = [], {}
+  for combo in itertools.product(*[[(k, v) for v in values] for k, values in sweeps]):
+    overrides = tuple(f"{k}={v}" for k, v in combo)
+    c = config_lib.apply_overrides(config.copy_and_resolve_references(), list(overrides))
+    try:
+      config_lib.validate(c)
+    except config_lib.ConfigError as e:
+      raise config_lib.ConfigError(f"sweep run {','.join(overrides)}: {e}") from None
+    key = runner.program_key(c) if not c.growth.enabled else ",".join(overrides)
+    program = programs.setdefault(key, len(programs))
+    runs.append(Run(",".join(overrides).replace("/", "_"), overrides, c, program))
+  return runs
+
+
+def run_sweep(config, sweep_args: list[str], workdir: str | Path, *, resume: bool = False,
+              reuse: bool = False, progress: bool = True) -> list[dict]:
+  """Trains every run of the sweep; returns {name, program, workdir, summary} per run trained or
+  reused. Everything is checked before anything is written.
+
+  reuse: skip runs that already hold a summary.json. resume: continue runs that hold a
+  checkpoint (runs without one start fresh, in a program of their own).
+
+  Raises:
+    config_lib.ConfigError for bad sweeps; as runner.train_and_evaluate_runs.
+  """
+  config_lib.validate(config)
+  runs = expand(config, parse(config, sweep_args))
+  workdir = Path(workdir)
+  listing = [{"name": r.name, "overrides": list(r.overrides), "program": r.program,
+              "workdir": str(workdir / r.name)} for r in runs]
+  created = not workdir.exists()
+  workdir.mkdir(parents=True, exist_ok=True)
+  (workdir / "sweep.json").write_text(json.dumps({"sweep": sweep_args, "runs": listing}, indent=2))
+  try:
+    return _train_programs(runs, workdir, resume, reuse, progress)
+  except BaseException:
+    if created and not any(p.is_dir() for p in workdir.iterdir()):
+      shutil.rmtree(workdir, ignore_errors=True)  # Nothing trained: leave nothing behind.
+    raise
+
+
+def _train_programs(runs, workdir: Path, resume: bool, reuse: bool, progress: bool) -> list[dict]:
+  results = []
+  for program in sorted({r.program for r in runs}):
+    members = [r for r in runs if r.program == program]
+    if reuse:
+      done = [r for r in members if (workdir / r.name / "summary.json").is_file()]
+      results += [{"name": r.name, "program": program, "workdir": str(workdir / r.name),
+                   "summary": json.loads((workdir / r.name / "summary.json").read_text())}
+                  for r in done]
+      members = [r for r in members if r not in done]
+    groups = [members]
+    if resume:  # Runs with and without checkpoints cannot share one program.
+      has = [r for r in members if checkpointing.latest_epoch(workdir / r.name) is not None]
+      groups = [has, [r for r in members if r not in has]]
+    for group, group_resume in zip(groups, (resume, False)):
+      if not group:
+        continue
+      summaries = runner.train_and_evaluate_runs(
+          [r.config for r in group], [workdir / r.name for r in group], resume=group_resume,
+          progress=progress)
+      results += [{"name": r.name, "program": program, "workdir": str(workdir / r.name),
+                   "summary": s} for r, s in zip(group, summaries)]
+  return results
