@@ -162,7 +162,9 @@ def test_vmapped_seeds_resume_and_bad_groups(tiny, tmp_path):
   with pytest.raises(runner.RunError, match="distinct"):
     runner.train_and_evaluate_seeds(config, [0, 0], [tmp_path / "x", tmp_path / "y"])
   with pytest.raises(runner.RunError, match="growth"):
-    runner.train_and_evaluate_seeds(tiny(**{"growth.enabled": True}), [0, 1],
+    runner.train_and_evaluate_seeds(tiny(**{"growth.enabled": True, "growth.increments": 4,
+                                            "growth.final_widths": 64, "growth.narrow_to": 16}),
+                                    [0, 1],
                                     [tmp_path / "x", tmp_path / "y"])
   assert not (tmp_path / "x").exists()
 

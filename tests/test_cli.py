@@ -42,7 +42,7 @@ def _fails(capsys, argv, *fragments):
     ("--config.model.encoder.widths=64,-1", "model.encoder.widths[1] must be positive"),
     ("--config.train.batch_size=-8", "train.batch_size must be positive"),
     ("--config.optim.name=lbfgs", "unknown optim.name"),
-    ("--config.data.name=svhn", "unknown dataset"),
+    ("--config.data.name=svhn", "unknown data.name 'svhn'"),
 ])
 def test_bad_train_input_exits_2_without_run_dir(capsys, tmp_path, tiny_file, override, fragment):
   workdir = tmp_path / "run"

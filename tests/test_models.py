@@ -1,45 +1,301 @@
-"""Shapes and parameter counts through jax.eval_shape (no compute)."""
+"""Models: shapes and parameter counts through jax.eval_shape (no compute), conditioning, the
+factory's errors, and bit-identity of MLP models with the single-file models.py of 13fc5f4."""
+
+import importlib.util
+from pathlib import Path
+import subprocess
+import sys
 
 import jax
 import jax.numpy as jnp
 import ml_collections
+import numpy as np
 import pytest
 
 from vae_jax import models
 
-
-def _abstract_params(model, image_shape):
-  x = jax.ShapeDtypeStruct((1, *image_shape), jnp.float32)
-  return jax.eval_shape(lambda k, x: model.init(k, x, k)["params"], jax.random.key(0), x)
+REPO = Path(__file__).resolve().parents[1]
+OLD_COMMIT = "13fc5f4"  # Last commit with vae_jax/models.py as one file.
 
 
+def _config(kind="vae", encoder="mlp", decoder="mlp", **top):
+  """A `model` config section in the layout build_model reads."""
+  c = dict(kind=kind, latent_dim=20, dense_init="lecun_normal", classifier_hidden=128,
+           encoder=dict(kind=encoder, widths=(400,), features=(32, 64, 128)),
+           decoder=dict(kind=decoder, widths=(400,), features=(128, 64, 32)))
+  for key, value in top.items():  # encoder__widths=(8,) sets encoder.widths.
+    *parents, leaf = key.split("__")
+    d = c
+    for p in parents:
+      d = d[p]
+    d[leaf] = value
+  return ml_collections.ConfigDict(c)
+
+
+def _abstract_params(model, image_shape, num_classes=0):
+  return jax.eval_shape(lambda k: models.init_params(model, k, image_shape, num_classes),
+                        jax.random.key(0))
+
+
+def _conv(k, cin, cout):
+  return k * k * cin * cout + cout
+
+
+def _dense(fan_in, out):
+  return fan_in * out + out
+
+
+# -- MLP ----------------------------------------------------------------------------------------
 @pytest.mark.parametrize("enc,dec,latent,expected", [
-    ((400,), (400,), 20, (784 * 400 + 400 + 2 * (400 * 20 + 20))
-     + (20 * 400 + 400 + 400 * 784 + 784)),                     # mnist_mlp: 652,824
-    ((400,), (400,), 2, (784 * 400 + 400 + 2 * (400 * 2 + 2))
-     + (2 * 400 + 400 + 400 * 784 + 784)),                      # mnist_2d
-    ((256, 128), (128, 256), 20, 784 * 256 + 256 + 256 * 128 + 128 + 2 * (128 * 20 + 20)
-     + 20 * 128 + 128 + 128 * 256 + 256 + 256 * 784 + 784),    # growth study's fixed arm
+    ((400,), (400,), 20, 652_824),                                 # mnist_mlp
+    ((400,), (400,), 2, _dense(784, 400) + 2 * _dense(400, 2)
+     + _dense(2, 400) + _dense(400, 784)),                         # mnist_2d
+    ((256, 128), (128, 256), 20, _dense(784, 256) + _dense(256, 128) + 2 * _dense(128, 20)
+     + _dense(20, 128) + _dense(128, 256) + _dense(256, 784)),    # growth study's fixed arm
 ])
-def test_param_count(enc, dec, latent, expected):
-  model = models.VAE(enc, dec, latent, (28, 28, 1))
-  params = _abstract_params(model, (28, 28, 1))
-  assert models.param_count(params) == expected
+def test_mlp_vae_param_count(enc, dec, latent, expected):
+  assert expected == (_dense(784, enc[0]) + sum(_dense(a, b) for a, b in zip(enc, enc[1:]))
+                      + 2 * _dense(enc[-1], latent) + _dense(latent, dec[0])
+                      + sum(_dense(a, b) for a, b in zip(dec, dec[1:])) + _dense(dec[-1], 784))
+  model = models.build_model(_config(latent_dim=latent, encoder__widths=enc, decoder__widths=dec),
+                             (28, 28, 1))
+  assert models.param_count(_abstract_params(model, (28, 28, 1))) == expected
 
 
-def test_layer_names_and_output_shapes():
-  model = models.VAE((8, 4), (6,), 3, (5, 5, 1))
+def test_mlp_layer_names_and_output_shapes():
+  model = models.mlp_model("vae", (8, 4), (6,), 3, (5, 5, 1))
   params = _abstract_params(model, (5, 5, 1))
   assert set(params["encoder"]["mlp"]) == {"hidden_0", "hidden_1"}
+  assert set(params["encoder"]) == {"mlp", "mean", "logvar"}
+  assert set(params["decoder"]) == {"mlp", "out"}
   assert params["encoder"]["mlp"]["hidden_1"]["kernel"].shape == (8, 4)
   assert params["encoder"]["mean"]["kernel"].shape == (4, 3)
   x = jax.ShapeDtypeStruct((7, 5, 5, 1), jnp.float32)
   out, mean, logvar = jax.eval_shape(
       lambda p, x: model.apply({"params": p}, x, jax.random.key(0)), params, x)
   assert out.shape == (7, 5, 5, 1) and mean.shape == logvar.shape == (7, 3)
+  assert model.latent_dim == 3 and model.num_classes == 0
 
 
-def test_build_model_rejects_non_positive_sizes():
-  cfg = ml_collections.ConfigDict(dict(latent_dim=0, encoder_widths=(4,), decoder_widths=(4,)))
-  with pytest.raises(ValueError, match="positive"):
-    models.build_model(cfg, (28, 28, 1))
+def test_autoencoder_interface():
+  model = models.build_model(_config("ae", latent_dim=3, encoder__widths=(8,),
+                                     decoder__widths=(6,)), (5, 5, 1))
+  params = models.init_params(model, jax.random.key(0), (5, 5, 1))
+  assert set(params["encoder"]) == {"mlp", "code"}
+  x = jax.random.uniform(jax.random.key(1), (2, 5, 5, 1))
+
+  @jax.jit
+  def run(params):
+    out, z = model.apply({"params": params}, x, None)
+    return (out, z, model.apply({"params": params}, x, method=model.encode),
+            model.apply({"params": params}, z, method=model.decode))
+
+  out, z, z_encode, out_decode = run(params)
+  np.testing.assert_array_equal(z, z_encode)
+  np.testing.assert_array_equal(out, out_decode)
+  assert out.shape == (2, 5, 5, 1) and model.latent_dim == 3 and model.num_classes == 0
+
+
+# -- Conv ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize("channels", [1, 3])
+def test_conv_encoder_decoder_shapes(channels):
+  shape = (32, 32, channels)
+  enc = models.ConvEncoder((32, 64, 128), 20)
+  x = jax.ShapeDtypeStruct((5, *shape), jnp.float32)
+  p_enc = jax.eval_shape(lambda k, x: enc.init(k, x)["params"], jax.random.key(0), x)
+  assert p_enc["conv"]["conv_2"]["kernel"].shape == (4, 4, 64, 128)
+  assert p_enc["mean"]["kernel"].shape == (4 * 4 * 128, 20)  # 32 -> 16 -> 8 -> 4.
+  mean, logvar = jax.eval_shape(lambda p, x: enc.apply({"params": p}, x), p_enc, x)
+  assert mean.shape == logvar.shape == (5, 20)
+  dec = models.ConvDecoder((128, 64, 32), shape)
+  z = jax.ShapeDtypeStruct((5, 20), jnp.float32)
+  p_dec = jax.eval_shape(lambda k, z: dec.init(k, z)["params"], jax.random.key(0), z)
+  assert set(p_dec) == {"project", "deconv_0", "deconv_1", "out"}
+  assert jax.eval_shape(lambda p, z: dec.apply({"params": p}, z), p_dec, z).shape == (5, *shape)
+
+
+@pytest.mark.parametrize("channels,upsample", [(1, "transpose"), (3, "transpose"), (1, "phase")])
+def test_conv_vae_param_count(channels, upsample):
+  c = channels
+  encoder = _conv(4, c, 32) + _conv(4, 32, 64) + _conv(4, 64, 128) + 2 * _dense(4 * 4 * 128, 20)
+  decoder = _dense(20, 4 * 4 * 128) + _conv(4, 128, 64) + _conv(4, 64, 32) + _conv(4, 32, c)
+  model = models.build_model(_config(encoder="conv", decoder="conv", decoder__upsample=upsample),
+                             (32, 32, c))
+  assert model.decoder.upsample == upsample
+  params = _abstract_params(model, (32, 32, c))
+  assert models.param_count(params) == encoder + decoder == {1: 453_993, 3: 456_043}[c]
+
+
+def test_mixed_conv_encoder_mlp_decoder_and_conv_autoencoder():
+  mixed = models.build_model(_config(encoder="conv", decoder="mlp"), (32, 32, 1))
+  out, _, _ = jax.eval_shape(lambda p, x: mixed.apply({"params": p}, x, jax.random.key(0)),
+                             _abstract_params(mixed, (32, 32, 1)),
+                             jax.ShapeDtypeStruct((2, 32, 32, 1), jnp.float32))
+  assert out.shape == (2, 32, 32, 1)
+  ae = models.build_model(_config("ae", "conv", "conv"), (32, 32, 1))
+  assert set(_abstract_params(ae, (32, 32, 1))["encoder"]) == {"conv", "code"}
+
+
+@pytest.mark.parametrize("features,shape", [((8,) * 6, (32, 32, 1)), ((128, 64, 32), (28, 28, 1))])
+def test_conv_decoder_rejects_sizes_not_divisible(features, shape):
+  with pytest.raises(ValueError, match="divisible"):
+    models.ConvDecoder(features, shape)
+  with pytest.raises(ValueError, match="divisible"):
+    models.build_model(_config(decoder="conv", decoder__features=features), shape)
+
+
+def test_phase_upsampling_equals_conv_transpose():
+  """'phase' has the same params (names, shapes, init values) and outputs as 'transpose'."""
+  shape, z = (16, 16, 2), jax.random.normal(jax.random.key(1), (3, 4))
+
+  @jax.jit
+  def init_and_apply(z):
+    results = []
+    for init in models.DENSE_INITS:
+      for upsample in ("transpose", "phase"):
+        dec = models.ConvDecoder((8, 4), shape, init, upsample=upsample)
+        params = dec.init(jax.random.key(0), z)["params"]
+        results.append((params, dec.apply({"params": params}, z)))
+    return results
+
+  results = init_and_apply(z)  # (transpose, phase) per init.
+  for (p_ref, out_ref), (p_phase, out_phase) in zip(results[::2], results[1::2]):
+    jax.tree.map(np.testing.assert_array_equal, p_ref, p_phase)
+    np.testing.assert_allclose(out_phase, out_ref, rtol=1e-5, atol=1e-5)
+    assert out_phase.shape == (3, *shape)
+
+
+def test_subpixel_upsampling_shapes():
+  dec = models.ConvDecoder((8, 4), (16, 16, 3), upsample="subpixel")
+  params = jax.eval_shape(lambda k: dec.init(k, jnp.zeros((1, 5)))["params"], jax.random.key(0))
+  assert params["deconv_0"]["kernel"].shape == (3, 3, 8, 16)  # 4 x 4 output channels.
+  assert params["out"]["kernel"].shape == (3, 3, 4, 12)
+  assert jax.eval_shape(lambda p: dec.apply({"params": p}, jnp.zeros((2, 5))),
+                        params).shape == (2, 16, 16, 3)
+
+
+def test_torch_uniform_conv_init_bounds():
+  """Conv kernels and biases ~ U(+-1/sqrt(kh * kw * C_in)), PyTorch's conv default."""
+  enc = models.ConvEncoder((64,), 2, "torch_uniform")
+  params = jax.jit(enc.init)(jax.random.key(0), jnp.zeros((1, 8, 8, 3)))["params"]["conv"]["conv_0"]
+  bound = (4 * 4 * 3) ** -0.5
+  for leaf in (params["kernel"], params["bias"]):
+    assert float(jnp.max(jnp.abs(leaf))) <= bound
+    assert float(jnp.max(jnp.abs(leaf))) > 0.8 * bound  # Uses the range: not N(0, 1/fan_in).
+
+
+# -- Conditional and classifier -------------------------------------------------------------------
+@pytest.mark.parametrize("encoder,decoder,shape", [("mlp", "mlp", (6, 6, 1)),
+                                                   ("conv", "conv", (8, 8, 2))])
+def test_cvae_encode_and_decode_depend_on_the_label(encoder, decoder, shape):
+  cfg = _config("cvae", encoder, decoder, latent_dim=3, encoder__widths=(8,),
+                decoder__widths=(8,), encoder__features=(4, 8), decoder__features=(8, 4))
+  model = models.build_model(cfg, shape, num_classes=5)
+  assert model.num_classes == 5 and model.latent_dim == 3
+  params = models.init_params(model, jax.random.key(0), shape, 5)
+  x = jax.random.uniform(jax.random.key(1), (2, *shape))
+  z = jax.random.normal(jax.random.key(2), (2, 3))
+  label_a, label_b = jnp.array([0, 1], jnp.int32), jnp.array([3, 4], jnp.int32)
+
+  @jax.jit
+  def run(params):
+    apply = lambda *a, **kw: model.apply({"params": params}, *a, **kw)  # noqa: E731
+    return ([apply(z, lab, method=model.decode) for lab in (label_a, label_b)],
+            [apply(x, lab, method=model.encode)[0] for lab in (label_a, label_b)],
+            apply(x, jax.random.key(3), label_a))
+
+  (out_a, out_b), (mean_a, mean_b), (out, mean, logvar) = run(params)
+  assert out_a.shape == (2, *shape) and not np.allclose(out_a, out_b)
+  assert mean_a.shape == (2, 3) and not np.allclose(mean_a, mean_b)
+  np.testing.assert_array_equal(mean, mean_a)
+  assert out.shape == (2, *shape) and logvar.shape == (2, 3)
+  with pytest.raises(ValueError, match="label"):
+    jax.eval_shape(lambda p: model.apply({"params": p}, z, method=model.decode), params)
+
+
+def test_cvae_condition_widens_the_first_layers():
+  model = models.build_model(_config("cvae", "conv", "conv"), (32, 32, 1), num_classes=10)
+  params = _abstract_params(model, (32, 32, 1), 10)
+  assert params["encoder"]["conv"]["conv_0"]["kernel"].shape == (4, 4, 1 + 10, 32)
+  assert params["decoder"]["project"]["kernel"].shape == (20 + 10, 4 * 4 * 128)
+  mlp = models.build_model(_config("cvae"), (28, 28, 1), num_classes=10)
+  params = _abstract_params(mlp, (28, 28, 1), 10)
+  assert params["encoder"]["mlp"]["hidden_0"]["kernel"].shape == (784 + 10, 400)
+  assert params["decoder"]["mlp"]["hidden_0"]["kernel"].shape == (20 + 10, 400)
+
+
+def test_classifier_shapes():
+  model = models.build_model(_config("classifier", encoder__features=(32, 64),
+                                     classifier_hidden=128), (28, 28, 1), num_classes=10)
+  assert model.num_classes == 10
+  params = _abstract_params(model, (28, 28, 1), 10)
+  assert models.param_count(params) == (_conv(4, 1, 32) + _conv(4, 32, 64)
+                                        + _dense(7 * 7 * 64, 128) + _dense(128, 10))
+  x = jax.ShapeDtypeStruct((4, 28, 28, 1), jnp.float32)
+  logits = jax.eval_shape(lambda p, x: model.apply({"params": p}, x), params, x)
+  features = jax.eval_shape(lambda p, x: model.apply({"params": p}, x, method=model.features),
+                            params, x)
+  assert logits.shape == (4, 10) and features.shape == (4, 128)
+
+
+# -- Factory errors -------------------------------------------------------------------------------
+@pytest.mark.parametrize("cfg,num_classes,match", [
+    (_config(latent_dim=0), 0, "latent_dim"),
+    (_config(encoder__widths=(4, -1)), 0, "encoder.widths"),
+    (_config(decoder="conv", decoder__features=()), 0, "decoder.features"),
+    (_config("classifier", classifier_hidden=0), 10, "classifier_hidden"),
+    (_config("gan"), 0, "unknown model.kind"),
+    (_config(encoder="resnet"), 0, "unknown model.encoder.kind"),
+    (_config(dense_init="zeros"), 0, "unknown model.dense_init"),
+    (_config(decoder="conv", decoder__upsample="nearest"), 0, "unknown model.decoder.upsample"),
+    (_config("cvae"), 0, "num_classes=0"),
+    (_config("classifier"), 1, "num_classes=1"),
+])
+def test_build_model_errors(cfg, num_classes, match):
+  with pytest.raises(ValueError, match=match) as info:
+    models.build_model(cfg, (32, 32, 1), num_classes)
+  assert "\n" not in str(info.value)
+
+
+def test_build_model_encoder_widths_override():
+  model = models.build_model(_config(), (28, 28, 1), encoder_widths=(12, 7))
+  assert model.encoder.hidden_widths == (12, 7) and model.decoder.hidden_widths == (400,)
+
+
+# -- Bit-identity with 13fc5f4 --------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def old_models(tmp_path_factory):
+  """vae_jax/models.py as of OLD_COMMIT, imported from git (skipped without the history)."""
+  try:
+    source = subprocess.run(["git", "show", f"{OLD_COMMIT}:vae_jax/models.py"], cwd=REPO,
+                            capture_output=True, text=True, check=True, timeout=30).stdout
+  except (OSError, subprocess.SubprocessError):
+    pytest.skip(f"git history with {OLD_COMMIT} is not available")
+  path = tmp_path_factory.mktemp("old") / "old_models.py"
+  path.write_text(source)
+  spec = importlib.util.spec_from_file_location("_old_vae_jax_models", path)
+  module = importlib.util.module_from_spec(spec)
+  sys.modules[spec.name] = module  # Flax's dataclass transform looks the module up.
+  try:
+    spec.loader.exec_module(module)
+    yield module
+  finally:
+    del sys.modules[spec.name]
+
+
+@pytest.mark.parametrize("kind", ["vae", "ae"])
+@pytest.mark.parametrize("dense_init", ["torch_uniform", "lecun_normal"])
+def test_mlp_models_bit_identical_to_single_file_models(old_models, kind, dense_init):
+  shape, enc, dec, latent = (28, 28, 1), (64, 32), (48,), 5
+  old_cls = {"vae": old_models.VAE, "ae": old_models.Autoencoder}[kind]
+  old = old_cls(enc, dec, latent, shape, dense_init)
+  new = models.build_model(_config(kind, latent_dim=latent, dense_init=dense_init,
+                                   encoder__widths=enc, decoder__widths=dec), shape)
+  p_old = old_models.init_params(old, jax.random.key(7), shape)
+  p_new = models.init_params(new, jax.random.key(7), shape)
+  assert jax.tree.structure(p_old) == jax.tree.structure(p_new)
+  jax.tree.map(np.testing.assert_array_equal, p_old, p_new)
+  x = jax.random.uniform(jax.random.key(1), (3, *shape))
+  apply = lambda m, p: m.apply({"params": p}, x, jax.random.key(2))  # noqa: E731
+  jax.tree.map(np.testing.assert_array_equal, jax.jit(lambda p: apply(old, p))(p_old),
+               jax.jit(lambda p: apply(new, p))(p_new))

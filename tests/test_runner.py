@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from vae_jax import runner
+from vae_jax import early_stopping, runner
 
 METRIC_KEYS = {"epoch", "train/loss", "eval/loss", "eval/recon", "eval/kl", "epoch_seconds"}
 SUMMARY_KEYS = {"eval/loss", "eval/nll_iw", "eval/nll_iw_k", "param_count", "compile_seconds",
@@ -81,13 +81,15 @@ def test_resume_a_run_written_before_new_config_fields(tiny, tmp_path):
 
 def _es(tiny, **overrides):
   return tiny(**{"train.epochs": 5, "eval.iw_samples": 0, "data.validation_size": 100,
-                 "train.early_stopping.patience": 1, **overrides})
+                 "train.early_stopping.patience": 1, "train.early_stopping.min_delta": 0.5,
+                 **overrides})
 
 
 def test_early_stopping_keeps_the_best_state_and_stops_each_run_on_its_own(tiny, tmp_path):
-  """Two runs (lr 1e-3 keeps improving; lr 0.3 soon stops) in one vmapped program equal each
-  run alone: same metrics, best and stopped epochs, and the final evaluation of the best state."""
-  lrs = (1e-3, 0.3)
+  """Two runs (lr 3e-3 keeps improving by > min_delta; lr 1e-6 barely moves, so it stops after
+  epoch 2) in one vmapped program equal each run alone: same metrics, best and stopped epochs,
+  and the final evaluation of the best state."""
+  lrs = (3e-3, 1e-6)
   configs = [_es(tiny, **{"optim.lr": lr}) for lr in lrs]
   together = runner.train_and_evaluate_runs(configs, [tmp_path / f"v{i}" for i in range(2)],
                                             progress=False)
@@ -104,8 +106,11 @@ def test_early_stopping_keeps_the_best_state_and_stops_each_run_on_its_own(tiny,
     for key in ("best_epoch", "stopped_epoch", "epoch"):
       assert together[i][key] == alone[key], key
     assert together[i]["eval/loss"] == pytest.approx(alone["eval/loss"], rel=1e-4)
-    best = min(rows_a, key=lambda r: r["val/loss"])
-    assert alone["best_epoch"] == best["epoch"]
+    expected = early_stopping.replay([(r["epoch"], r["val/loss"]) for r in rows_a], patience=1,
+                                     min_delta=0.5)
+    assert (alone["best_epoch"], alone["stopped_epoch"]) == (
+        expected.best_epoch, expected.stopped_epoch or None)
+    best = next(r for r in rows_a if r["epoch"] == alone["best_epoch"])
     assert alone["eval/loss"] == best["eval/loss"]  # Summary metrics are the best epoch's.
     assert (tmp_path / f"a{i}" / "best" / str(best["epoch"])).is_dir()
 

@@ -10,7 +10,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def test_ae_vs_vae_runner_writes_readme_and_figures(mnist_data_dir, tmp_path):
-  tiny = ["data.train_subset=2048", "model.encoder_widths=16", "model.decoder_widths=16",
+  tiny = ["data.train_subset=2048", "model.encoder.widths=16", "model.decoder.widths=16",
           "train.checkpoint_every=1", f"data.data_dir={mnist_data_dir}"]
   cmd = [sys.executable, str(REPO / "experiments" / "ae_vs_vae" / "run.py"), "--seeds", "0", "1",
          "--latents", "2", "3", "--epochs", "2", "--runs", str(tmp_path / "runs"),

@@ -104,15 +104,16 @@ def _evaluate(args):
   config, objective, params, keys, epoch = evaluate.restore_run(args.workdir)
   images, labels = data.load_split(config.data.name, "test", config.data.data_dir or None)
   test = jax.device_put({"image": images, "label": labels})
+  unroll = config.train.steps_per_call > 0
   eval_fn = functools.partial(evaluate.evaluate_dataset, evaluate.eval_per_example(objective),
-                              batch_size=config.eval.batch_size)
+                              batch_size=config.eval.batch_size, unroll=unroll)
   values = CompiledFn(eval_fn)(params, test, keys.eval, train.hparams_from_config(config))
   result = {"epoch": epoch, **{f"eval/{k}": float(v) for k, v in values.items()}}
   if objective.has_posterior and objective.normalized:
     result["eval/nll_iw"], _ = evaluate.iw_nll(
         objective, params, test, jax.random.fold_in(keys.eval, 1), num_samples=args.k,
         batch_size=config.eval.iw_batch_size, chunk_size=config.eval.iw_chunk_size,
-        progress=sys.stderr.isatty())
+        progress=sys.stderr.isatty(), unroll=unroll)
     result["eval/nll_iw_k"] = args.k
   print(json.dumps(result))
 

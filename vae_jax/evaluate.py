@@ -24,7 +24,7 @@ from vae_jax.compiled import CompiledFn
 
 
 def class_totals(per_example_fn: Callable, params, dataset, key, hparams, *, batch_size: int,
-                 num_classes: int, first_batch=0):
+                 num_classes: int, first_batch=0, unroll: bool = False):
   """Sums of per-example values over a dataset, per class, padding to a multiple of
   `batch_size` and masking the padding (and rows whose optional "valid" field is False).
 
@@ -58,12 +58,12 @@ def class_totals(per_example_fn: Callable, params, dataset, key, hparams, *, bat
 
   shapes = jax.eval_shape(per_example_fn, params, {"image": x[0], "label": y[0]}, key, hparams)
   zeros = jax.tree.map(lambda s: jnp.zeros((num_classes,), s.dtype), shapes)
-  totals, _ = jax.lax.scan(body, zeros, (jnp.arange(num_batches), x, y, onehot))
+  totals, _ = jax.lax.scan(body, zeros, (jnp.arange(num_batches), x, y, onehot), unroll=unroll)
   return totals, jnp.sum(onehot, axis=(0, 1))
 
 
 def evaluate_by_class(per_example_fn: Callable, params, dataset, key, hparams, *,
-                      batch_size: int, num_classes: int):
+                      batch_size: int, num_classes: int, unroll: bool = False):
   """Exact per-example means over a whole dataset, overall and per class: sum over examples / N
   (not an average of batch averages); the overall mean is the count-weighted class average.
 
@@ -71,7 +71,7 @@ def evaluate_by_class(per_example_fn: Callable, params, dataset, key, hparams, *
     (means, per_class): dicts of scalars and of [num_classes] arrays (NaN for an absent class).
   """
   totals, counts = class_totals(per_example_fn, params, dataset, key, hparams,
-                                batch_size=batch_size, num_classes=num_classes)
+                                batch_size=batch_size, num_classes=num_classes, unroll=unroll)
   n = dataset["image"].shape[0]
   means = jax.tree.map(lambda t: jnp.sum(t) / n, totals)
   per_class = jax.tree.map(lambda t: jnp.where(counts > 0, t / jnp.maximum(counts, 1), jnp.nan),
@@ -80,14 +80,14 @@ def evaluate_by_class(per_example_fn: Callable, params, dataset, key, hparams, *
 
 
 def evaluate_dataset(per_example_fn: Callable, params, dataset, key, hparams, *,
-                     batch_size: int):
+                     batch_size: int, unroll: bool = False):
   """Exact per-example means over a whole dataset, labels ignored (see `evaluate_by_class`).
 
   Returns:
     dict of scalars (means over the N examples).
   """
   return evaluate_by_class(per_example_fn, params, dataset, key, hparams,
-                           batch_size=batch_size, num_classes=1)[0]
+                           batch_size=batch_size, num_classes=1, unroll=unroll)[0]
 
 
 def eval_per_example(objective, elbo_samples: int = 0) -> Callable:
@@ -101,9 +101,12 @@ def eval_per_example(objective, elbo_samples: int = 0) -> Callable:
 
 
 def make_programs(objective, tx, *, batch_size: int, eval_batch_size: int, elbo_samples: int = 0,
-                  num_classes: int = 10, runs_axis: bool = False) -> dict[str, CompiledFn]:
-  """The compiled programs a run uses: 'epoch' (state donated; train.train_epoch), 'eval'
-  (dataset means of eval_per_example) and 'eval_by_class' (overall and per-class means).
+                  num_classes: int = 10, runs_axis: bool = False,
+                  steps_per_call: int = 0) -> dict[str, CompiledFn]:
+  """The compiled programs a run uses: 'epoch' (state donated; train.train_epoch, or with
+  steps_per_call > 0 a train.HostLoopEpoch of that many steps per program), 'eval' (dataset
+  means of eval_per_example) and 'eval_by_class' (overall and per-class means); with
+  steps_per_call > 0 the evaluation loops are unrolled too.
 
   With runs_axis=True every program is `jax.vmap`ped over a leading runs axis of the state /
   params, the RunKeys, the hparams and the `active` flags (dataset and epoch shared): R runs that
@@ -112,25 +115,32 @@ def make_programs(objective, tx, *, batch_size: int, eval_batch_size: int, elbo_
   epoch_fn = lambda state, ds, keys, epoch, hparams, active: train.train_epoch(  # noqa: E731
       state, ds, keys, epoch, hparams, active, batch_size=batch_size, objective=objective, tx=tx)
   per_example = eval_per_example(objective, elbo_samples)
+  unroll = steps_per_call > 0
   eval_fn = lambda params, ds, key, hparams: evaluate_dataset(  # noqa: E731
-      per_example, params, ds, key, hparams, batch_size=eval_batch_size)
+      per_example, params, ds, key, hparams, batch_size=eval_batch_size, unroll=unroll)
   by_class_fn = lambda params, ds, key, hparams: evaluate_by_class(  # noqa: E731
-      per_example, params, ds, key, hparams, batch_size=eval_batch_size, num_classes=num_classes)
+      per_example, params, ds, key, hparams, batch_size=eval_batch_size, num_classes=num_classes,
+      unroll=unroll)
   if runs_axis:
     epoch_fn = jax.vmap(epoch_fn, in_axes=(0, None, 0, None, 0, 0))
     eval_fn = jax.vmap(eval_fn, in_axes=(0, None, 0, 0))
     by_class_fn = jax.vmap(by_class_fn, in_axes=(0, None, 0, 0))
-  return {"epoch": CompiledFn(epoch_fn, donate_argnums=0), "eval": CompiledFn(eval_fn),
-          "eval_by_class": CompiledFn(by_class_fn)}
+  epoch = CompiledFn(epoch_fn, donate_argnums=0)
+  if steps_per_call:
+    epoch = train.HostLoopEpoch(batch_size=batch_size, steps_per_call=steps_per_call,
+                                objective=objective, tx=tx, runs_axis=runs_axis)
+  return {"epoch": epoch, "eval": CompiledFn(eval_fn), "eval_by_class": CompiledFn(by_class_fn)}
 
 
 def iw_nll(objective, params, dataset, key, *, num_samples: int, batch_size: int,
-           chunk_size: int, progress: bool = False, chunks: int = 20) -> tuple[float, float]:
+           chunk_size: int, progress: bool = False, chunks: int = 20,
+           unroll: bool = False) -> tuple[float, float]:
   """IW-NLL estimate -IWAE_K (Burda et al., 2016) over a whole dataset, in nats per image
   (-log p(x | y) bound for a conditional model).
 
   The dataset is evaluated in about `chunks` pieces of whole batches, one compiled program reused
-  for each (the last piece is padded and masked), under a tqdm bar with an ETA when `progress`.
+  for each (the last piece is padded and masked), under a tqdm bar with an ETA when `progress`;
+  `unroll` unrolls its loops over batches and sample chunks (see class_totals).
 
   Returns:
     (nll, compile_seconds).
@@ -139,10 +149,11 @@ def iw_nll(objective, params, dataset, key, *, num_samples: int, batch_size: int
 
   def per_example(p, batch, k, h):
     del h
-    return {"nll_iw": -objective.iw_bound(p, batch, k, num_samples, chunk_size)}
+    return {"nll_iw": -objective.iw_bound(p, batch, k, num_samples, chunk_size, unroll)}
 
   fn = CompiledFn(lambda p, ds, k, first: class_totals(
-      per_example, p, ds, k, hparams, batch_size=batch_size, num_classes=1, first_batch=first))
+      per_example, p, ds, k, hparams, batch_size=batch_size, num_classes=1, first_batch=first,
+      unroll=unroll))
   n = dataset["image"].shape[0]
   num_batches = -(-n // batch_size)
   per_chunk = -(-num_batches // chunks)
@@ -169,7 +180,8 @@ def final_metrics(config, objective, params, test, keys, progress: bool = False)
   start = time.perf_counter()
   nll, compile_seconds = iw_nll(objective, params, test, jax.random.fold_in(keys.eval, 1),
                                 num_samples=k, batch_size=config.eval.iw_batch_size,
-                                chunk_size=config.eval.iw_chunk_size, progress=progress)
+                                chunk_size=config.eval.iw_chunk_size, progress=progress,
+                                unroll=config.train.steps_per_call > 0)
   pixels = math.prod(test["image"].shape[1:])
   return {"eval/nll_iw": nll, "eval/nll_iw_k": k,
           "eval/nll_iw_bits_per_dim": nll / (pixels * math.log(2.0)),

@@ -85,7 +85,7 @@ def elbo_multi_sample(model, params, x_BxHxWxC, key, num_samples: int, label_B=N
 
 
 def iwae_bound(model, params, x_BxHxWxC, key, num_samples: int, label_B=None, *,
-               chunk_size: int = 100, likelihood: str = "bernoulli"):
+               chunk_size: int = 100, likelihood: str = "bernoulli", unroll: bool = False):
   """Importance-weighted bound log (1/K) sum_k p(x, z_k) / q(z_k|x), z_k ~ q(z|x) (Burda et al.,
   2016); for a CVAE every term is conditioned on the label, so it bounds log p(x | y).
 
@@ -96,7 +96,7 @@ def iwae_bound(model, params, x_BxHxWxC, key, num_samples: int, label_B=None, *,
 
   Args:
     num_samples: K >= 1. chunk_size: samples per scan step (the last chunk is masked if K is not
-      a multiple).
+      a multiple). unroll: unroll the scan (conv models on XLA:CPU run ~10x faster unrolled).
 
   Returns:
     [B] bound in nats per example.
@@ -123,7 +123,7 @@ def iwae_bound(model, params, x_BxHxWxC, key, num_samples: int, label_B=None, *,
     return jnp.logaddexp(lse_B, jax.nn.logsumexp(logw_CxB, axis=0)), None
 
   init = jnp.full(mean_BxZ.shape[:1], -jnp.inf, mean_BxZ.dtype)
-  lse_B, _ = jax.lax.scan(body, init, jnp.arange(num_chunks))
+  lse_B, _ = jax.lax.scan(body, init, jnp.arange(num_chunks), unroll=unroll)
   return lse_B - math.log(num_samples)
 
 
@@ -207,11 +207,12 @@ class VAEObjective(_Base):
           self.model, params, x, k_z, elbo_samples, label, likelihood=self.likelihood)
     return terms
 
-  def iw_bound(self, params, batch, key, num_samples: int, chunk_size: int) -> jax.Array:
+  def iw_bound(self, params, batch, key, num_samples: int, chunk_size: int,
+               unroll: bool = False) -> jax.Array:
     """IWAE bound [B] in nats (see iwae_bound); -iw_bound is the IW-NLL estimate."""
     x, label, k_z = self.inputs(batch, key)
     return iwae_bound(self.model, params, x, k_z, num_samples, label, chunk_size=chunk_size,
-                      likelihood=self.likelihood)
+                      likelihood=self.likelihood, unroll=unroll)
 
 
 @flax.struct.dataclass

@@ -233,7 +233,8 @@ class _Programs:
       programs = evaluate.make_programs(objective, self.tx, batch_size=c.train.batch_size,
                                         eval_batch_size=c.eval.batch_size,
                                         elbo_samples=c.eval.elbo_samples,
-                                        num_classes=self.num_classes, runs_axis=self.runs_axis)
+                                        num_classes=self.num_classes, runs_axis=self.runs_axis,
+                                        steps_per_call=c.train.steps_per_call)
       self.cache[widths] = (objective, programs)
     return self.cache[widths]
 
@@ -323,17 +324,18 @@ class _Loop:
     self.epoch = max(starts)
     self.history = [_read_metrics(w / "metrics.jsonl", s) for w, s in zip(self.workdirs, starts)]
     for i, (w, s) in enumerate(zip(self.workdirs, starts)):
-      self.es[i] = early_stopping.replay([(r["epoch"], r[self.metric]) for r in self.history[i]],
-                                         patience=self.patience, min_delta=self.min_delta) \
-          if self.patience else self.es[i]
+      if self.patience:
+        self.es[i] = early_stopping.replay(
+            [(r["epoch"], r[self.metric]) for r in self.history[i]], patience=self.patience,
+            min_delta=self.min_delta)
       if s != self.epoch and not self.es[i].stopped:
         raise RunError(f"the run directories hold checkpoints of different epochs ({s} in {w}, "
                        f"{self.epoch} elsewhere); resume them one at a time or delete them")
     _, meta = checkpointing.restore_meta(self.workdirs[0], starts[0])
     self.widths = tuple(meta.get("encoder_widths", self.widths))
     objective = self.build(self.widths)[0]
-    hparams = [self.runs.get(self.hparams, i) for i in range(self.runs.n)]
-    abstract = evaluate.abstract_state(objective, self.tx, self.image_shape, hparams[0])
+    abstract = evaluate.abstract_state(objective, self.tx, self.image_shape,
+                                       self.runs.get(self.hparams, 0))
     self.state = self.runs.stack([checkpointing.restore_state(w, s, abstract)
                                   for w, s in zip(self.workdirs, starts)])
     self.best = None

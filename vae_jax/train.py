@@ -145,28 +145,91 @@ def train_step(state: TrainState, batch, key, hparams, *, objective, tx):
   return state, jax.tree.map(jnp.mean, terms)
 
 
-def train_epoch(state: TrainState, dataset, keys: RunKeys, epoch, hparams, active=True, *,
-                batch_size: int, objective, tx):
-  """One epoch as a single `lax.scan`: shuffle with fold_in(keys.order, epoch), drop the last
-  partial batch (a different remainder each epoch), step noise fold_in(keys.step, state.step).
+def epoch_batches(keys: RunKeys, epoch, n: int, batch_size: int) -> jax.Array:
+  """Indices [S, B] of the S = n // batch_size batches of `epoch`: a permutation drawn with
+  fold_in(keys.order, epoch), the last partial batch dropped (a different remainder each epoch)."""
+  num_batches = n // batch_size
+  perm = jax.random.permutation(jax.random.fold_in(keys.order, epoch), n)
+  return perm[: num_batches * batch_size].reshape(num_batches, batch_size)
+
+
+def train_steps(state: TrainState, dataset, keys: RunKeys, idx_SxB, hparams, active=True, *,
+                objective, tx, unroll: bool = False):
+  """S optimizer steps as a `lax.scan` over the batches idx_SxB [S, B]; step noise
+  fold_in(keys.step, state.step). `unroll` unrolls the loop (see train.steps_per_call).
 
   Args:
     dataset: {"image": uint8 [N, H, W, C], "label": int32 [N]}, device resident; every field is
-      gathered by the same indices. epoch: int32 scalar. active: bool scalar; False returns the
-      state unchanged (a run that early-stopped inside a vmapped program).
+      gathered by the same indices. active: bool scalar; False returns the state unchanged (a
+      run that early-stopped inside a vmapped program).
   Returns:
-    (new state, epoch means of the terms).
+    (new state, per-step batch means of the terms, each [S]).
   """
-  n = dataset["image"].shape[0]
-  num_batches = n // batch_size
-  perm = jax.random.permutation(jax.random.fold_in(keys.order, epoch), n)
-  idx_SxB = perm[: num_batches * batch_size].reshape(num_batches, batch_size)
-
   def body(state, idx_B):
     key = jax.random.fold_in(keys.step, state.step)
     batch = jax.tree.map(lambda a: a[idx_B], dataset)
     return train_step(state, batch, key, hparams, objective=objective, tx=tx)
 
-  new_state, metrics = jax.lax.scan(body, state, idx_SxB)
+  new_state, metrics = jax.lax.scan(body, state, idx_SxB, unroll=unroll)
   new_state = jax.tree.map(lambda new, old: jnp.where(active, new, old), new_state, state)
-  return new_state, jax.tree.map(jnp.mean, metrics)
+  return new_state, metrics
+
+
+def train_epoch(state: TrainState, dataset, keys: RunKeys, epoch, hparams, active=True, *,
+                batch_size: int, objective, tx):
+  """One epoch as a single `lax.scan` over epoch_batches (see train_steps).
+
+  Args:
+    epoch: int32 scalar.
+  Returns:
+    (new state, epoch means of the terms).
+  """
+  idx_SxB = epoch_batches(keys, epoch, dataset["image"].shape[0], batch_size)
+  state, metrics = train_steps(state, dataset, keys, idx_SxB, hparams, active,
+                               objective=objective, tx=tx)
+  return state, jax.tree.map(jnp.mean, metrics)
+
+
+class HostLoopEpoch:
+  """The epoch of `train_epoch` driven from the host: one compiled program of `steps_per_call`
+  unrolled steps, called S / steps_per_call times (plus one for a remainder). Same batches, keys
+  and arithmetic per step as the single-scan epoch; use it where a model runs much slower inside
+  a compiled loop (XLA:CPU runs convolutions inside a while loop about 10x slower than alone).
+  Callable like the compiled `train_epoch`: (state, dataset, keys, epoch, hparams, active).
+
+  With runs_axis, every program is vmapped over the leading runs axis of state, keys, hparams
+  and active.
+  """
+
+  def __init__(self, *, batch_size: int, steps_per_call: int, objective, tx,
+               runs_axis: bool = False):
+    from vae_jax.compiled import CompiledFn  # pylint: disable=import-outside-toplevel
+    self.steps_per_call = steps_per_call
+    batches = lambda k, e, d: epoch_batches(k, e, d["image"].shape[0], batch_size)  # noqa: E731
+    steps = lambda s, d, k, i, h, a: train_steps(  # noqa: E731
+        s, d, k, i, h, a, objective=objective, tx=tx, unroll=True)
+    if runs_axis:
+      batches = jax.vmap(batches, in_axes=(0, None, None))  # [R, S, B]
+      steps = jax.vmap(steps, in_axes=(0, None, 0, 0, 0, 0))
+    self._batches = CompiledFn(batches)
+    self._steps = CompiledFn(steps, donate_argnums=0)
+    self.runs_axis = runs_axis
+
+  @property
+  def compile_seconds(self) -> float:
+    return self._batches.compile_seconds + self._steps.compile_seconds
+
+  @property
+  def compiles(self) -> int:
+    return self._batches.compiles + self._steps.compiles
+
+  def __call__(self, state, dataset, keys, epoch, hparams, active):
+    idx = self._batches(keys, epoch, dataset)
+    axis = 1 if self.runs_axis else 0
+    metrics = []
+    for start in range(0, idx.shape[axis], self.steps_per_call):
+      chunk = jax.lax.slice_in_dim(idx, start, start + self.steps_per_call, axis=axis)
+      state, m = self._steps(state, dataset, keys, chunk, hparams, active)
+      metrics.append(m)
+    metrics = jax.tree.map(lambda *ms: jnp.concatenate(ms, axis=axis), *metrics)
+    return state, jax.tree.map(lambda m: jnp.mean(m, axis=axis), metrics)

@@ -39,8 +39,8 @@ def check_divisible(image_shape: Sequence[int], num_layers: int) -> None:
   step = 2 ** num_layers
   if h % step or w % step:
     raise ValueError(f"a conv decoder with {num_layers} stride-2 layers needs H and W divisible "
-                     f"by {step}, got {h}x{w}; use fewer decoder features or pad the images "
-                     f"(e.g. data.name=mnist_32)")
+                     f"by {step}, got {h}x{w}; use fewer model.decoder.features or pad the images "
+                     "(e.g. data.name=mnist_32)")
 
 
 def depth_to_space(x_BxHxWx4C: jax.Array) -> jax.Array:

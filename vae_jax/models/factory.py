@@ -3,7 +3,8 @@
 Config layout read by build_model (experiments/configs, config.base_config):
   model.kind: one of MODEL_KINDS;  model.latent_dim;  model.dense_init (layers.DENSE_INITS);
   model.encoder.kind / model.decoder.kind: one of ENCODER_KINDS, with `widths` (mlp hidden widths)
-  and `features` (conv channels);  model.classifier_hidden (classifier only, default 128).
+  and `features` (conv channels);  model.decoder.upsample (optional, conv.UPSAMPLE_MODES, default
+  'transpose');  model.classifier_hidden (classifier only, default 128).
 """
 
 from __future__ import annotations
@@ -86,7 +87,8 @@ def build_model(model_config, image_shape: Sequence[int], num_classes: int = 0,
     decoder = mlp.MLPDecoder(_sizes("decoder.widths", dec_cfg.widths), image_shape, init)
   else:
     decoder = conv.ConvDecoder(_sizes("decoder.features", dec_cfg.features, nonempty=True),
-                               image_shape, init)
+                               image_shape, init, _kind("decoder.upsample", dec_cfg.get(
+                                   "upsample", "transpose"), conv.UPSAMPLE_MODES))
   if kind == "cvae":
     return CVAE(encoder, decoder, int(num_classes))
   return (Autoencoder if kind == "ae" else VAE)(encoder, decoder)
