@@ -95,6 +95,11 @@ def test_cvae_bounds_are_conditional_on_the_label():
     ({"model.encoder.kind": "conv", "model.encoder.features": "32,0"},
      "model.encoder.features[1] must be positive"),
     ({"model.kind": "classifier"}, "eval.iw_samples=5000 needs a VAE"),
+    ({"model.decoder.kind": "conv"}, "needs H and W divisible"),
+    ({"train.early_stopping.patience": 2, "train.early_stopping.metric": "val/elbo_l20",
+      "data.validation_size": 100}, "lower-is-better"),
+    ({"train.early_stopping.patience": 2, "data.validation_size": 100, "growth.enabled": True,
+      "model.encoder.widths": "8,4"}, "not supported"),
 ])
 def test_validate_new_sections_one_line(overrides, fragment):
   config = config_lib.base_config()

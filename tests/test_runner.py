@@ -122,3 +122,21 @@ def test_early_stopping_resume_continues_from_the_best(tiny, tmp_path):
   assert _metrics(tmp_path / "full") == _metrics(tmp_path / "cut")
   for key in ("best_epoch", "stopped_epoch", "eval/loss"):
     assert full[key] == resumed[key]
+
+
+def test_runs_axis_resume_with_a_run_stopped_before_the_others_checkpoint(tiny, tmp_path):
+  """Run 1 stops (and checkpoints) at epoch 2, run 0 checkpoints at 3: the group resumes from 3
+  with run 1 frozen, and ends as the uninterrupted group does."""
+  lrs = (3e-3, 1e-6)
+  make = lambda epochs: [_es(tiny, **{"optim.lr": lr, "train.epochs": epochs,  # noqa: E731
+                                      "train.checkpoint_every": 3}) for lr in lrs]
+  full = runner.train_and_evaluate_runs(make(5), [tmp_path / f"f{i}" for i in range(2)],
+                                        progress=False)
+  cut = [tmp_path / f"c{i}" for i in range(2)]
+  runner.train_and_evaluate_runs(make(3), cut, progress=False)
+  resumed = runner.train_and_evaluate_runs(make(5), cut, resume=True, progress=False)
+  for i in range(2):
+    assert _metrics(tmp_path / f"f{i}") == _metrics(cut[i])
+    for key in ("best_epoch", "stopped_epoch", "eval/loss"):
+      assert full[i][key] == resumed[i][key], key
+  assert full[1]["stopped_epoch"] == 2

@@ -67,3 +67,8 @@ def test_sweep_runs_in_one_program_equal_single_runs(tiny, tmp_path):
   again = sweep.run_sweep(config, ["objective.beta=0.5,2", "optim.lr=0.001,0.003"],
                           tmp_path / "sw", reuse=True, progress=False)
   assert [r["summary"] for r in again] == [r["summary"] for r in results]
+  with pytest.raises(config_lib.ConfigError, match="another config"):  # Stale results: refused.
+    sweep.run_sweep(tiny(**{"train.epochs": 3, "eval.iw_samples": 4}),
+                    ["objective.beta=0.5,2", "optim.lr=0.001,0.003"], tmp_path / "sw", reuse=True)
+  with pytest.raises(config_lib.ConfigError, match="already holds a checkpoint"):
+    sweep.run_sweep(config, ["objective.beta=0.5,2", "optim.lr=0.001,0.003"], tmp_path / "sw")

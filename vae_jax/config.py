@@ -234,9 +234,16 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     raise ConfigError(f"model.kind={config.model.kind} needs class labels, which data.name="
                       f"{config.data.name} does not have; pick a labelled dataset or model.kind=vae")
   es = config.train.early_stopping
+  if es.patience and (es.metric.split("/")[0] not in ("train", "val", "eval")
+                      or "elbo" in es.metric):
+    raise ConfigError(f"train.early_stopping.metric={es.metric} must be a lower-is-better metric "
+                      "such as val/loss, val/recon or eval/loss; set it to one of those")
   if es.patience and es.metric.startswith("val/") and not config.data.validation_size:
     raise ConfigError(f"train.early_stopping.metric={es.metric} needs a validation split; set "
                       "--config.data.validation_size (e.g. 5000) or another metric")
+  if es.patience and config.growth.enabled:
+    raise ConfigError("train.early_stopping with growth.enabled is not supported (the best state "
+                      "may have other widths); set --config.train.early_stopping.patience=0")
   g = config.growth
   if g.enabled:
     if config.model.encoder.kind != "mlp":
@@ -255,6 +262,12 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
                         ("optimizer", growth.OPTIMIZER_POLICIES)):
       if g[name] not in known:
         raise ConfigError(f"unknown growth.{name} {g[name]!r}; choose one of {', '.join(known)}")
+  try:  # Sizes that do not fit the images (e.g. a conv decoder on 28x28 with 3 stride-2 layers).
+    conditional = config.model.kind in ("cvae", "classifier")
+    models.build_model(config.model, data.image_shape(config.data.name),
+                       data.num_classes(config.data.name) if conditional else 0)
+  except ValueError as e:
+    raise ConfigError(f"{e}") from None
   if config.optim.lr <= 0 or config.optim.weight_decay < 0:
     raise ConfigError(f"optim.lr must be > 0 and optim.weight_decay >= 0, got "
                       f"{config.optim.lr}, {config.optim.weight_decay}")
@@ -277,7 +290,13 @@ def merged(base: dict, override: dict) -> dict:
 
 def with_defaults(saved: dict) -> ml_collections.ConfigDict:
   """A saved config.json dict as a ConfigDict; fields added to the library after the run was
-  written take their base_config defaults (tuples stay lists)."""
+  written take their base_config defaults (tuples stay lists); the MLP widths of runs written
+  before model.encoder/model.decoder existed move there."""
+  saved = json.loads(json.dumps(saved))  # A copy.
+  model = saved.get("model", {})
+  for part in ("encoder", "decoder"):
+    if f"{part}_widths" in model:
+      model.setdefault(part, {})["widths"] = model.pop(f"{part}_widths")
   return ml_collections.ConfigDict(merged(json.loads(to_json(base_config())), saved))
 
 

@@ -49,8 +49,9 @@ def write_figures(objective, params, test: dict, history: list[dict], fig_dir: P
   first = {"image": jnp.asarray(test["image"][:num_recon]),
            "label": jnp.asarray(test["label"][:num_recon])}
   decode = jax.jit(lambda z, y: objective.decode_mean(params, z, y))
-  originals = objective.images(first, jax.random.fold_in(k_x, 0))
-  recon = decode(jnp.asarray(latents[:num_recon]), first["label"])
+  k_first = jax.random.fold_in(k_x, 0)
+  originals = objective.images(first, k_first)  # The binarization the reconstructions saw.
+  recon = decode(objective.latent(params, first, k_first), first["label"])
   plots.image_rows([np.asarray(originals), np.asarray(recon)], fig_dir / "reconstructions.png",
                    row_labels=["original", "reconstruction"])
   written.append("reconstructions.png")

@@ -313,6 +313,10 @@ class _Loop:
       self.state = jax.vmap(init)(self.keys.init, self.hparams) if runs.axis else init(
           self.keys.init, self.hparams)
       self.best = self._copy(self.state) if self.patience else None
+      self.best_saved = [0] * runs.n
+      for w in self.workdirs:  # Incomplete checkpoints of a killed run: never reuse them.
+        for d in (checkpointing.LATEST, checkpointing.BEST):
+          shutil.rmtree(w / d, ignore_errors=True)
     else:
       self._restore_checkpoints(starts)
     self.param_count = models.param_count(self.state.params) // runs.n  # Per run (shapes only).
@@ -321,16 +325,17 @@ class _Loop:
       _write_lines(w / "metrics.jsonl", rows)
 
   def _restore_checkpoints(self, starts):
-    self.epoch = max(starts)
     self.history = [_read_metrics(w / "metrics.jsonl", s) for w, s in zip(self.workdirs, starts)]
-    for i, (w, s) in enumerate(zip(self.workdirs, starts)):
-      if self.patience:
-        self.es[i] = early_stopping.replay(
-            [(r["epoch"], r[self.metric]) for r in self.history[i]], patience=self.patience,
-            min_delta=self.min_delta)
-      if s != self.epoch and not self.es[i].stopped:
-        raise RunError(f"the run directories hold checkpoints of different epochs ({s} in {w}, "
-                       f"{self.epoch} elsewhere); resume them one at a time or delete them")
+    if self.patience:
+      self.es = [early_stopping.replay([(r["epoch"], r[self.metric]) for r in rows],
+                                       patience=self.patience, min_delta=self.min_delta)
+                 for rows in self.history]
+    # Runs still training resume together; a stopped run keeps its (frozen) later checkpoint.
+    running = {s for s, es in zip(starts, self.es) if not es.stopped}
+    if len(running) > 1:
+      raise RunError(f"the run directories hold checkpoints of different epochs "
+                     f"({sorted(running)}); resume them one at a time or delete them")
+    self.epoch = running.pop() if running else max(starts)
     _, meta = checkpointing.restore_meta(self.workdirs[0], starts[0])
     self.widths = tuple(meta.get("encoder_widths", self.widths))
     objective = self.build(self.widths)[0]
@@ -340,9 +345,15 @@ class _Loop:
                                   for w, s in zip(self.workdirs, starts)])
     self.best = None
     if self.patience:
+      for w, es in zip(self.workdirs, self.es):
+        if checkpointing.latest_epoch(w, checkpointing.BEST) != es.best_epoch:
+          raise checkpointing.CheckpointError(
+              f"{w}/{checkpointing.BEST} does not hold the best epoch {es.best_epoch} of its "
+              "metrics.jsonl; delete that run directory or train it into another --workdir")
       self.best = self.runs.stack([checkpointing.restore_state(
-          w, checkpointing.latest_epoch(w, checkpointing.BEST), abstract,
-          directory=checkpointing.BEST) for w in self.workdirs])
+          w, es.best_epoch, abstract, directory=checkpointing.BEST)
+          for w, es in zip(self.workdirs, self.es)])
+    self.best_saved = [es.best_epoch for es in self.es]
 
   def _copy(self, state):
     return _select(self.runs.flags([True] * self.runs.n), state, state)
@@ -350,10 +361,18 @@ class _Loop:
   # -- the epochs ----------------------------------------------------------------------------
   def train(self):
     """Epochs epoch+1 .. train.epochs, until every run has stopped."""
-    c, runs = self.config, self.runs
     latest = [checkpointing.manager(w) for w in self.workdirs]
     best = [checkpointing.manager(w, directory=checkpointing.BEST, max_to_keep=1)
             for w in self.workdirs] if self.patience else []
+    try:
+      self._epochs(latest, best)
+    finally:
+      for mngr in latest + best:
+        mngr.wait_until_finished()
+        mngr.close()
+
+  def _epochs(self, latest, best):
+    c, runs = self.config, self.runs
     bar = tqdm.tqdm(range(self.epoch + 1, c.train.epochs + 1), desc="train", unit="epoch",
                     disable=not self.progress, dynamic_ncols=True)
     for epoch in bar:
@@ -383,16 +402,17 @@ class _Loop:
         self.best = _select(runs.flags(improved), self.state, self.best)
       meta = {"epoch": epoch, "encoder_widths": list(self.widths)}
       for i in range(runs.n):
-        if improved[i]:
-          checkpointing.save(best[i], epoch, runs.get(self.best, i), meta)
         if active[i] and (epoch % c.train.checkpoint_every == 0 or epoch == c.train.epochs
                           or self.es[i].stopped):
           checkpointing.save(latest[i], epoch, runs.get(self.state, i), meta)
+          # best/ is written with latest/, so a resumed run always finds the best epoch of the
+          # metrics it resumes from.
+          if self.patience and self.es[i].best_epoch > self.best_saved[i]:
+            checkpointing.save(best[i], self.es[i].best_epoch, runs.get(self.best, i),
+                               dict(meta, epoch=self.es[i].best_epoch))
+            self.best_saved[i] = self.es[i].best_epoch
       bar.set_postfix(train=f"{np.mean(row['train/loss']):.2f}",
                       test=f"{np.mean(row['eval/loss']):.2f}")
-    for mngr in latest + best:
-      mngr.wait_until_finished()
-      mngr.close()
 
   def _epoch(self, epoch, active) -> dict:
     """One epoch of every active run and its evaluation; returns {metric: [R] or scalar}."""

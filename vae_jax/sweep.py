@@ -97,6 +97,16 @@ def run_sweep(config, sweep_args: list[str], workdir: str | Path, *, resume: boo
   config_lib.validate(config)
   runs = expand(config, parse(config, sweep_args))
   workdir = Path(workdir)
+  for r in runs:  # Conflicts with what is on disk are refused before anything is written.
+    run_dir = workdir / r.name
+    if reuse and (run_dir / "summary.json").is_file():
+      saved = config_lib.with_defaults(json.loads((run_dir / "config.json").read_text()))
+      if config_lib.to_json(saved) != config_lib.to_json(r.config):
+        raise config_lib.ConfigError(f"--reuse: {run_dir} was trained with another config; "
+                                     "use another --workdir or drop --reuse")
+    elif checkpointing.latest_epoch(run_dir) is not None and not resume:
+      raise config_lib.ConfigError(f"{run_dir} already holds a checkpoint; pass --resume to "
+                                   "continue it, --reuse to keep finished runs, or another --workdir")
   listing = [{"name": r.name, "overrides": list(r.overrides), "program": r.program,
               "workdir": str(workdir / r.name)} for r in runs]
   created = not workdir.exists()

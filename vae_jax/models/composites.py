@@ -25,14 +25,8 @@ import jax.numpy as jnp
 from vae_jax import distributions
 
 
-class VAE(nn.Module):
-  """Variational autoencoder q(z|x) = N(mean, diag(exp(logvar))), p(z) = N(0, I), p(x|z) given by
-  the decoder's logits (Kingma & Welling, 2014).
-
-  Attributes:
-    encoder: module x [B, H, W, C] -> (mean [B, Z], logvar [B, Z]) (heads POSTERIOR_HEADS).
-    decoder: module z [B, Z] -> output [B, H, W, C].
-  """
+class _Unconditional(nn.Module):
+  """encoder + decoder that ignore labels: the parts VAE and Autoencoder share."""
 
   encoder: nn.Module
   decoder: nn.Module
@@ -45,15 +39,27 @@ class VAE(nn.Module):
   def num_classes(self) -> int:
     return 0
 
-  def encode(self, x: jax.Array, label: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
-    """x [B, H, W, C] float in [0, 1] -> (mean [B, Z], logvar [B, Z]); `label` is ignored."""
+  def encode(self, x: jax.Array, label: jax.Array | None = None):
+    """x [B, H, W, C] float in [0, 1] -> the encoder's output: (mean [B, Z], logvar [B, Z]) of a
+    VAE, codes [B, Z] of an Autoencoder; `label` is ignored."""
     del label
     return self.encoder(x)
 
   def decode(self, z: jax.Array, label: jax.Array | None = None) -> jax.Array:
-    """z [B, Z] -> decoder output [B, H, W, C] (Bernoulli logits); `label` is ignored."""
+    """z [B, Z] -> decoder output [B, H, W, C] (pre-sigmoid: Bernoulli logits); `label` is
+    ignored."""
     del label
     return self.decoder(z)
+
+
+class VAE(_Unconditional):
+  """Variational autoencoder q(z|x) = N(mean, diag(exp(logvar))), p(z) = N(0, I), p(x|z) given by
+  the decoder's logits (Kingma & Welling, 2014).
+
+  Attributes:
+    encoder: module x [B, H, W, C] -> (mean [B, Z], logvar [B, Z]) (heads POSTERIOR_HEADS).
+    decoder: module z [B, Z] -> output [B, H, W, C].
+  """
 
   def __call__(self, x: jax.Array, key: jax.Array, label: jax.Array | None = None):
     """Returns (output [B, H, W, C], mean [B, Z], logvar [B, Z]) for one z ~ q(z|x) drawn with
@@ -63,7 +69,7 @@ class VAE(nn.Module):
     return self.decode(z, label), mean, logvar
 
 
-class Autoencoder(nn.Module):
+class Autoencoder(_Unconditional):
   """Vanilla deterministic autoencoder (the baseline of the ae_vs_vae study): z = encode(x), no
   sampling, no posterior, no KL.
 
@@ -71,27 +77,6 @@ class Autoencoder(nn.Module):
     encoder: module x [B, H, W, C] -> code [B, Z] (heads CODE_HEADS).
     decoder: module z [B, Z] -> output [B, H, W, C].
   """
-
-  encoder: nn.Module
-  decoder: nn.Module
-
-  @property
-  def latent_dim(self) -> int:
-    return self.encoder.latent_dim
-
-  @property
-  def num_classes(self) -> int:
-    return 0
-
-  def encode(self, x: jax.Array, label: jax.Array | None = None) -> jax.Array:
-    """x [B, H, W, C] float in [0, 1] -> codes z [B, Z]; `label` is ignored."""
-    del label
-    return self.encoder(x)
-
-  def decode(self, z: jax.Array, label: jax.Array | None = None) -> jax.Array:
-    """z [B, Z] -> decoder output [B, H, W, C] (pre-sigmoid); `label` is ignored."""
-    del label
-    return self.decoder(z)
 
   def __call__(self, x: jax.Array, key: jax.Array | None = None,
                label: jax.Array | None = None):
