@@ -33,6 +33,7 @@ def _trained_state(model, params, tx, steps=3):
   batch = {"image": x, "label": jnp.zeros((16,), jnp.int32)}
   objective = objectives.VAEObjective(model=model)
 
+  @jax.jit
   def step(state, key):
     grads = jax.grad(lambda p: jnp.mean(objective.terms(p, batch, key, H)["loss"]))(state.params)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)

@@ -42,15 +42,20 @@ def _batch(n=5):
 def test_protocol_for_every_kind(kind, encoder, decoder, term_keys):
   objective, params = _objective(kind, encoder, decoder)
   batch, key = _batch(), jax.random.key(2)
-  terms = jax.jit(lambda p: objective.terms(p, batch, key, H))(params)
+
+  @jax.jit
+  def everything(p):
+    terms = objective.terms(p, batch, key, H)
+    grads = jax.grad(lambda q: jnp.mean(objective.terms(q, batch, key, H)["loss"]))(p)
+    latent = objective.latent(p, batch)
+    evals = objective.eval_terms(p, batch, key, H, 2 if objective.has_posterior else 0)
+    return terms, grads, latent, evals
+
+  terms, grads, latent, evals = everything(params)
   assert set(terms) == term_keys and all(v.shape == (5,) for v in terms.values())
   assert all(np.all(np.isfinite(v)) for v in terms.values())
-  grads = jax.grad(lambda p: jnp.mean(objective.terms(p, batch, key, H)["loss"]))(params)
   assert all(np.all(np.isfinite(g)) for g in jax.tree.leaves(grads))
-  latent = objective.latent(params, batch)
   assert latent.shape == (5, 6 if kind == "classifier" else 3)
-  evals = objective.eval_terms(params, batch, key, H, elbo_samples=2 if objective.has_posterior
-                               else 0)
   assert term_keys <= set(evals)
   assert objective.has_posterior == (kind in ("vae", "cvae"))
   assert objective.can_decode == (kind != "classifier")
@@ -67,7 +72,7 @@ def test_protocol_for_every_kind(kind, encoder, decoder, term_keys):
     beta4 = objective.terms(params, batch, key, dict(H, beta=jnp.float32(4.0)))
     np.testing.assert_allclose(beta4["loss"], terms["recon"] + 4 * terms["kl"], rtol=1e-5)
     assert "elbo_l2" in evals
-    bound = objective.iw_bound(params, batch, key, 20, 7)
+    bound = jax.jit(lambda p: objective.iw_bound(p, batch, key, 20, 7))(params)
     assert bound.shape == (5,) and np.all(np.isfinite(bound))
 
 

@@ -80,22 +80,22 @@ def test_resume_a_run_written_before_new_config_fields(tiny, tmp_path):
 
 
 def _es(tiny, **overrides):
-  return tiny(**{"train.epochs": 5, "eval.iw_samples": 0, "data.validation_size": 100,
+  return tiny(**{"train.epochs": 4, "eval.iw_samples": 0, "data.validation_size": 100,
                  "train.early_stopping.patience": 1, "train.early_stopping.min_delta": 0.5,
-                 **overrides})
+                 "train.checkpoint_every": 3, **overrides})
 
 
-def test_early_stopping_keeps_the_best_state_and_stops_each_run_on_its_own(tiny, tmp_path):
+def test_early_stopping_per_run_under_the_runs_axis_equals_alone_and_resumes(tiny, tmp_path):
   """Two runs (lr 3e-3 keeps improving by > min_delta; lr 1e-6 barely moves, so it stops after
   epoch 2) in one vmapped program equal each run alone: same metrics, best and stopped epochs,
-  and the final evaluation of the best state."""
+  and the final evaluation of the best state. Cut at epoch 3 (run 1 stopped and checkpointed at
+  2, run 0 checkpointed at 3), the group resumes from 3 with run 1 frozen and ends the same."""
   lrs = (3e-3, 1e-6)
-  configs = [_es(tiny, **{"optim.lr": lr}) for lr in lrs]
-  together = runner.train_and_evaluate_runs(configs, [tmp_path / f"v{i}" for i in range(2)],
+  make = lambda **o: [_es(tiny, **{"optim.lr": lr, **o}) for lr in lrs]  # noqa: E731
+  together = runner.train_and_evaluate_runs(make(), [tmp_path / f"v{i}" for i in range(2)],
                                             progress=False)
-  stopped = [s["stopped_epoch"] for s in together]
-  assert stopped[0] is None and stopped[1] is not None and stopped[1] < 5, stopped
-  for i, config in enumerate(configs):
+  assert [s["stopped_epoch"] for s in together] == [None, 2]
+  for i, config in enumerate(make()):
     alone = runner.train_and_evaluate(config, tmp_path / f"a{i}", progress=False)
     assert together[i]["runs_in_program"] == 2
     rows_v = _metrics(tmp_path / f"v{i}")
@@ -113,30 +113,10 @@ def test_early_stopping_keeps_the_best_state_and_stops_each_run_on_its_own(tiny,
     best = next(r for r in rows_a if r["epoch"] == alone["best_epoch"])
     assert alone["eval/loss"] == best["eval/loss"]  # Summary metrics are the best epoch's.
     assert (tmp_path / f"a{i}" / "best" / str(best["epoch"])).is_dir()
-
-
-def test_early_stopping_resume_continues_from_the_best(tiny, tmp_path):
-  full = runner.train_and_evaluate(_es(tiny), tmp_path / "full", progress=False)
-  runner.train_and_evaluate(_es(tiny, **{"train.epochs": 2}), tmp_path / "cut", progress=False)
-  resumed = runner.train_and_evaluate(_es(tiny), tmp_path / "cut", resume=True, progress=False)
-  assert _metrics(tmp_path / "full") == _metrics(tmp_path / "cut")
-  for key in ("best_epoch", "stopped_epoch", "eval/loss"):
-    assert full[key] == resumed[key]
-
-
-def test_runs_axis_resume_with_a_run_stopped_before_the_others_checkpoint(tiny, tmp_path):
-  """Run 1 stops (and checkpoints) at epoch 2, run 0 checkpoints at 3: the group resumes from 3
-  with run 1 frozen, and ends as the uninterrupted group does."""
-  lrs = (3e-3, 1e-6)
-  make = lambda epochs: [_es(tiny, **{"optim.lr": lr, "train.epochs": epochs,  # noqa: E731
-                                      "train.checkpoint_every": 3}) for lr in lrs]
-  full = runner.train_and_evaluate_runs(make(5), [tmp_path / f"f{i}" for i in range(2)],
-                                        progress=False)
   cut = [tmp_path / f"c{i}" for i in range(2)]
-  runner.train_and_evaluate_runs(make(3), cut, progress=False)
-  resumed = runner.train_and_evaluate_runs(make(5), cut, resume=True, progress=False)
+  runner.train_and_evaluate_runs(make(**{"train.epochs": 3}), cut, progress=False)
+  resumed = runner.train_and_evaluate_runs(make(), cut, resume=True, progress=False)
   for i in range(2):
-    assert _metrics(tmp_path / f"f{i}") == _metrics(cut[i])
+    assert _metrics(tmp_path / f"v{i}") == _metrics(cut[i])
     for key in ("best_epoch", "stopped_epoch", "eval/loss"):
-      assert full[i][key] == resumed[i][key], key
-  assert full[1]["stopped_epoch"] == 2
+      assert together[i][key] == resumed[i][key], key

@@ -431,6 +431,21 @@ def load_split(name: str, split: str,
   spec = _spec(name)
   tfds = _tfds()
   data_dir = default_data_dir(data_dir)
+  if _tfds_mocked(tfds):
+    return _load_split(tfds, name, spec, split, data_dir)
+  return _load_split_cached(name, spec, split, data_dir)
+
+
+@functools.lru_cache(maxsize=4)
+def _load_split_cached(name: str, spec: DatasetSpec, split: str, data_dir: str):
+  """The split, decoded once per process (a sweep or a test session loads it many times);
+  read-only arrays so that no caller can change the cached copy."""
+  images, labels = _load_split(_tfds(), name, spec, split, data_dir)
+  images.flags.writeable = labels.flags.writeable = False
+  return images, labels
+
+
+def _load_split(tfds, name, spec, split, data_dir):
   builder = _prepared_builder(tfds, name, spec, data_dir)
   features = builder.info.features
   image_feature = features[spec.image_key]

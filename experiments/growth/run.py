@@ -290,7 +290,7 @@ def readme_text(args):
             "− the epoch before) − (the same difference of the fixed arm, same seed, same epochs); "
             f"positive = the event costs training progress. Both averaged over the "
             f"{len(_events('approach1', seeds[0]))} events and the seeds.", "",
-            f"| variant | seeds | spike at growth step | excess train-loss change after event | "
+            "| variant | seeds | spike at growth step | excess train-loss change after event | "
             "final test loss |", "|---|---|---|---|---|"]
   for name, label in (("approach1", "pad + He (default)"),
                       ("approach1_reset", "reset Adam (original study)"),
