@@ -3,6 +3,7 @@ question here about what kind of model a run holds, only what its objective can 
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import jax
@@ -10,6 +11,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from vae_jax import plots
+
+
+@functools.lru_cache(maxsize=8)
+def _programs(objective):
+  """Jitted latent and decode_mean with params as an argument: runs of one config share them."""
+  return (jax.jit(lambda p, b, k: objective.latent(p, b, k)),
+          jax.jit(lambda p, z, y: objective.decode_mean(p, z, y)))
 
 
 def write_figures(objective, params, test: dict, history: list[dict], fig_dir: Path, key,
@@ -36,7 +44,8 @@ def write_figures(objective, params, test: dict, history: list[dict], fig_dir: P
   written.append("loss_curves.png")
   k_x, k_z = jax.random.split(key)
   labels = np.asarray(test["label"])
-  encode = jax.jit(lambda b, k: objective.latent(params, b, k))
+  latent_fn, decode_fn = _programs(objective)
+  encode = functools.partial(latent_fn, params)
   latents = np.concatenate([np.asarray(encode(
       {"image": test["image"][i:i + 1000], "label": test["label"][i:i + 1000]},
       jax.random.fold_in(k_x, i))) for i in range(0, len(labels), 1000)])
@@ -48,10 +57,10 @@ def write_figures(objective, params, test: dict, history: list[dict], fig_dir: P
     return written
   first = {"image": jnp.asarray(test["image"][:num_recon]),
            "label": jnp.asarray(test["label"][:num_recon])}
-  decode = jax.jit(lambda z, y: objective.decode_mean(params, z, y))
+  decode = functools.partial(decode_fn, params)
   k_first = jax.random.fold_in(k_x, 0)
   originals = objective.images(first, k_first)  # The binarization the reconstructions saw.
-  recon = decode(objective.latent(params, first, k_first), first["label"])
+  recon = decode(encode(first, k_first), first["label"])
   plots.image_rows([np.asarray(originals), np.asarray(recon)], fig_dir / "reconstructions.png",
                    row_labels=["original", "reconstruction"])
   written.append("reconstructions.png")

@@ -86,7 +86,8 @@ def expand(config, sweeps: list[tuple[str, list[str]]]) -> list[Run]:
 def run_sweep(config, sweep_args: list[str], workdir: str | Path, *, resume: bool = False,
               reuse: bool = False, progress: bool = True) -> list[dict]:
   """Trains every run of the sweep; returns {name, program, workdir, summary} per run trained or
-  reused. Everything is checked before anything is written.
+  reused. The sweep, every run's config and what its directory holds are checked before anything
+  is written (a dataset a later program needs is checked when that program starts).
 
   reuse: skip runs that already hold a summary.json. resume: continue runs that hold a
   checkpoint (runs without one start fresh, in a program of their own).

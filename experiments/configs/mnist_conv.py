@@ -6,6 +6,9 @@ to (mean, logvar) of a 20-D latent; decoder dense -> 4x4x128 -> transposed convs
 Command:
   vae-jax train --config experiments/configs/mnist_conv.py --workdir checkpoints/mnist_conv
 
+Numbers it produced (real MNIST, 2-core CPU, that command, seed 0): test loss 98.85 nats per
+32x32 image, IW-NLL (K=100) 94.40, test KL 24.26; median epoch 39.98 s (1,498 images/s).
+
 The transposed convs are computed as 'phase' convs (the same layer with the same params and
 outputs, one 3x3 conv + depth-to-space; ~2.5x faster on XLA:CPU, whose ConvTranspose kernel
 gradient is slow), and an epoch is driven from the host 4 unrolled steps per compiled call
