@@ -121,7 +121,6 @@ def _evaluate(args):
 def _sample(args):
   import jax  # pylint: disable=import-outside-toplevel
   import numpy as np  # pylint: disable=import-outside-toplevel
-  import jax.numpy as jnp  # pylint: disable=import-outside-toplevel
   from vae_jax import evaluate, plots  # pylint: disable=import-outside-toplevel
   if args.n < 1:
     raise UsageError(f"--n must be >= 1, got {args.n}")
@@ -133,8 +132,7 @@ def _sample(args):
     raise UsageError(f"{args.workdir} holds a model without a prior (model.kind="
                      f"{config.model.kind}); pass the --workdir of a VAE or CVAE run")
   z = jax.random.normal(jax.random.key(args.seed), (args.n, config.model.latent_dim))
-  labels = jnp.arange(args.n) % max(getattr(objective.model, "num_classes", 0), 1)
-  images = np.asarray(objective.decode_mean(params, z, labels))
+  images = np.asarray(objective.decode_mean(params, z, objective.prior_labels(args.n)))
   if out.suffix == ".npy":
     out.parent.mkdir(parents=True, exist_ok=True)
     np.save(out, images)

@@ -203,7 +203,7 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
                "eval.iw_samples", "eval.elbo_samples", "train.steps_per_call",
                "train.early_stopping.patience",
                "train.early_stopping.min_delta"):
-    value = _get(config, name)
+    value = get_path(config, name)
     if value < 0:
       raise ConfigError(f"{name} must be >= 0, got {value}; set --config.{name}")
   from vae_jax import data, distributions, models, train  # pylint: disable=import-outside-toplevel
@@ -274,7 +274,12 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   return config
 
 
-def _get(config, dotted: str):
+def get_path(config, dotted: str):
+  """The value at a dotted key such as "train.early_stopping.patience".
+
+  Raises:
+    KeyError: no such key.
+  """
   for part in dotted.split("."):
     config = config[part]
   return config

@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 import tqdm
 
-from vae_jax import checkpointing, config as config_lib, data, models, objectives, train
+from vae_jax import checkpointing, config as config_lib, data, objectives, train
 from vae_jax.compiled import CompiledFn
 
 
@@ -191,9 +191,8 @@ def final_metrics(config, objective, params, test, keys, progress: bool = False)
 
 def abstract_state(objective, tx, image_shape, hparams):
   """jax.eval_shape of a fresh TrainState: the restore target of a checkpoint."""
-  return jax.eval_shape(lambda: train.create_train_state(
-      models.init_params(objective.model, jax.random.key(0), image_shape,
-                         getattr(objective.model, "num_classes", 0)), tx, hparams))
+  return jax.eval_shape(lambda: train.init_state(objective, tx, image_shape, jax.random.key(0),
+                                                 hparams))
 
 
 def restore_run(workdir: str | Path):

@@ -67,10 +67,10 @@ def write_figures(objective, params, test: dict, history: list[dict], fig_dir: P
   if not objective.has_posterior:
     return written
   latent_dim = latents.shape[1]
-  num_classes = getattr(objective.model, "num_classes", 0)
-  sample_labels = jnp.arange(num_samples) % max(num_classes, 1)
+  num_classes = objective.num_classes
   z = jax.random.normal(k_z, (num_samples, latent_dim))
-  plots.image_grid(np.asarray(decode(z, sample_labels)), fig_dir / "prior_samples.png",
+  plots.image_grid(np.asarray(decode(z, objective.prior_labels(num_samples))),
+                   fig_dir / "prior_samples.png",
                    title="samples z ~ N(0, I)" + (", labels 0..N-1 in turn" if num_classes else ""))
   written.append("prior_samples.png")
   if latent_dim == 2:

@@ -143,9 +143,23 @@ class _Base:
     return self.likelihood in dist.NORMALIZED_LIKELIHOODS
 
   @property
+  def num_classes(self) -> int:
+    """Classes the model reads (CVAE, classifier); 0 when it ignores labels."""
+    return self.model.num_classes
+
+  @property
   def conditional(self) -> bool:
     """True when the model reads the labels (CVAE, classifier)."""
-    return bool(getattr(self.model, "num_classes", 0))
+    return self.num_classes > 0
+
+  def prior_labels(self, n: int) -> jax.Array:
+    """int32 [n] labels for n prior samples: 0, 1, ..., K-1 in turn (all 0 when unconditional)."""
+    return jnp.arange(n, dtype=jnp.int32) % max(self.num_classes, 1)
+
+  def init_params(self, key, image_shape):
+    """The model's initial param pytree (see models.init_params)."""
+    from vae_jax import models  # pylint: disable=import-outside-toplevel
+    return models.init_params(self.model, key, image_shape, self.num_classes)
 
   def inputs(self, batch, key) -> tuple[jax.Array, jax.Array | None, jax.Array]:
     """(x floats [B, H, W, C] in [0, 1], labels [B] or None, key for z): the binarization (if

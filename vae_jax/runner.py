@@ -306,10 +306,9 @@ class _Loop:
     self.es = [early_stopping.EarlyStopping() for _ in self.workdirs]
     if all(s is None for s in starts):
       self.epoch, self.history = 0, [[] for _ in self.workdirs]
-      model = self.build(self.widths)[0].model
-      init = lambda k, h: train.create_train_state(  # noqa: E731
-          models.init_params(model, k, self.image_shape, getattr(model, "num_classes", 0)),
-          self.tx, h)
+      objective = self.build(self.widths)[0]
+      init = lambda k, h: train.init_state(objective, self.tx, self.image_shape, k,  # noqa: E731
+                                           h)
       self.state = jax.vmap(init)(self.keys.init, self.hparams) if runs.axis else init(
           self.keys.init, self.hparams)
       self.best = self._copy(self.state) if self.patience else None

@@ -46,7 +46,7 @@ def parse(config, sweeps: list[str]) -> list[tuple[str, list[str]]]:
     seen.add(key)
     probe = config.copy_and_resolve_references()
     config_lib.apply_overrides(probe, [f"{key}={raw.split(';')[0].split(',')[0]}"])  # Key check.
-    current = _get(config, key)
+    current = config_lib.get_path(config, key)
     values = raw.split(";") if isinstance(current, (tuple, list)) else raw.split(",")
     if any(not v for v in values) or len(set(values)) != len(values):
       raise config_lib.ConfigError(f"bad --sweep {item}: values must be non-empty and distinct")
@@ -54,12 +54,6 @@ def parse(config, sweeps: list[str]) -> list[tuple[str, list[str]]]:
       config_lib.apply_overrides(probe, [f"{key}={v}"])  # Type check of every value.
     out.append((key, values))
   return out
-
-
-def _get(config, dotted: str):
-  for part in dotted.split("."):
-    config = config[part]
-  return config
 
 
 def expand(config, sweeps: list[tuple[str, list[str]]]) -> list[Run]:

@@ -111,6 +111,13 @@ def create_train_state(params, tx: optax.GradientTransformation, hparams) -> Tra
                     opt_state=set_hparams(tx.init(params), hparams))
 
 
+def init_state(objective, tx: optax.GradientTransformation, image_shape, key,
+               hparams) -> TrainState:
+  """A fresh TrainState: the objective's model initialized with `key`, optimizer state with
+  `hparams` (under jax.eval_shape: the restore target of a checkpoint)."""
+  return create_train_state(objective.init_params(key, image_shape), tx, hparams)
+
+
 class RunKeys(flax.struct.PyTreeNode):
   """Independent PRNG streams derived from the seed: init, data order, training noise, eval."""
   init: jax.Array

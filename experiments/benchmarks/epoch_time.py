@@ -40,7 +40,6 @@ def main():
     test_xy = train_xy[0][:10000], train_xy[1][:10000]
     source = f"random uint8 images ({name} not prepared)"
   objective = objectives.from_config(cfg, shape)
-  model = objective.model
   tx = train.make_optimizer(cfg.optim.name)
   hparams = train.hparams_from_config(cfg)
   train_x = train_xy[0]
@@ -50,9 +49,8 @@ def main():
              "config": args.config, "data": source}
   for batch_size in args.batch_sizes:
     programs = evaluate.make_programs(objective, tx, batch_size=batch_size, eval_batch_size=500)
-    params = models.init_params(model, keys.init, shape, getattr(model, "num_classes", 0))
-    state = train.create_train_state(params, tx, hparams)
-    results["param_count"] = models.param_count(params)
+    state = train.init_state(objective, tx, shape, keys.init, hparams)
+    results["param_count"] = models.param_count(state.params)
     times = []
     for epoch in range(args.epochs + 1):
       start = time.perf_counter()

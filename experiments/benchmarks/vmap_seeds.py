@@ -16,7 +16,7 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 
-from vae_jax import config as config_lib, evaluate, models, objectives, runner, train
+from vae_jax import config as config_lib, evaluate, objectives, runner, train
 
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "ae_vs_vae.py"
 
@@ -47,8 +47,7 @@ def main():
   objective = objectives.from_config(config, image_shape)
   tx = train.make_optimizer(config.optim.name)
   hparams = train.hparams_from_config(config)
-  init = lambda k, h: train.create_train_state(  # noqa: E731
-      models.init_params(objective.model, k, image_shape), tx, h)
+  init = lambda k, h: train.init_state(objective, tx, image_shape, k, h)  # noqa: E731
   kw = dict(batch_size=config.train.batch_size, eval_batch_size=config.eval.batch_size)
 
   keys = train.RunKeys.from_seed(0)
