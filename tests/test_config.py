@@ -40,3 +40,12 @@ def test_growth_section_is_validated():
   config.growth.increments = (32,)
   with pytest.raises(config_lib.ConfigError, match="growth.increments"):
     config_lib.validate(config)
+
+
+@pytest.mark.parametrize("overrides", [
+    ["data.validation_fraction=1.0"], ["data.validation_fraction=-0.1"],
+    ["data.validation_fraction=0.1", "data.validation_size=100"]])
+def test_bad_validation_fraction_is_refused(overrides):
+  config = config_lib.apply_overrides(config_lib.base_config(), overrides)
+  with pytest.raises(config_lib.ConfigError, match="validation_fraction"):
+    config_lib.validate(config)

@@ -6,6 +6,7 @@ from pathlib import Path
 import subprocess
 import sys
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -299,3 +300,24 @@ def test_mlp_models_bit_identical_to_single_file_models(old_models, kind, dense_
   apply = lambda m, p: m.apply({"params": p}, x, jax.random.key(2))  # noqa: E731
   jax.tree.map(np.testing.assert_array_equal, jax.jit(lambda p: apply(old, p))(p_old),
                jax.jit(lambda p: apply(new, p))(p_new))
+
+
+def test_phase_upsampling_gradients_equal_conv_transpose():
+  """The fast path computes the same function of the same params: equal gradients with respect
+  to the params and the input (float rounding aside)."""
+  x = jax.random.normal(jax.random.key(2), (2, 4, 4, 3))
+  w = jax.random.normal(jax.random.key(3), (2, 8, 8, 5))
+  ref = nn.ConvTranspose(5, (4, 4), strides=(2, 2), padding="SAME")
+  fast = models.PhaseConvTranspose(5)
+  params = ref.init(jax.random.key(0), x)["params"]
+  loss = lambda layer: lambda p, x: jnp.sum(layer.apply({"params": p}, x) * w)  # noqa: E731
+  g_ref = jax.jit(jax.grad(loss(ref), argnums=(0, 1)))(params, x)
+  g_fast = jax.jit(jax.grad(loss(fast), argnums=(0, 1)))(params, x)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4), g_fast, g_ref)
+
+
+def test_auto_upsampling_is_phase_on_the_cpu():
+  z = jnp.ones((1, 3))
+  outs = [models.ConvDecoder((8, 4), (8, 8, 1), upsample=u).init_with_output(jax.random.key(0), z)
+          for u in ("auto", "phase")]
+  jax.tree.map(np.testing.assert_array_equal, outs[0], outs[1])

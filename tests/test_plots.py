@@ -165,3 +165,13 @@ def test_per_class_lines(tmp_path):
   _assert_png(out, tmp_path / "pc.png")
   with pytest.raises(ValueError, match="one label per line"):
     plots.per_class_lines(values, ["z=2"], tmp_path / "bad.png", ylabel="test MSE")
+
+
+def test_stopping_curves_marks_best_and_stop(tmp_path):
+  history = [{"epoch": e, "train/loss": 10.0 / e, "val/loss": 11.0 / e} for e in range(1, 8)]
+  runs = [{"label": "a", "history": history, "best_epoch": 2, "stopped_epoch": 7},
+          {"label": "b", "history": history, "best_epoch": 7, "stopped_epoch": None}]
+  path = plots.stopping_curves({"p1": runs, "p2": runs[:1]}, tmp_path / "c.png", ylabel="loss")
+  assert path.stat().st_size > 0
+  with pytest.raises(ValueError, match="empty"):
+    plots.stopping_curves({}, tmp_path / "d.png", ylabel="loss")

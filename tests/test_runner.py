@@ -61,6 +61,11 @@ def test_validation_split_adds_val_metrics(tiny, tmp_path):
   assert {"val/loss", "val/recon", "val/kl"} <= set(row)
 
 
+def test_validation_fraction_holds_out_that_share_of_train(tiny):
+  splits = runner.load_data(tiny(**{"data.validation_fraction": 0.1, "data.train_subset": 0}))
+  assert len(splits["val"][0]) == 6000 and len(splits["train"][0]) == 54000
+
+
 def test_existing_checkpoint_needs_resume(tiny, tmp_path):
   runner.train_and_evaluate(tiny(**{"eval.iw_samples": 0}), tmp_path / "r", progress=False)
   with pytest.raises(runner.RunError, match="--resume"):

@@ -153,3 +153,21 @@ def test_make_optimizer(name):
 def test_make_optimizer_unknown_raises():
   with pytest.raises(ValueError, match="unknown optimizer"):
     train.make_optimizer("lbfgs")
+
+
+@pytest.mark.parametrize("steps_per_call", [2, 4])
+def test_host_loop_epoch_equals_scan_epoch_when_steps_do_not_divide(setup, steps_per_call):
+  """50 images at batch 8 make 6 steps: calls of 4 leave a remainder of 2 (one more program)."""
+  objective, params, tx, dataset = setup
+  keys, epoch = train.RunKeys.from_seed(0), jnp.int32(1)
+  scan = jax.jit(lambda s: train.train_epoch(s, dataset, keys, epoch, H, batch_size=8,
+                                             objective=objective, tx=tx))
+  ref_state, ref_metrics = scan(train.create_train_state(params, tx, H))
+  host = train.HostLoopEpoch(batch_size=8, steps_per_call=steps_per_call, objective=objective,
+                             tx=tx)
+  state, metrics = host(train.create_train_state(jax.tree.map(jnp.copy, params), tx, H),
+                        dataset, keys, epoch, H, jnp.asarray(True))
+  assert int(state.step) == 6
+  close = lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)  # noqa: E731
+  jax.tree.map(close, state.params, ref_state.params)
+  jax.tree.map(close, metrics, ref_metrics)

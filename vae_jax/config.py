@@ -26,6 +26,7 @@ def base_config() -> ml_collections.ConfigDict:
       data_dir="",  # "" = $TFDS_DATA_DIR or TFDS's default.
       preprocess="grayscale",  # grayscale | binarize_dynamic | binarize_threshold
       validation_size=0,  # images carved from train; 0 = no validation split.
+      validation_fraction=0.0,  # or this fraction of train (rounded); 0 = use validation_size.
       validation_seed=0,  # seed of that split: the same split for every run seed.
       train_subset=0,  # use only the first N training images; 0 = all.
   )
@@ -45,7 +46,8 @@ def base_config() -> ml_collections.ConfigDict:
           widths=(400,),  # mlp: hidden widths.
           features=(128, 64, 32),  # conv: channels after the dense projection, then upsampling.
           # conv: each x2 step as nn.ConvTranspose ('transpose') or the same layer computed as one
-          # 3x3 conv + depth-to-space ('phase': same params and outputs, ~2.5x faster on CPU).
+          # 3x3 conv + depth-to-space ('phase': same params and outputs, ~2.5x faster on CPU);
+          # 'auto': phase on the CPU, transpose on accelerators.
           upsample="transpose",
       ),
       likelihood="bernoulli",  # bernoulli (nats) | mse (squared error summed over pixels)
@@ -73,6 +75,9 @@ def base_config() -> ml_collections.ConfigDict:
       # unrolled steps per call, and evaluation loops are unrolled (XLA:CPU runs convolutions
       # ~10x slower inside a compiled loop).
       steps_per_call=0,
+      # Sweep runs differing only in traced fields share one vmapped program: auto (yes, except
+      # conv models on the CPU, where it is slower) | always | never.
+      vmap_runs="auto",
       early_stopping=dict(
           patience=0,  # Stop after this many epochs without improvement; 0 = off.
           metric="val/loss",  # A metrics.jsonl key, lower is better (val/* needs a validation split).
@@ -213,6 +218,8 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
                              ("model.decoder.upsample", config.model.decoder.upsample,
                               models.UPSAMPLE_MODES),
                              ("data.name", config.data.name, data.DATASETS),
+                             ("train.vmap_runs", config.train.vmap_runs,
+                              ("auto", "always", "never")),
                              ("model.dense_init", config.model.dense_init, models.DENSE_INITS),
                              ("optim.name", config.optim.name, train.OPTIMIZERS),
                              ("data.preprocess", config.data.preprocess, data.PREPROCESS_MODES),
@@ -238,7 +245,11 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
                       or "elbo" in es.metric):
     raise ConfigError(f"train.early_stopping.metric={es.metric} must be a lower-is-better metric "
                       "such as val/loss, val/recon or eval/loss; set it to one of those")
-  if es.patience and es.metric.startswith("val/") and not config.data.validation_size:
+  vf = config.data.validation_fraction
+  if not 0 <= vf < 1 or (vf and config.data.validation_size):
+    raise ConfigError(f"data.validation_fraction={vf} must be in [0, 1) and not set together "
+                      f"with data.validation_size={config.data.validation_size}; set one of them")
+  if es.patience and es.metric.startswith("val/") and not (config.data.validation_size or vf):
     raise ConfigError(f"train.early_stopping.metric={es.metric} needs a validation split; set "
                       "--config.data.validation_size (e.g. 5000) or another metric")
   if es.patience and config.growth.enabled:

@@ -38,6 +38,7 @@ __all__ = [
     "manifold_latents",
     "per_class_lines",
     "growth_curves",
+    "stopping_curves",
 ]
 
 DPI = 120
@@ -491,4 +492,46 @@ def per_class_lines(values: np.ndarray, line_labels: Sequence[str], path, *, yla
     ax.set_title(title)
   ax.legend(fontsize=8, ncol=2)
   ax.grid(alpha=0.3)
+  return _save(fig, path)
+
+
+def stopping_curves(panels: dict[str, list[dict]], path, *, ylabel: str, title=None) -> Path:
+  """Train and validation loss vs epoch of several runs per panel, the epoch of the best
+  validation loss marked with a dot and the early stop with a cross.
+
+  Args:
+      panels: panel title -> runs, each {'label': str, 'history': metrics rows with 'epoch',
+          'train/loss', 'val/loss', 'best_epoch': int, 'stopped_epoch': int or None (the cap
+          bound)}. All panels share the y axis.
+  """
+  if not panels:
+    raise ValueError("panels is empty")
+  fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 3.8), sharey=True,
+                           squeeze=False)
+  for ax, (name, runs) in zip(axes[0], panels.items()):
+    for k, run in enumerate(runs):
+      color = plt.get_cmap("tab10")(k)
+      epochs = _series(run["history"], "epoch")
+      for key, style, what in (("train/loss", ":", "train"), ("val/loss", "-", "val")):
+        ax.plot(epochs, _series(run["history"], key), style, color=color, lw=1.3,
+                label=f"{run['label']} {what}")
+      val = dict(zip(epochs, _series(run["history"], "val/loss")))
+      ax.plot([run["best_epoch"]], [val[run["best_epoch"]]], "o", color=color, ms=6)
+      if run["stopped_epoch"]:
+        ax.plot([run["stopped_epoch"]], [val[run["stopped_epoch"]]], "x", color=color, ms=8,
+                mew=2)
+    ax.set_title(name)
+    ax.set_xlabel("epoch")
+    ax.grid(alpha=0.3)
+  axes[0, 0].set_ylabel(ylabel)
+  axes[0, 0].legend(fontsize=7, title="o best  x stop", title_fontsize=7)
+  # Clip the y range to the curves after epoch 2 (the first epochs dwarf the rest).
+  tail = np.concatenate([_series(r["history"], k)[2:] for rs in panels.values() for r in rs
+                         for k in ("train/loss", "val/loss")])
+  if tail.size and np.nanmax(tail) > np.nanmin(tail):
+    lo, hi = np.nanmin(tail), np.nanmax(tail)
+    axes[0, 0].set_ylim(lo - 0.05 * (hi - lo), hi + 0.05 * (hi - lo))
+  if title:
+    fig.suptitle(title)
+  fig.tight_layout()
   return _save(fig, path)

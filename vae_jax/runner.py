@@ -47,11 +47,12 @@ def load_data(config) -> dict[str, tuple[np.ndarray, np.ndarray]]:
   d = config.data
   train_x, train_y = data.load_split(d.name, "train", d.data_dir or None)
   splits = {}
-  if d.validation_size:
-    if d.validation_size >= len(train_x):
-      raise data.DataError(f"data.validation_size={d.validation_size} must be below the "
-                           f"{len(train_x)} training images; lower --config.data.validation_size")
-    (train_x, train_y), splits["val"] = data.validation_split(train_x, train_y, d.validation_size,
+  val_size = d.validation_size or round(d.get("validation_fraction", 0.0) * len(train_x))
+  if d.validation_size and d.validation_size >= len(train_x):
+    raise data.DataError(f"data.validation_size={d.validation_size} must be below the "
+                         f"{len(train_x)} training images; lower --config.data.validation_size")
+  if val_size:
+    (train_x, train_y), splits["val"] = data.validation_split(train_x, train_y, val_size,
                                                               d.validation_seed)
   if d.train_subset:
     train_x, train_y = train_x[: d.train_subset], train_y[: d.train_subset]
@@ -155,6 +156,18 @@ def program_key(config) -> str:
       node = node[part]
     node.pop(leaf)
   return json.dumps(c, sort_keys=True)
+
+
+def vmaps_runs(config) -> bool:
+  """Whether runs of this config that differ only in traced fields share one vmapped program:
+  train.vmap_runs 'always' / 'never', or 'auto': yes, except for growth (each run has its own
+  schedule) and for conv models on the CPU (XLA:CPU computes a conv vmapped over its weights as
+  a grouped conv, measured ~4x slower per run than the runs one after another)."""
+  mode = config.train.get("vmap_runs", "auto")
+  if config.growth.enabled or mode == "never":
+    return False
+  conv = "conv" in (config.model.encoder.kind, config.model.decoder.kind)
+  return mode == "always" or not (conv and jax.default_backend() == "cpu")
 
 
 def train_and_evaluate_runs(configs, workdirs, *, resume: bool = False,

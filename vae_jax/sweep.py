@@ -3,7 +3,8 @@
 Runs whose configs differ only in traced fields (seed, objective.beta, optim.lr,
 optim.weight_decay; train.TRACED_KEYS) share one program, vmapped over a runs axis; values that
 change shapes or static choices (latent size, widths, batch size, ...) make separate programs,
-run one after another. Every run writes `DIR/<key=value,...>/` with the full run-directory
+run one after another. train.vmap_runs=never (or auto for conv models on the CPU, see
+runner.vmaps_runs) gives every run its own program. Every run writes `DIR/<key=value,...>/` with the full run-directory
 contract; `DIR/sweep.json` lists every run with its program.
 """
 
@@ -71,7 +72,7 @@ def expand(config, sweeps: list[tuple[str, list[str]]]) -> list[Run]:
       config_lib.validate(c)
     except config_lib.ConfigError as e:
       raise config_lib.ConfigError(f"sweep run {','.join(overrides)}: {e}") from None
-    key = runner.program_key(c) if not c.growth.enabled else ",".join(overrides)
+    key = runner.program_key(c) if runner.vmaps_runs(c) else ",".join(overrides)
     program = programs.setdefault(key, len(programs))
     runs.append(Run(",".join(overrides).replace("/", "_"), overrides, c, program))
   return runs

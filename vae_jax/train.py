@@ -234,8 +234,10 @@ class HostLoopEpoch:
     idx = self._batches(keys, epoch, dataset)
     axis = 1 if self.runs_axis else 0
     metrics = []
-    for start in range(0, idx.shape[axis], self.steps_per_call):
-      chunk = jax.lax.slice_in_dim(idx, start, start + self.steps_per_call, axis=axis)
+    num_steps = idx.shape[axis]
+    for start in range(0, num_steps, self.steps_per_call):
+      chunk = jax.lax.slice_in_dim(idx, start, min(start + self.steps_per_call, num_steps),
+                                   axis=axis)
       state, m = self._steps(state, dataset, keys, chunk, hparams, active)
       metrics.append(m)
     metrics = jax.tree.map(lambda *ms: jnp.concatenate(ms, axis=axis), *metrics)

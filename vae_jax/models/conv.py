@@ -24,7 +24,7 @@ import numpy as np
 from vae_jax.models import layers
 from vae_jax.models.mlp import POSTERIOR_HEADS
 
-UPSAMPLE_MODES = ("transpose", "phase", "subpixel")
+UPSAMPLE_MODES = ("transpose", "phase", "subpixel", "auto")
 
 # Output phase a of a 4x4 stride-2 SAME transposed conv (pixel 2i + a) reads input pixels i - 1,
 # i, i + 1 (3x3 tap u = 0, 1, 2) through these taps of the 4x4 kernel; 4 marks "no tap" (a zero
@@ -125,7 +125,8 @@ class ConvDecoder(nn.Module):
       nn.ConvTranspose. 'phase': the same layer (same params, inits and outputs up to rounding)
       as PhaseConvTranspose, about 3x faster to train on XLA:CPU. 'subpixel': a free 3x3 conv to
       4x the channels followed by depth_to_space (Shi et al., 2016): other params, 9/4 as many
-      per layer.
+      per layer. 'auto': 'phase' when JAX's default backend is the CPU, else 'transpose' (the
+      same params either way, so a checkpoint moves between CPU and accelerator).
 
   Raises:
     ValueError: on construction, when H or W is not a multiple of 2^n, features is empty or
@@ -148,9 +149,12 @@ class ConvDecoder(nn.Module):
 
   def _up(self, features: int, x: jax.Array, name: str) -> jax.Array:
     """One x2 upsampling of x [B, h, w, c] -> [B, 2h, 2w, features], no activation."""
-    if self.upsample == "transpose":
+    mode = self.upsample
+    if mode == "auto":
+      mode = "phase" if jax.default_backend() == "cpu" else "transpose"
+    if mode == "transpose":
       return layers.conv(features, x.shape[-1], self.dense_init, name, transpose=True)(x)
-    if self.upsample == "phase":
+    if mode == "phase":
       return PhaseConvTranspose(features, name=name,
                                 **layers.conv_inits(self.dense_init, 16 * x.shape[-1]))(x)
     x = layers.conv(4 * features, x.shape[-1], self.dense_init, name, kernel=3, stride=1)(x)
