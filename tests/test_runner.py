@@ -90,7 +90,8 @@ def _es(tiny, **overrides):
                  "train.checkpoint_every": 3, **overrides})
 
 
-def test_early_stopping_per_run_under_the_runs_axis_equals_alone_and_resumes(tiny, tmp_path):
+def test_early_stopping_per_run_under_the_runs_axis_equals_alone_and_resumes(tiny, tmp_path,
+                                                                           capsys):
   """Two runs (lr 3e-3 keeps improving by > min_delta; lr 1e-6 barely moves, so it stops after
   epoch 2) in one vmapped program equal each run alone: same metrics, best and stopped epochs,
   and the final evaluation of the best state. Cut at epoch 3 (run 1 stopped and checkpointed at
@@ -100,6 +101,9 @@ def test_early_stopping_per_run_under_the_runs_axis_equals_alone_and_resumes(tin
   together = runner.train_and_evaluate_runs(make(), [tmp_path / f"v{i}" for i in range(2)],
                                             progress=False)
   assert [s["stopped_epoch"] for s in together] == [None, 2]
+  err = capsys.readouterr().err  # The cap bound run 0, and says so; run 1 stopped.
+  assert f"{tmp_path / 'v0'}: early stopping did not fire within train.epochs=4" in err
+  assert f"{tmp_path / 'v1'}:" not in err
   for i, config in enumerate(make()):
     alone = runner.train_and_evaluate(config, tmp_path / f"a{i}", progress=False)
     assert together[i]["runs_in_program"] == 2

@@ -18,6 +18,7 @@ import json
 import platform
 import shutil
 import statistics
+import sys
 import time
 from importlib import metadata
 from pathlib import Path
@@ -488,6 +489,10 @@ class _Loop:
       figure_seconds = time.perf_counter() - start
       summary = self._summary(i, final, per_class, num_batches, figure_seconds, run_start)
       summary["figures"] = written
+      if self.patience and not summary["stopped_epoch"]:
+        tqdm.tqdm.write(f"{w}: early stopping did not fire within train.epochs={c.train.epochs}; "
+                        "the cap bound (summary stopped_epoch is null), raise --config.train."
+                        "epochs to train to the stop", file=sys.stderr)
       (w / "summary.json").write_text(json.dumps(summary, indent=2))
       summaries.append(summary)
     return summaries
