@@ -182,39 +182,50 @@ def _figures(runs, dataset, args, out: Path) -> list[str]:
                     f"{dataset}_curves.png"]
 
 
-def write(args, group_dir) -> Path:
+def write(args, group_dir, set_overrides) -> Path:
   runs = _collect(args, group_dir)
   finished = [r for rs in runs.values() for r in rs]
   if not finished:
     raise SystemExit("no finished runs to report; train them first (drop --train-only)")
   command = "python experiments/fc_vs_conv/run.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
   any_summary = finished[0].summary
+  cfg = json.loads((finished[0].dir / "config.json").read_text())
+  es = cfg["train"]["early_stopping"]
   iw_head = (f" Bernoulli IW-NLL K={args.iw_k} (nats) | bits/dim |" if args.iw_k else "")
   lines = [
       "# fc_vs_conv: fully-connected vs convolutional VAE", "",
       f"Made by `{command}` (`--reuse` re-renders from the run directories without training).",
       "", "## The study", "", SOURCE, "",
       "## What runs here", "",
-      "CIFAR-10 and CelebA cannot be downloaded on the machine this README was made on, so the "
-      "comparison runs on MNIST and Fashion-MNIST zero-padded to 32×32×1 (`mnist_32`, "
-      "`fashion_mnist_32`); the CIFAR-10 / CelebA commands are below.", "",
+      f"Datasets of the runs below: {', '.join(args.dataset)}"
+      + (" (MNIST / Fashion-MNIST zero-padded to 32×32×1, so that real numbers exist where "
+         "CIFAR-10 and CelebA are not at hand; the study's own datasets run with the commands "
+         "under 'CIFAR-10 and CelebA')" if not {"cifar10", "celeb_a"} & set(args.dataset)
+         else "") + ".", "",
       "- Models (`experiments/configs/fc_vs_conv_fc.py`, `fc_vs_conv_conv.py`): FC-VAE "
-      "flatten → 1024 → 512 → (μ, log σ²) and mirrored (the write-up gives no widths: ours); "
-      "conv VAE 4×4 stride-2 convs C→32→64→128 (32→16→8→4), dense to (μ, log σ²), dense → "
-      "4×4×128 → transposed convs 128→64→32→C. PyTorch's default init. Parameter counts per "
-      "run are in the tables (they depend on the latent size and C).",
+      f"flatten → {' → '.join(map(str, cfg['model']['encoder']['widths']))} → (μ, log σ²) and "
+      "mirrored (the write-up gives no widths: ours); conv VAE 4×4 stride-2 convs "
+      f"C→{'→'.join(map(str, cfg['model']['encoder']['features']))} (32→16→8→4), dense to "
+      f"(μ, log σ²), dense → 4×4×{cfg['model']['decoder']['features'][0]} → transposed convs "
+      f"{'→'.join(map(str, cfg['model']['decoder']['features']))}→C. Init "
+      f"`{cfg['model']['dense_init']}`. Parameter counts per run are in the tables (they "
+      "depend on the latent size and C).",
       "- Objective: squared error between x ∈ [0, 1] and sigmoid(decoder output), summed over "
-      "pixels, + KL(q(z|x) ‖ N(0, I)), per image (the study's `reduction='sum'`); Adam.",
-      "- Parameter sets p1–p3 as the study; 10% of train held out for validation (one split, "
-      "seed 0, the same for every run); early stopping on the validation loss, patience 5, "
-      f"min_delta 0.5; the best state is restored for the test numbers and figures; at most "
-      f"{args.max_epochs} epochs (a run that reaches the cap is reported as such).",
+      "pixels, + KL(q(z|x) ‖ N(0, I)), per image (the study's `reduction='sum'`); "
+      f"{cfg['optim']['name']}.",
+      f"- Parameter sets: {'; '.join(f'{p} ' + ', '.join(set_overrides(p)) for p in args.sets)}. "
+      f"{cfg['data']['validation_fraction']:.0%} of train held out for validation (one split, "
+      f"seed {cfg['data']['validation_seed']}, the same for every run); early stopping on "
+      f"`{es['metric']}`, patience {es['patience']}, min_delta {es['min_delta']}; the best "
+      f"state is restored for the test numbers and figures; at most {cfg['train']['epochs']} "
+      "epochs (a run that reaches the cap is reported as such).",
       "- Normalized figure: the loss above is not a likelihood (it is a Gaussian with σ² = 1/2 "
       "minus its constant), so per run we also report the IW-NLL (Burda et al., 2016) of the "
       "first test images under a Bernoulli likelihood whose means are the trained decoder's "
       "outputs, with the trained encoder as proposal, in nats per image and in bits/dim "
-      "(nats / (H·W·C · ln 2)); a proper bound for that Bernoulli model on grayscale targets "
-      "(as our MNIST results report), comparable across the two gray datasets.",
+      "(nats / (H·W·C · ln 2)). It bounds that Bernoulli model's likelihood; on grayscale "
+      "targets the Bernoulli is the field's usual convention (as our MNIST results use), not a "
+      "normalized density over [0, 1], and it compares runs across the two gray datasets.",
       "",
   ]
   devices = sorted({r.summary["device"] for r in finished})

@@ -87,7 +87,7 @@ def main(argv=None):
     return 2
   if not args.train_only:
     import report  # pylint: disable=import-outside-toplevel
-    report.write(args, group_dir)
+    report.write(args, group_dir, set_overrides)
   return 0
 
 
