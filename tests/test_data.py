@@ -141,7 +141,8 @@ def test_import_is_idempotent(mnist_data_dir, tmp_path):
     ("mnist", "run: vae-jax data import mnist --from DIR --data-dir "),
     ("mnist_32", "run: vae-jax data import mnist --from DIR --data-dir "),
     ("fashion_mnist_32", "run: vae-jax data import fashion_mnist --from DIR --data-dir "),
-    ("cifar10", "prepare it with TFDS where there is network and copy cifar10/ into "),
+    ("cifar10", "run: vae-jax data import cifar10 --from DIR --data-dir "),
+    ("celeb_a", "prepare it with TFDS elsewhere and copy celeb_a/ into "),
 ])
 def test_load_unprepared_without_network_raises(tmp_path, monkeypatch, name, fix):
   monkeypatch.setattr(data, "network_available", lambda: False)
@@ -198,8 +199,8 @@ def test_load_download_failure_raises(tmp_path, monkeypatch, effect, message):
   with mock.patch.object(tfds.core.DatasetBuilder, "download_and_prepare", autospec=True,
                          side_effect=effect):
     with pytest.raises(data.DataError, match=message) as e:
-      data.load_split("cifar10", "train", str(tmp_path))
-  assert "copy cifar10/ into" in str(e.value) and "\n" not in str(e.value)
+      data.load_split("celeb_a", "train", str(tmp_path))
+  assert "copy celeb_a/ into" in str(e.value) and "\n" not in str(e.value)
 
 
 def test_import_variant_names_its_source(tmp_path):

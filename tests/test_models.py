@@ -321,3 +321,23 @@ def test_auto_upsampling_is_phase_on_the_cpu():
   outs = [models.ConvDecoder((8, 4), (8, 8, 1), upsample=u).init_with_output(jax.random.key(0), z)
           for u in ("auto", "phase")]
   jax.tree.map(np.testing.assert_array_equal, outs[0], outs[1])
+
+
+def test_conv_batch_chunks_change_the_computation_not_the_model():
+  """Slices of the batch through the same conv layers: same params, outputs and gradients; a
+  batch the chunk count does not divide runs whole."""
+  cfg = lambda chunks: _config(encoder="conv", decoder="conv", encoder__features=(4, 8),  # noqa: E731
+                               decoder__features=(8, 4), conv_batch_chunks=chunks)
+  shape = (8, 8, 1)
+  x = jax.random.uniform(jax.random.key(1), (6, *shape))
+  results = []
+  for chunks in (1, 2, 4, 0):
+    model = models.build_model(cfg(chunks), shape)
+    params = models.init_params(model, jax.random.key(0), shape)
+    loss = lambda p: jnp.sum(model.apply({"params": p}, x, jax.random.key(2))[0] ** 2)  # noqa: E731
+    results.append((params, *jax.jit(jax.value_and_grad(loss))(params)))
+  for params, value, grads in results[1:]:
+    jax.tree.map(np.testing.assert_array_equal, params, results[0][0])
+    np.testing.assert_allclose(value, results[0][1], rtol=1e-5)
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5), grads,
+                 results[0][2])

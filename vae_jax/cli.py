@@ -5,7 +5,7 @@ exit with status 2.
                 [--resume] [--reuse]
   vae-jax evaluate --workdir DIR [--k 5000]
   vae-jax sample --workdir DIR --n 64 --out FILE
-  vae-jax data import NAME --from DIR [--data-dir D]
+  vae-jax data import NAME --from DIR|ARCHIVE [--data-dir D]
 """
 
 from __future__ import annotations
@@ -58,9 +58,11 @@ def _parser() -> argparse.ArgumentParser:
 
   d = sub.add_parser("data", help="dataset tools")
   dsub = d.add_subparsers(dest="data_command", required=True, parser_class=_Parser)
-  i = dsub.add_parser("import", help="prepare a standard TFDS dataset from local IDX files")
-  i.add_argument("name", help="mnist or fashion_mnist (the *_32 variants read these)")
-  i.add_argument("--from", dest="src", required=True, help="folder holding the IDX (.gz) files")
+  i = dsub.add_parser("import", help="prepare a standard TFDS dataset offline from its files")
+  i.add_argument("name", help="mnist, fashion_mnist (the *_32 variants read these) or cifar10")
+  i.add_argument("--from", dest="src", required=True,
+                 help="mnist, fashion_mnist: folder holding the IDX (.gz) files; cifar10: the "
+                      "official cifar-10-binary.tar.gz or its extracted folder")
   i.add_argument("--data-dir", help="TFDS data dir (default $TFDS_DATA_DIR or ~/tensorflow_datasets)")
   return p
 
@@ -143,7 +145,7 @@ def _sample(args):
 
 def _data_import(args):
   from vae_jax import data  # pylint: disable=import-outside-toplevel
-  path = data.import_idx(args.name, args.src, args.data_dir)
+  path = data.import_dataset(args.name, args.src, args.data_dir)
   print(f"prepared {args.name} in {path}")
 
 

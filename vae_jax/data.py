@@ -1,4 +1,4 @@
-"""Datasets: named variants, offline IDX import into TFDS, split loading, preprocessing.
+"""Datasets: named variants, offline import into TFDS (IDX, CIFAR-10), split loading, preprocessing.
 
 A variant (a key of `DATASETS`, used in configs as ``data.name``) reads one
 TFDS dataset and reshapes it: zero-pad, center-crop, area-resize, seeded subset.
@@ -45,7 +45,8 @@ class DatasetSpec:
     label_key: feature key of the class label, or None (labels are then all -1).
     source_shape: (H, W, C) of the images as stored in TFDS.
     num_classes: number of classes of ``label_key``; 0 without labels.
-    idx_import: its TFDS dataset can be prepared offline with `import_idx`.
+    idx_import: its TFDS dataset can be prepared offline with `import_idx` (cifar10 has
+      its own importer; every offline import is listed in `_IMPORT_SOURCES`).
     pad_to: zero-pad H and W symmetrically (the odd pixel at the bottom / right)
       to this size, or None.
     crop: center-crop to ``crop x crop`` (after padding), or None.
@@ -117,6 +118,13 @@ DATASETS: dict[str, DatasetSpec] = {
                            subset_fraction=0.3, subset_seed=0),
 }
 
+# Variants `import_dataset` prepares offline -> what `vae-jax data import NAME --from` takes.
+_IMPORT_SOURCES = {
+    "mnist": "a folder holding the four MNIST IDX files",
+    "fashion_mnist": "a folder holding the four Fashion-MNIST IDX files",
+    "cifar10": "the official cifar-10-binary.tar.gz or its extracted folder",
+}
+
 # role -> (IDX file name, magic number, number of examples).
 _IDX_FILES = {
     "train_images": ("train-images-idx3-ubyte", 2051, 60000),
@@ -168,10 +176,22 @@ def num_classes(name: str) -> int:
   return _spec(name).num_classes
 
 
-def _idx_importer(spec: DatasetSpec) -> str | None:
-  """The `import_idx`-able variant reading the same TFDS dataset as ``spec``, if any."""
-  return next((k for k, v in DATASETS.items() if v.idx_import and v.tfds_name == spec.tfds_name),
-              None)
+def _importer(spec: DatasetSpec, importable=tuple(_IMPORT_SOURCES)) -> str | None:
+  """The variant among ``importable`` that reads the same TFDS dataset as ``spec``, if any."""
+  return next((k for k in importable if DATASETS[k].tfds_name == spec.tfds_name), None)
+
+
+def _check_importable(name: str, importable: list[str], how: str) -> DatasetSpec:
+  """``name``'s spec if it is in ``importable``; else a DataError naming the variant to import."""
+  if name not in DATASETS:
+    raise DataError(f"unknown dataset {name!r}; importable: {', '.join(importable)}")
+  spec = DATASETS[name]
+  if name in importable:
+    return spec
+  if importer := _importer(spec, importable):
+    raise DataError(f"dataset {name!r} reads the TFDS dataset {spec.tfds_name!r}; run: "
+                    f"vae-jax data import {importer} --from DIR")
+  raise DataError(f"dataset {name!r} cannot be imported {how}; importable: {', '.join(importable)}")
 
 
 def default_data_dir(data_dir: str | None = None) -> str:
@@ -261,8 +281,18 @@ class _LocalDownloadManager:
       return type(url_or_urls)(self.download_and_extract(v) for v in url_or_urls)
     basename = os.path.basename(str(url_or_urls))
     if basename not in self._files:
-      raise RuntimeError(f"TFDS's builder asked for {basename}, which import_idx does not provide")
+      raise RuntimeError(f"TFDS's builder asked for {basename}, which the import does not provide")
     return self._files[basename]
+
+
+def _prepare_from_local_files(tfds, builder, files: dict[str, Path], size: int) -> None:
+  """Runs TFDS's own ``builder.download_and_prepare`` (same name, version, features and splits as
+  upstream), its downloads served from ``files`` (URL basename -> local path; ``size`` bytes)."""
+  dl_manager = _LocalDownloadManager(files, downloaded_size=size)
+  config = tfds.download.DownloadConfig(try_download_gcs=False)
+  tfds.disable_progress_bar()  # One line from the CLI instead of TFDS's bars.
+  with mock.patch.object(builder, "_make_download_manager", lambda *a, **k: dl_manager):
+    builder.download_and_prepare(download_config=config)
 
 
 def import_idx(name: str, src_dir: str, data_dir: str | None = None) -> str:
@@ -286,13 +316,8 @@ def import_idx(name: str, src_dir: str, data_dir: str | None = None) -> str:
   Raises:
     DataError: unknown or non-importable ``name``, or missing / invalid IDX files.
   """
-  spec = _spec(name)
-  if not spec.idx_import:
-    if importer := _idx_importer(spec):
-      raise DataError(f"dataset {name!r} reads the TFDS dataset {spec.tfds_name!r}; run: "
-                      f"vae-jax data import {importer} --from DIR")
-    importable = ", ".join(k for k, v in DATASETS.items() if v.idx_import)
-    raise DataError(f"dataset {name!r} cannot be imported from IDX files; importable: {importable}")
+  spec = _check_importable(name, [k for k, v in DATASETS.items() if v.idx_import],
+                           "from IDX files")
   tfds = _tfds()
   builder = tfds.builder(spec.tfds_name, data_dir=default_data_dir(data_dir))
   if builder.is_prepared():
@@ -306,12 +331,28 @@ def import_idx(name: str, src_dir: str, data_dir: str | None = None) -> str:
       (Path(tmp) / stem).write_bytes(data)
       files[f"{stem}.gz"] = files[stem] = Path(tmp) / stem
     size = sum(path.stat().st_size for path, _ in checked.values())
-    dl_manager = _LocalDownloadManager(files, downloaded_size=size)
-    config = tfds.download.DownloadConfig(try_download_gcs=False)
-    tfds.disable_progress_bar()  # One line from the CLI instead of TFDS's bars.
-    with mock.patch.object(builder, "_make_download_manager", lambda *a, **k: dl_manager):
-      builder.download_and_prepare(download_config=config)
+    _prepare_from_local_files(tfds, builder, files, size)
   return os.fspath(builder.data_dir)
+
+
+def import_dataset(name: str, src: str, data_dir: str | None = None) -> str:
+  """Prepares variant ``name``'s standard TFDS dataset offline from its original files, as
+  `vae-jax data import` does: `import_idx` (mnist, fashion_mnist) or
+  `cifar_import.import_cifar10` (cifar10).
+
+  Returns:
+    The prepared dataset directory, e.g. ``<data_dir>/cifar10/3.0.2``.
+
+  Raises:
+    DataError: unknown or non-importable ``name``, or missing / invalid source files.
+  """
+  _check_importable(name, list(_IMPORT_SOURCES), "offline (TFDS downloads it where there is "
+                    "network)")
+  if name == "cifar10":
+    from vae_jax import cifar_import  # pylint: disable=g-import-not-at-top  # It imports this one.
+
+    return cifar_import.import_cifar10(src, data_dir)
+  return import_idx(name, src, data_dir)
 
 
 _PROBE_ADDRESS = ("storage.googleapis.com", 443)  # TFDS's GCS mirror; also hosts MNIST.
@@ -355,11 +396,13 @@ def _prepared_builder(tfds, name: str, spec: DatasetSpec, data_dir: str):
   builder = tfds.builder(spec.tfds_name, data_dir=data_dir)
   if _tfds_mocked(tfds) or builder.is_prepared():
     return builder
-  if importer := _idx_importer(spec):
-    fix = f"run: vae-jax data import {importer} --from DIR --data-dir {data_dir}"
+  if importer := _importer(spec):
+    fix = (f"run: vae-jax data import {importer} --from DIR --data-dir {data_dir}, DIR being "
+           f"{_IMPORT_SOURCES[importer]}")
   else:
-    fix = (f"prepare it with TFDS where there is network and copy {spec.tfds_name}/ into "
-           f"{data_dir}")
+    fix = (f"{spec.tfds_name} has no offline import, so it needs network or a TFDS data dir that "
+           f"holds it: run where there is network, or prepare it with TFDS elsewhere and copy "
+           f"{spec.tfds_name}/ into {data_dir}")
   reads = "" if name == spec.tfds_name else f" reads the TFDS dataset {spec.tfds_name!r}, which"
   missing = f"dataset {name!r}{reads} is not in the TFDS data dir {data_dir}"
   if not network_available():

@@ -31,8 +31,10 @@ import tqdm
 from vae_jax import (checkpointing, config as config_lib, data, early_stopping, evaluate, figures,
                      growth, models, objectives, train)
 
-# Config fields that may change between a run and its resumption.
-RESUMABLE_CHANGES = ("train.epochs",)
+# Config fields that change how a run is computed, not its results (up to float rounding).
+COMPUTE_ONLY = ("model.conv_batch_chunks", "train.steps_per_call", "train.vmap_runs")
+# Config fields that may change between a run and its resumption (or --reuse).
+RESUMABLE_CHANGES = ("train.epochs", *COMPUTE_ONLY)
 
 
 class RunError(RuntimeError):
@@ -73,7 +75,7 @@ def _check_workdir(config, workdir: Path, resume: bool) -> int | None:
     # Fields added to the library after the run was written count as their defaults.
     old = json.loads(config_lib.to_json(config_lib.with_defaults(json.loads(saved.read_text()))))
     new = json.loads(config_lib.to_json(config))
-    changed = [k for k in _diff(old, new) if k not in RESUMABLE_CHANGES]
+    changed = [k for k in config_diff(old, new) if k not in RESUMABLE_CHANGES]
     if changed:
       raise RunError(f"{workdir} holds a checkpoint of another config (differs in "
                      f"{', '.join(changed)}); use another --workdir or delete that one")
@@ -86,12 +88,13 @@ def _check_workdir(config, workdir: Path, resume: bool) -> int | None:
   return None
 
 
-def _diff(old: dict, new: dict, prefix: str = "") -> list[str]:
+def config_diff(old: dict, new: dict, prefix: str = "") -> list[str]:
+  """Dotted keys whose values differ between two config dicts (nested)."""
   keys = []
   for k in sorted(set(old) | set(new)):
     a, b = old.get(k), new.get(k)
     if isinstance(a, dict) and isinstance(b, dict):
-      keys += _diff(a, b, f"{prefix}{k}.")
+      keys += config_diff(a, b, f"{prefix}{k}.")
     elif a != b:
       keys.append(f"{prefix}{k}")
   return keys

@@ -97,7 +97,9 @@ def run_sweep(config, sweep_args: list[str], workdir: str | Path, *, resume: boo
     run_dir = workdir / r.name
     if reuse and (run_dir / "summary.json").is_file():
       saved = config_lib.with_defaults(json.loads((run_dir / "config.json").read_text()))
-      if config_lib.to_json(saved) != config_lib.to_json(r.config):
+      changed = runner.config_diff(json.loads(config_lib.to_json(saved)),
+                                   json.loads(config_lib.to_json(r.config)))
+      if [k for k in changed if k not in runner.COMPUTE_ONLY]:
         raise config_lib.ConfigError(f"--reuse: {run_dir} was trained with another config; "
                                      "use another --workdir or drop --reuse")
     elif checkpointing.latest_epoch(run_dir) is not None and not resume:

@@ -36,6 +36,7 @@ def get_config():
   config.model.decoder.kind = "conv"
   config.model.decoder.features = (128, 64, 32)
   config.model.decoder.upsample = "auto"
+  config.model.conv_batch_chunks = 0  # auto: one slice per CPU core on the CPU.
   config.model.likelihood = "mse"
   config.model.dense_init = "torch_uniform"
   config.optim.name = "adam"

@@ -82,13 +82,15 @@ def build_model(model_config, image_shape: Sequence[int], num_classes: int = 0,
     encoder = mlp.MLPEncoder(_sizes("encoder.widths", widths), latent_dim, init, heads)
   else:
     encoder = conv.ConvEncoder(_sizes("encoder.features", enc_cfg.features, nonempty=True),
-                               latent_dim, init, heads)
+                               latent_dim, init, heads,
+                               int(model_config.get("conv_batch_chunks", 1)))
   if _kind("decoder.kind", dec_cfg.get("kind", "mlp"), ENCODER_KINDS) == "mlp":
     decoder = mlp.MLPDecoder(_sizes("decoder.widths", dec_cfg.widths), image_shape, init)
   else:
     decoder = conv.ConvDecoder(_sizes("decoder.features", dec_cfg.features, nonempty=True),
                                image_shape, init, _kind("decoder.upsample", dec_cfg.get(
-                                   "upsample", "transpose"), conv.UPSAMPLE_MODES))
+                                   "upsample", "transpose"), conv.UPSAMPLE_MODES),
+                               int(model_config.get("conv_batch_chunks", 1)))
   if kind == "cvae":
     return CVAE(encoder, decoder, int(num_classes))
   return (Autoencoder if kind == "ae" else VAE)(encoder, decoder)
