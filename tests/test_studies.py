@@ -29,3 +29,35 @@ def test_ae_vs_vae_runner_writes_readme_and_figures(mnist_data_dir, tmp_path):
           "comparison.png", "reconstruction_grid.png", "manifold_vae_z2.png"} <= figures
   assert any(name.startswith("train_val_vae_z") for name in figures)
   assert (tmp_path / "runs" / "vae_z3" / "seed1" / "summary.json").exists()
+
+
+def test_fc_vs_conv_runner_writes_readme_figures_and_rerenders(mnist_data_dir, tmp_path):
+  tiny = ["data.train_subset=256", "model.encoder.widths=16,8", "model.decoder.widths=8,16",
+          "model.encoder.features=4,8,8", "model.decoder.features=8,8,4",
+          "eval.batch_size=250", f"data.data_dir={mnist_data_dir}"]
+  cmd = [sys.executable, str(REPO / "experiments" / "fc_vs_conv" / "run.py"), "--dataset",
+         "mnist_32", "--seeds", "0", "1", "--sets", "p2", "--max-epochs", "2", "--iw-k", "4",
+         "--iw-images", "50", "--runs", str(tmp_path / "runs"), "--out", str(tmp_path / "out"),
+         "--override", *tiny]
+  env = os.environ | {"PYTHONPATH": str(REPO)}
+  proc = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, timeout=600, env=env)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert "the 2-epoch cap bound for seed=0, seed=1" in proc.stdout
+  readme = (tmp_path / "out" / "README.md").read_text()
+  assert "| FC-VAE | p2 |" in readme and "| conv VAE | p2 |" in readme
+  assert "2 hit the 2-epoch cap" in readme and "Bernoulli IW-NLL K=4" in readme
+  assert "The claim \"conv reaches lower loss" in readme and "shared/" not in readme
+  figures = {p.name for p in (tmp_path / "out").glob("*.png")}
+  assert {"mnist_32_samples.png", "mnist_32_reconstructions.png", "mnist_32_curves.png",
+          "mnist_32_interpolation_0.png"} <= figures
+  assert json.loads((tmp_path / "runs" / "mnist_32" / "conv_p2" / "seed=1" /
+                     "iw_nll_bernoulli.json").read_text())["k"] == 4
+  before = (tmp_path / "runs" / "mnist_32" / "fc_p2" / "seed=0" / "metrics.jsonl").read_text()
+  proc = subprocess.run([*cmd, "--reuse"], capture_output=True, text=True, cwd=tmp_path,
+                        timeout=600, env=env)  # Re-renders without training.
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert (tmp_path / "runs" / "mnist_32" / "fc_p2" / "seed=0" / "metrics.jsonl").read_text() == before
+  assert "--reuse" in (tmp_path / "out" / "README.md").read_text()
+  bad = subprocess.run([*cmd[:3], "no_such_data"], capture_output=True, text=True, cwd=tmp_path,
+                       timeout=300, env=env)
+  assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "data.name" in bad.stderr
