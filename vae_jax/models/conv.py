@@ -81,6 +81,7 @@ class PhaseConvTranspose(nn.Module):
   def __call__(self, x: jax.Array) -> jax.Array:
     kernel = self.param("kernel", self.kernel_init, (4, 4, x.shape[-1], self.features))
     bias = self.param("bias", self.bias_init, (self.features,))
+    x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias)  # As flax's own layers do.
     y = jax.lax.conv_general_dilated(x, phase_kernel(kernel), (1, 1), "SAME",
                                      dimension_numbers=("NHWC", "HWIO", "NHWC"))
     return depth_to_space(y) + bias
