@@ -522,6 +522,7 @@ def stopping_curves(panels: dict[str, list[dict]], path, *, ylabel: str, title=N
                 mew=2)
     ax.set_title(name)
     ax.set_xlabel("epoch")
+    ax.xaxis.get_major_locator().set_params(integer=True)
     ax.grid(alpha=0.3)
   axes[0, 0].set_ylabel(ylabel)
   axes[0, 0].legend(fontsize=7, title="o best  x stop", title_fontsize=7)

@@ -29,8 +29,9 @@ def _ms(values, digits=2):
   values = [float(v) for v in values]
   if not values:
     return "–"
-  sd = statistics.stdev(values) if len(values) > 1 else 0.0
-  return f"{statistics.mean(values):.{digits}f} ± {sd:.{digits}f}"
+  if len(values) == 1:
+    return f"{values[0]:.{digits}f}"
+  return f"{statistics.mean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f}"
 
 
 def _mean(values):
@@ -46,6 +47,12 @@ class _Run:
     self.history = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().split(
         "\n") if line]
     self._restored = None
+
+  @property
+  def train_minutes(self) -> float:
+    """Training time of this run over all its invocations (metrics.jsonl keeps every epoch): its
+    share of each program epoch (epoch_seconds / runs in the program)."""
+    return sum(r["epoch_seconds"] / r["runs_in_program"] for r in self.history) / 60
 
   @property
   def stop(self):
@@ -107,7 +114,7 @@ def _row(model, pset, runs, args, iw):
     cells += [_ms([v["nll"] for v in iw], 1), _ms([v["bits_per_dim"] for v in iw], 3)]
   cells += [f"{_mean([x['median_epoch_seconds'] for x in s]):.1f} "
             f"({s[0]['runs_in_program']})",
-            f"{sum(x['wall_seconds'] for x in s) / 60:.1f}"]
+            f"{sum(r.train_minutes for r in runs):.1f}"]
   return "| " + " | ".join(cells) + " |"
 
 
@@ -217,9 +224,12 @@ def write(args, group_dir, set_overrides) -> Path:
       f"- Parameter sets: {'; '.join(f'{p} ' + ', '.join(set_overrides(p)) for p in args.sets)}. "
       f"{cfg['data']['validation_fraction']:.0%} of train held out for validation (one split, "
       f"seed {cfg['data']['validation_seed']}, the same for every run); early stopping on "
-      f"`{es['metric']}`, patience {es['patience']}, min_delta {es['min_delta']}; the best "
-      f"state is restored for the test numbers and figures; at most {cfg['train']['epochs']} "
-      "epochs (a run that reaches the cap is reported as such).",
+      f"`{es['metric']}`, patience {es['patience']}, min_delta {es['min_delta']}: the best "
+      "epoch is the last one that lowered the best validation loss by more than min_delta (so "
+      "a later epoch may be slightly lower without counting, as in Keras' EarlyStopping), and "
+      "training stops patience epochs after it; the best state is restored for the test "
+      f"numbers and figures; at most {cfg['train']['epochs']} epochs (a run that reaches the "
+      "cap is reported as such).",
       "- Normalized figure: the loss above is not a likelihood (it is a Gaussian with σ² = 1/2 "
       "minus its constant), so per run we also report the IW-NLL (Burda et al., 2016) of the "
       "first test images under a Bernoulli likelihood whose means are the trained decoder's "
@@ -230,8 +240,9 @@ def write(args, group_dir, set_overrides) -> Path:
       "",
   ]
   devices = sorted({r.summary["device"] for r in finished})
-  lines += [f"Device: {', '.join(devices)}. Total wall time of the runs reported: "
-            f"{sum(r.summary['wall_seconds'] for r in finished) / 60:.1f} min.", ""]
+  lines += [f"Device: {', '.join(devices)}. Training time of the runs reported: "
+            f"{sum(r.train_minutes for r in finished) / 60:.2f} h (epochs only; s/epoch is the "
+            "median epoch of a run's program, all its runs together).", ""]
   figures = []
   for dataset in args.dataset:
     iw = {}
@@ -247,7 +258,7 @@ def write(args, group_dir, set_overrides) -> Path:
               + (f" IW-NLL over the first {n_images} test images." if n_images else ""), "",
               "| model | set | params | seeds | epochs to stop | best epoch | val loss | "
               "test loss | test MSE | test KL |" + iw_head + " s/epoch (runs per program) | "
-              "wall (min, all seeds) |",
+              "training (min, all seeds) |",
               "|" + "---|" * (12 + (2 if args.iw_k else 0))]
     for model in args.models:
       for pset in args.sets:
