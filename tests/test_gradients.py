@@ -15,9 +15,9 @@ KINDS = {  # name -> (model.kind, encoder/decoder kind)
     "conv_cvae": ("cvae", "conv")}
 
 
-def _model(kind, layers):
+def _model(kind, layers, conv_runs="vmap"):
   return models.build_model(ml_collections.ConfigDict(dict(
-      kind=kind, latent_dim=3, dense_init="lecun_normal",
+      kind=kind, latent_dim=3, dense_init="lecun_normal", conv_runs=conv_runs,
       encoder=dict(kind=layers, widths=(6,), features=(2, 3)),
       decoder=dict(kind=layers, widths=(6,), features=(3, 2), upsample="phase"))), SHAPE,
       num_classes=4 if kind == "cvae" else 0)
@@ -27,6 +27,7 @@ def _model(kind, layers):
 def test_negative_elbo_gradients_match_finite_differences(name):
   kind, layers = KINDS[name]
   model = _model(kind, layers)
+  looped = _model(kind, layers, "loop")  # Convs with the runs-axis rule: first order only.
   with jax.enable_x64(True):
     params = models.init_params(model, jax.random.key(0), SHAPE, 4 if kind == "cvae" else 0)
     # Jitter every param (biases start at 0): a ReLU fed zeros from a zero bias sits exactly on
@@ -40,10 +41,11 @@ def test_negative_elbo_gradients_match_finite_differences(name):
     label = jnp.array([1, 3], jnp.int32) if kind == "cvae" else None
     key = jax.random.key(2)
 
-    def loss_of_params(p):  # One fixed eps: a deterministic function of the params.
-      return jnp.mean(objectives.neg_elbo(model, p, x, key, label)["loss"])
+    for m in (model, looped):
+      def loss_of_params(p, m=m):  # One fixed eps: a deterministic function of the params.
+        return jnp.mean(objectives.neg_elbo(m, p, x, key, label)["loss"])
 
-    check_grads(loss_of_params, (params,), order=1, modes=("rev",), atol=1e-5, rtol=1e-5)
+      check_grads(loss_of_params, (params,), order=1, modes=("rev",), atol=1e-5, rtol=1e-5)
 
     mean, logvar = model.apply({"params": params}, x, label, method=model.encode)
 

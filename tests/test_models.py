@@ -341,3 +341,20 @@ def test_conv_batch_chunks_change_the_computation_not_the_model():
     np.testing.assert_allclose(value, results[0][1], rtol=1e-5)
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5), grads,
                  results[0][2])
+
+
+def test_conv_runs_loop_equals_vmapped_grouped_convs():
+  """Two runs (own params and images) in one vmapped value-and-grad: the run-looping convs give
+  the values and gradients of jax.vmap's grouped convs."""
+  shape = (8, 8, 1)
+  x = jax.random.uniform(jax.random.key(1), (2, 4, *shape))
+  out = []
+  for mode in ("vmap", "loop"):
+    model = models.build_model(_config(encoder="conv", decoder="conv", encoder__features=(4, 8),
+                                       decoder__features=(8, 4), decoder__upsample="phase",
+                                       conv_runs=mode), shape)
+    params = jax.vmap(lambda k: models.init_params(model, k, shape))(
+        jax.random.split(jax.random.key(0), 2))
+    loss = lambda p, x: jnp.sum(model.apply({"params": p}, x, jax.random.key(2))[0] ** 2)  # noqa: E731
+    out.append(jax.jit(jax.vmap(jax.value_and_grad(loss)))(params, x))
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4), *out)

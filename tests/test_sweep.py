@@ -73,14 +73,16 @@ def test_sweep_runs_in_one_program_equal_single_runs(tiny, tmp_path):
     sweep.run_sweep(config, sweeps, tmp_path / "sw")
 
 
-@pytest.mark.parametrize("kind, mode, shared", [
-    ("mlp", "auto", True), ("conv", "auto", False), ("conv", "always", True),
-    ("mlp", "never", False)])
-def test_seeds_share_a_program_unless_vmapping_is_slower(kind, mode, shared):
-  """auto: conv models on the CPU (this test's backend) run one program per run."""
+@pytest.mark.parametrize("kind, mode, conv_runs, shared", [
+    ("mlp", "auto", "auto", True), ("conv", "auto", "auto", True),
+    ("conv", "auto", "vmap", False), ("conv", "always", "vmap", True),
+    ("mlp", "never", "auto", False)])
+def test_seeds_share_a_program_unless_vmapping_is_slower(kind, mode, conv_runs, shared):
+  """auto: conv models whose convs would vmap into grouped convs on the CPU (this test's
+  backend) run one program per run."""
   config = config_lib.apply_overrides(config_lib.base_config(), [
       "data.name=mnist_32", f"model.encoder.kind={kind}", f"model.decoder.kind={kind}",
-      f"train.vmap_runs={mode}"])
+      f"train.vmap_runs={mode}", f"model.conv_runs={conv_runs}"])
   runs = sweep.expand(config, sweep.parse(config, ["seed=0,1"]))
   assert (runs[0].program == runs[1].program) == shared
   assert runner.vmaps_runs(runs[0].config) == shared

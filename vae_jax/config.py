@@ -53,6 +53,10 @@ def base_config() -> ml_collections.ConfigDict:
       # Conv layers run on this many slices of each batch (same params and values; 0 = auto:
       # the CPU core count on the CPU, else 1). Faster on XLA:CPU, see models/conv.py.
       conv_batch_chunks=1,
+      # Conv layers under a vmapped runs axis (sweeps): auto (loop over the runs on the CPU,
+      # where vmapped convs are 4-12x slower; vmap elsewhere) | loop | vmap. 'loop' supports
+      # first-order reverse-mode gradients only.
+      conv_runs="auto",
       likelihood="bernoulli",  # bernoulli (nats) | mse (squared error summed over pixels)
       dense_init="lecun_normal",  # lecun_normal (flax default) | torch_uniform (nn.Linear default)
       classifier_hidden=128,  # classifier: width of its penultimate (feature) layer.
@@ -222,6 +226,8 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
                              ("model.decoder.upsample", config.model.decoder.upsample,
                               models.UPSAMPLE_MODES),
                              ("data.name", config.data.name, data.DATASETS),
+                             ("model.conv_runs", config.model.conv_runs,
+                              models.CONV_RUNS_MODES),
                              ("train.vmap_runs", config.train.vmap_runs,
                               ("auto", "always", "never")),
                              ("model.dense_init", config.model.dense_init, models.DENSE_INITS),

@@ -32,7 +32,8 @@ from vae_jax import (checkpointing, config as config_lib, data, early_stopping, 
                      growth, models, objectives, train)
 
 # Config fields that change how a run is computed, not its results (up to float rounding).
-COMPUTE_ONLY = ("model.conv_batch_chunks", "train.steps_per_call", "train.vmap_runs")
+COMPUTE_ONLY = ("model.conv_batch_chunks", "model.conv_runs", "train.steps_per_call",
+                "train.vmap_runs")
 # Config fields that may change between a run and its resumption (or --reuse).
 RESUMABLE_CHANGES = ("train.epochs", *COMPUTE_ONLY)
 
@@ -165,13 +166,14 @@ def program_key(config) -> str:
 def vmaps_runs(config) -> bool:
   """Whether runs of this config that differ only in traced fields share one vmapped program:
   train.vmap_runs 'always' / 'never', or 'auto': yes, except for growth (each run has its own
-  schedule) and for conv models on the CPU (XLA:CPU computes a conv vmapped over its weights as
-  a grouped conv, measured ~4x slower per run than the runs one after another)."""
+  schedule) and for conv models on the CPU whose convs vmap into grouped convs
+  (model.conv_runs=vmap: measured 4-12x slower per run than the runs one after another)."""
   mode = config.train.get("vmap_runs", "auto")
   if config.growth.enabled or mode == "never":
     return False
   conv = "conv" in (config.model.encoder.kind, config.model.decoder.kind)
-  return mode == "always" or not (conv and jax.default_backend() == "cpu")
+  grouped = conv and not models.resolve_loop_runs(config.model.get("conv_runs", "auto"))
+  return mode == "always" or not (grouped and jax.default_backend() == "cpu")
 
 
 def train_and_evaluate_runs(configs, workdirs, *, resume: bool = False,

@@ -1,7 +1,13 @@
-"""Benchmark: S seeds trained in one vmapped program vs one seed at a time, for the ae_vs_vae
-VAE (784-400-20, MSE term, AdamW, batch 1024) on the 54k training images of that study.
+"""Benchmark: S seeds trained in one vmapped program vs one seed at a time, for a config (default
+the ae_vs_vae VAE: 784-400-20, MSE term, AdamW, batch 1024, on the 54k training images of that
+study).
 
   python experiments/benchmarks/vmap_seeds.py [--seeds 3] [--epochs 3] [--kind vae] [--latent 20]
+      [--config FILE] [--config.KEY=VALUE ...]
+
+e.g. the fc_vs_conv conv VAE with its convs looped over the runs axis or vmapped into grouped
+convs: --config experiments/configs/fc_vs_conv_conv.py --config.data.name=mnist_32
+--config.model.latent_dim=128 --config.data.train_subset=6400 --config.model.conv_runs=loop|vmap
 
 Prints compile seconds, median steady-state epoch seconds of the vmapped program (all S seeds)
 and of one seed, and the speed-up S * t_one / t_vmapped. A script that prints figures, not a test.
@@ -37,9 +43,11 @@ def main():
   parser.add_argument("--epochs", type=int, default=3, help="timed epochs after the first")
   parser.add_argument("--kind", default="vae", choices=["vae", "ae"])
   parser.add_argument("--latent", type=int, default=20)
-  args = parser.parse_args()
-  config = config_lib.load_config(CONFIG)
-  config_lib.apply_overrides(config, [f"model.kind={args.kind}", f"model.latent_dim={args.latent}"])
+  parser.add_argument("--config", default=str(CONFIG))
+  args, extra = parser.parse_known_args()
+  config = config_lib.load_config(args.config)
+  config_lib.apply_overrides(config, [f"model.kind={args.kind}", f"model.latent_dim={args.latent}",
+                                      *[a.removeprefix("--config.") for a in extra]])
   splits = runner.load_data(config)
   images = splits["train"][0]
   dataset = jax.device_put({"image": images, "label": splits["train"][1]})
@@ -48,7 +56,8 @@ def main():
   tx = train.make_optimizer(config.optim.name)
   hparams = train.hparams_from_config(config)
   init = lambda k, h: train.init_state(objective, tx, image_shape, k, h)  # noqa: E731
-  kw = dict(batch_size=config.train.batch_size, eval_batch_size=config.eval.batch_size)
+  kw = dict(batch_size=config.train.batch_size, eval_batch_size=config.eval.batch_size,
+            steps_per_call=config.train.steps_per_call)
 
   keys = train.RunKeys.from_seed(0)
   one = _time(evaluate.make_programs(objective, tx, **kw), init(keys.init, hparams), dataset,
@@ -61,6 +70,7 @@ def main():
   steps = len(images) // config.train.batch_size * config.train.batch_size
   print(json.dumps({
       "device": f"{jax.devices()[0].platform}:{jax.devices()[0].device_kind}",
+      "config": args.config, "overrides": extra,
       "model": f"{args.kind} z={args.latent}", "train_images": steps, "seeds": args.seeds,
       "one_seed": {"compile_seconds": round(one[0], 2), "median_epoch_seconds": round(one[1], 3),
                    "images_per_second": round(steps / one[1])},

@@ -12,8 +12,8 @@ Shape letters: B batch, H/W/C image, Z latent size, K classes.
 
 from vae_jax.models.classifier import Classifier
 from vae_jax.models.composites import CVAE, VAE, Autoencoder
-from vae_jax.models.conv import (UPSAMPLE_MODES, ConvDecoder, ConvEncoder,
-                                 PhaseConvTranspose)
+from vae_jax.models.conv import (CONV_RUNS_MODES, UPSAMPLE_MODES, ConvDecoder, ConvEncoder,
+                                 PhaseConvTranspose, resolve_loop_runs)
 from vae_jax.models.factory import (ENCODER_KINDS, MODEL_KINDS, build_model, init_params,
                                     mlp_model, param_count)
 from vae_jax.models.layers import DENSE_INITS, MLP, ConvStack, dense
@@ -22,6 +22,6 @@ from vae_jax.models.mlp import CODE_HEADS, POSTERIOR_HEADS, MLPDecoder, MLPEncod
 __all__ = [
     "Autoencoder", "CODE_HEADS", "CVAE", "Classifier", "ConvDecoder", "ConvEncoder",
     "ConvStack", "DENSE_INITS", "ENCODER_KINDS", "MLP", "MLPDecoder", "MLPEncoder",
-    "MODEL_KINDS", "POSTERIOR_HEADS", "PhaseConvTranspose", "UPSAMPLE_MODES", "VAE",
+    "CONV_RUNS_MODES", "MODEL_KINDS", "resolve_loop_runs", "POSTERIOR_HEADS", "PhaseConvTranspose", "UPSAMPLE_MODES", "VAE",
     "build_model", "dense", "init_params", "mlp_model", "param_count",
 ]

@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from vae_jax.models import layers
+from vae_jax.models import layers, runs_conv
 from vae_jax.models.mlp import POSTERIOR_HEADS
 
 UPSAMPLE_MODES = ("transpose", "phase", "subpixel", "auto")
@@ -76,14 +76,18 @@ class PhaseConvTranspose(nn.Module):
   features: int
   kernel_init: nn.initializers.Initializer = nn.linear.default_kernel_init
   bias_init: nn.initializers.Initializer = nn.initializers.zeros_init()
+  loop_runs: bool = False  # The 3x3 conv as runs_conv.conv (fast under a vmapped runs axis).
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     kernel = self.param("kernel", self.kernel_init, (4, 4, x.shape[-1], self.features))
     bias = self.param("bias", self.bias_init, (self.features,))
     x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias)  # As flax's own layers do.
-    y = jax.lax.conv_general_dilated(x, phase_kernel(kernel), (1, 1), "SAME",
-                                     dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    if self.loop_runs:
+      y = runs_conv.conv(x, phase_kernel(kernel))
+    else:
+      y = jax.lax.conv_general_dilated(x, phase_kernel(kernel), (1, 1), "SAME",
+                                       dimension_numbers=("NHWC", "HWIO", "NHWC"))
     return depth_to_space(y) + bias
 
 
@@ -93,6 +97,19 @@ def resolve_batch_chunks(chunks: int) -> int:
   if chunks:
     return chunks
   return min(os.cpu_count() or 1, 4) if jax.default_backend() == "cpu" else 1
+
+
+CONV_RUNS_MODES = ("auto", "loop", "vmap")
+
+
+def resolve_loop_runs(mode: str) -> bool:
+  """model.conv_runs: under a vmapped runs axis, 'loop' computes each run's convs separately
+  (runs_conv; first-order reverse-mode gradients only), 'vmap' lets jax.vmap batch them into
+  grouped convs; 'auto' is 'loop' when JAX's default backend is the CPU (grouped convs measured
+  4-12x slower there), else 'vmap'."""
+  if mode not in CONV_RUNS_MODES:
+    raise ValueError(f"unknown conv_runs {mode!r}; choose one of {', '.join(CONV_RUNS_MODES)}")
+  return mode == "loop" or (mode == "auto" and jax.default_backend() == "cpu")
 
 
 def over_chunks(fn, x: jax.Array, chunks: int) -> jax.Array:
@@ -119,6 +136,7 @@ class ConvEncoder(nn.Module):
     heads: head names, mlp.POSTERIOR_HEADS (mean, logvar) or mlp.CODE_HEADS (code).
     batch_chunks: the convs run on this many slices of the batch (over_chunks; 0 = auto,
       resolve_batch_chunks); params and outputs do not depend on it.
+    conv_runs: how the convs batch under a vmapped runs axis (resolve_loop_runs).
   """
 
   features: Sequence[int]
@@ -126,12 +144,14 @@ class ConvEncoder(nn.Module):
   dense_init: str = "lecun_normal"
   heads: Sequence[str] = POSTERIOR_HEADS
   batch_chunks: int = 1
+  conv_runs: str = "vmap"
 
   @nn.compact
   def __call__(self, x: jax.Array, cond: jax.Array | None = None):
     """x [B, H, W, C] float, cond [B, K] float or None -> (mean, logvar) [B, Z] each, or the
     code [B, Z] when there is one head."""
-    stack = layers.ConvStack(self.features, self.dense_init, name="conv")
+    stack = layers.ConvStack(self.features, self.dense_init, name="conv",
+                             loop_runs=resolve_loop_runs(self.conv_runs))
     h = over_chunks(stack, layers.append_channels(x, cond),
                     resolve_batch_chunks(self.batch_chunks))
     h = h.reshape((h.shape[0], -1))
@@ -152,7 +172,8 @@ class ConvDecoder(nn.Module):
       as PhaseConvTranspose, about 3x faster to train on XLA:CPU. 'subpixel': a free 3x3 conv to
       4x the channels followed by depth_to_space (Shi et al., 2016): other params, 9/4 as many
       per layer.
-    batch_chunks: the upsampling convs run on this many slices of the batch (see ConvEncoder). 'auto': 'phase' when JAX's default backend is the CPU, else 'transpose' (the
+    batch_chunks: the upsampling convs run on this many slices of the batch (see ConvEncoder).
+    conv_runs: how the 'phase' / 'subpixel' convs batch under a runs axis (see ConvEncoder). 'auto': 'phase' when JAX's default backend is the CPU, else 'transpose' (the
       same params either way, so a checkpoint moves between CPU and accelerator).
 
   Raises:
@@ -165,6 +186,7 @@ class ConvDecoder(nn.Module):
   dense_init: str = "lecun_normal"
   upsample: str = "transpose"
   batch_chunks: int = 1
+  conv_runs: str = "vmap"
 
   def __post_init__(self):
     if not self.features:
@@ -183,10 +205,12 @@ class ConvDecoder(nn.Module):
       mode = "phase" if jax.default_backend() == "cpu" else "transpose"
     if mode == "transpose":
       return layers.conv(features, in_channels, self.dense_init, name, transpose=True)
+    loop_runs = resolve_loop_runs(self.conv_runs)
     if mode == "phase":
-      return PhaseConvTranspose(features, name=name,
+      return PhaseConvTranspose(features, name=name, loop_runs=loop_runs,
                                 **layers.conv_inits(self.dense_init, 16 * in_channels))
-    layer = layers.conv(4 * features, in_channels, self.dense_init, name, kernel=3, stride=1)
+    layer = layers.conv(4 * features, in_channels, self.dense_init, name, kernel=3, stride=1,
+                        loop_runs=loop_runs)
     return lambda x: depth_to_space(layer(x))
 
   @nn.compact

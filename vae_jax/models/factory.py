@@ -76,6 +76,7 @@ def build_model(model_config, image_shape: Sequence[int], num_classes: int = 0,
                                     (model_config.get("classifier_hidden", 128),))[0],
                       num_classes=int(num_classes), dense_init=init)
   latent_dim = _sizes("latent_dim", (model_config.latent_dim,))[0]
+  conv_runs = _kind("conv_runs", model_config.get("conv_runs", "vmap"), conv.CONV_RUNS_MODES)
   heads = mlp.CODE_HEADS if kind == "ae" else mlp.POSTERIOR_HEADS
   if _kind("encoder.kind", enc_cfg.get("kind", "mlp"), ENCODER_KINDS) == "mlp":
     widths = enc_cfg.widths if encoder_widths is None else encoder_widths
@@ -83,14 +84,14 @@ def build_model(model_config, image_shape: Sequence[int], num_classes: int = 0,
   else:
     encoder = conv.ConvEncoder(_sizes("encoder.features", enc_cfg.features, nonempty=True),
                                latent_dim, init, heads,
-                               int(model_config.get("conv_batch_chunks", 1)))
+                               int(model_config.get("conv_batch_chunks", 1)), conv_runs)
   if _kind("decoder.kind", dec_cfg.get("kind", "mlp"), ENCODER_KINDS) == "mlp":
     decoder = mlp.MLPDecoder(_sizes("decoder.widths", dec_cfg.widths), image_shape, init)
   else:
     decoder = conv.ConvDecoder(_sizes("decoder.features", dec_cfg.features, nonempty=True),
                                image_shape, init, _kind("decoder.upsample", dec_cfg.get(
                                    "upsample", "transpose"), conv.UPSAMPLE_MODES),
-                               int(model_config.get("conv_batch_chunks", 1)))
+                               int(model_config.get("conv_batch_chunks", 1)), conv_runs)
   if kind == "cvae":
     return CVAE(encoder, decoder, int(num_classes))
   return (Autoencoder if kind == "ae" else VAE)(encoder, decoder)

@@ -20,6 +20,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from vae_jax.models import runs_conv
+
 DENSE_INITS = ("lecun_normal", "torch_uniform")
 
 
@@ -66,17 +68,18 @@ def conv_inits(init: str, fan_in: int) -> dict:
 
 
 def conv(features: int, in_channels: int, init: str, name: str, *, kernel: int = 4,
-         stride: int = 2, transpose: bool = False) -> nn.Conv | nn.ConvTranspose:
+         stride: int = 2, transpose: bool = False, loop_runs: bool = False):
   """A `kernel` x `kernel` SAME conv (or transposed conv) with `stride` and the named init.
 
   With SAME padding a stride-s conv maps H -> ceil(H / s) and a transposed conv H -> H * s.
   'lecun_normal' keeps flax's conv defaults; 'torch_uniform' is PyTorch's conv default with
-  fan_in = kernel * kernel * in_channels (see the module docstring).
+  fan_in = kernel * kernel * in_channels (see the module docstring). loop_runs (not with
+  transpose): runs_conv.Conv, the same layer with a vmap rule that loops over a runs axis.
 
   Raises:
     ValueError: `init` is not one of DENSE_INITS.
   """
-  layer = nn.ConvTranspose if transpose else nn.Conv
+  layer = nn.ConvTranspose if transpose else runs_conv.Conv if loop_runs else nn.Conv
   return layer(features, (kernel, kernel), strides=(stride, stride), padding="SAME", name=name,
                **conv_inits(init, kernel * kernel * in_channels))
 
@@ -101,11 +104,12 @@ class ConvStack(nn.Module):
 
   features: Sequence[int]
   dense_init: str = "lecun_normal"
+  loop_runs: bool = False  # runs_conv.Conv layers (see conv).
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     for i, f in enumerate(self.features):
-      x = nn.relu(conv(f, x.shape[-1], self.dense_init, f"conv_{i}")(x))
+      x = nn.relu(conv(f, x.shape[-1], self.dense_init, f"conv_{i}", loop_runs=self.loop_runs)(x))
     return x
 
 
