@@ -22,6 +22,7 @@ SOURCE = (
     "achieves lower loss and stops earlier'.")
 MODELS = {"fc": "FC-VAE", "conv": "conv VAE"}
 INTERP_STEPS = 10
+COLLAPSED_KL = 0.1  # nats per image: a run whose test KL is below this ignores its latent.
 NUM_IMAGES = 12  # Images per row of the sample and reconstruction figures.
 
 
@@ -106,7 +107,9 @@ def _row(model, pset, runs, args, iw):
   stops = [r.stop for r in runs if r.stop]
   bound = len(runs) - len(stops)
   stop_txt = _ms(stops, 1) + (f" ({bound} hit the {args.max_epochs}-epoch cap)" if bound else "")
-  cells = [MODELS[model], pset, f"{s[0]['param_count']:,}", str(len(runs)), stop_txt,
+  collapsed = sum(x["eval/kl"] < COLLAPSED_KL for x in s)
+  seeds_txt = str(len(runs)) + (f" ({collapsed} collapsed)" if collapsed else "")
+  cells = [MODELS[model], pset, f"{s[0]['param_count']:,}", seeds_txt, stop_txt,
            _ms([x["best_epoch"] for x in s], 1), _ms([x["val/loss"] for x in s]),
            _ms([x["eval/loss"] for x in s]), _ms([x["eval/mse"] for x in s]),
            _ms([x["eval/kl"] for x in s])]
@@ -134,6 +137,12 @@ def _claim(runs, dataset, sets) -> list[str]:
     lines.append(f"- {pset}: conv test loss {loss[1]:.2f} vs FC {loss[0]:.2f} "
                  f"({'lower' if lower else 'not lower'}); conv stops at epoch {stop[1]:.1f} vs "
                  f"FC {stop[0]:.1f} ({'earlier' if earlier else 'not earlier'}).")
+  collapsed = [f"{MODELS[m]} {p} seed {r.summary['seed']}" for (d, m, p), rs in runs.items()
+               if d == dataset for r in rs if r.summary["eval/kl"] < COLLAPSED_KL]
+  if collapsed:
+    lines.append(f"- Posterior collapse (test KL below {COLLAPSED_KL} nats, so the decoder "
+                 "draws the same image whatever z is, as the write-up warns can happen): "
+                 f"{', '.join(collapsed)}; such a run stops early at a high loss.")
   verdict = ("holds on every set" if all(held) else
              "holds on no set" if not any(held) else
              f"holds on {sum(held)} of {len(held)} sets")
