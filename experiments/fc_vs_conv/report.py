@@ -121,6 +121,15 @@ def _row(model, pset, runs, args, iw):
   return "| " + " | ".join(cells) + " |"
 
 
+def _all_black_error(runs, dataset) -> float:
+  """Mean over the test set of sum_i x_i^2: the squared error of a decoder that outputs 0."""
+  from vae_jax import data  # pylint: disable=import-outside-toplevel
+  run = next(r for (d, _, _), rs in runs.items() if d == dataset for r in rs)
+  cfg = json.loads((run.dir / "config.json").read_text())
+  x = data.load_split(dataset, "test", cfg["data"]["data_dir"] or None)[0] / 255.0
+  return float(np.mean(np.sum(np.square(x.reshape(len(x), -1)), axis=1)))
+
+
 def _claim(runs, dataset, sets) -> list[str]:
   """The write-up's claim, per set, answered from the means over seeds."""
   lines, held = [], []
@@ -137,12 +146,17 @@ def _claim(runs, dataset, sets) -> list[str]:
     lines.append(f"- {pset}: conv test loss {loss[1]:.2f} vs FC {loss[0]:.2f} "
                  f"({'lower' if lower else 'not lower'}); conv stops at epoch {stop[1]:.1f} vs "
                  f"FC {stop[0]:.1f} ({'earlier' if earlier else 'not earlier'}).")
-  collapsed = [f"{MODELS[m]} {p} seed {r.summary['seed']}" for (d, m, p), rs in runs.items()
-               if d == dataset for r in rs if r.summary["eval/kl"] < COLLAPSED_KL]
+  collapsed = [(f"{MODELS[m]} {p} seed {r.summary['seed']}", r.summary["eval/recon"])
+               for (d, m, p), rs in runs.items() if d == dataset for r in rs
+               if r.summary["eval/kl"] < COLLAPSED_KL]
   if collapsed:
+    black = _all_black_error(runs, dataset)
     lines.append(f"- Posterior collapse (test KL below {COLLAPSED_KL} nats, so the decoder "
-                 "draws the same image whatever z is, as the write-up warns can happen): "
-                 f"{', '.join(collapsed)}; such a run stops early at a high loss.")
+                 "draws the same image whatever z is; the write-up warns of it): "
+                 + ", ".join(f"{name} (test squared error {recon:.2f})" for name, recon in collapsed)
+                 + f". A decoder that outputs 0 everywhere scores {black:.2f} on this test set: "
+                 "where the two agree, the decoder's sigmoid has saturated at 0, where the "
+                 "squared error has (almost) no gradient. Such a run stops early at a high loss.")
   verdict = ("holds on every set" if all(held) else
              "holds on no set" if not any(held) else
              f"holds on {sum(held)} of {len(held)} sets")
