@@ -116,7 +116,7 @@ def _row(model, pset, runs, args, iw):
   if iw:
     cells += [_ms([v["nll"] for v in iw], 1), _ms([v["bits_per_dim"] for v in iw], 3)]
   cells += [f"{_mean([x['median_epoch_seconds'] for x in s]):.1f} "
-            f"({s[0]['runs_in_program']})",
+            f"({', '.join(sorted({str(x['runs_in_program']) for x in s}))})",
             f"{sum(r.train_minutes for r in runs):.1f}"]
   return "| " + " | ".join(cells) + " |"
 
@@ -265,7 +265,9 @@ def write(args, group_dir, set_overrides) -> Path:
   devices = sorted({r.summary["device"] for r in finished})
   lines += [f"Device: {', '.join(devices)}. Training time of the runs reported: "
             f"{sum(r.train_minutes for r in finished) / 60:.2f} h (epochs only; s/epoch is the "
-            "median epoch of a run's program, all its runs together).", ""]
+            "median epoch of a run's program, all its runs together, as the runs recorded it; "
+            "speed figures measured on a quiet machine are in the main README's Speed "
+            "section).", ""]
   figures = []
   for dataset in args.dataset:
     iw = {}
@@ -296,13 +298,17 @@ def write(args, group_dir, set_overrides) -> Path:
     if names:
       lines += [f"Figures (first seed of each row; `{command}`):", ""]
       lines += [f"![{n}]({n})" for n in names] + [""]
-  missing = [f"{d} {MODELS[m]} {p}" for (d, m, p), rs in runs.items()
-             if len(rs) < len(args.seeds)]
+  missing = []
+  for (d, m, p), rs in runs.items():
+    done = {r.summary["seed"] for r in rs}
+    if len(done) < len(args.seeds):
+      left = ", ".join(str(x) for x in args.seeds if x not in done)
+      missing.append(f"{d} {MODELS[m]} {p} (seed{'s' if ', ' in left else ''} {left})")
   if missing:
     seeds = " ".join(map(str, args.seeds))
     lines += ["## Not run yet", "",
-              f"Runs of seeds {seeds} without a summary: {'; '.join(missing)}. They did not fit "
-              "this session's CPU time; one command trains only them and re-renders this "
+              f"Runs of seeds {seeds} without a summary: {'; '.join(missing)}. One command "
+              "trains only them (continuing any that hold a checkpoint) and re-renders this "
               "README:", "",
               f"    python experiments/fc_vs_conv/run.py --dataset {' '.join(args.dataset)} "
               f"--seeds {seeds} --reuse --resume", ""]

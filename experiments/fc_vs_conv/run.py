@@ -6,6 +6,7 @@ experiments/fc_vs_conv/README.md, its tables and figures.
 
   python experiments/fc_vs_conv/run.py [--dataset fashion_mnist_32 mnist_32] [--seeds 0 1 2]
       [--models fc conv] [--sets p1 p2 p3] [--reuse] [--resume] [--iw-k 100] [--iw-images 2000]
+      [--train-only | --report-only]
       [--override KEY=VALUE ...]
 
 Run directories: checkpoints/fc_vs_conv/<dataset>/<model>_<set>/seed=<s>/ (the sweep's layout).
@@ -71,6 +72,9 @@ def main(argv=None):
   parser.add_argument("--reuse", action="store_true", help="keep runs that hold a summary.json")
   parser.add_argument("--resume", action="store_true", help="continue runs from a checkpoint")
   parser.add_argument("--train-only", action="store_true", help="skip the README")
+  parser.add_argument("--report-only", action="store_true",
+                      help="train nothing: write the README from the finished runs (the rest "
+                           "are listed with the command that trains them)")
   parser.add_argument("--override", nargs="*", default=[],
                       help="KEY=VALUE config overrides for every run (quick checks)")
   parser.add_argument("--runs", type=Path, default=RUNS, help="parent of the run directories")
@@ -78,7 +82,7 @@ def main(argv=None):
   args = parser.parse_args(argv)
   from vae_jax import config as config_lib, data  # pylint: disable=import-outside-toplevel
   try:
-    for dataset in args.dataset:
+    for dataset in [] if args.report_only else args.dataset:
       for model in args.models:
         for pset in args.sets:
           train_group(dataset, model, pset, args)
