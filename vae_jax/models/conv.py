@@ -171,10 +171,10 @@ class ConvDecoder(nn.Module):
       nn.ConvTranspose. 'phase': the same layer (same params, inits and outputs up to rounding)
       as PhaseConvTranspose, about 3x faster to train on XLA:CPU. 'subpixel': a free 3x3 conv to
       4x the channels followed by depth_to_space (Shi et al., 2016): other params, 9/4 as many
-      per layer.
-    batch_chunks: the upsampling convs run on this many slices of the batch (see ConvEncoder).
-    conv_runs: how the 'phase' / 'subpixel' convs batch under a runs axis (see ConvEncoder). 'auto': 'phase' when JAX's default backend is the CPU, else 'transpose' (the
+      per layer. 'auto': 'phase' when JAX's default backend is the CPU, else 'transpose' (the
       same params either way, so a checkpoint moves between CPU and accelerator).
+    batch_chunks: the upsampling convs run on this many slices of the batch (see ConvEncoder).
+    conv_runs: how the 'phase' / 'subpixel' convs batch under a runs axis (see ConvEncoder).
 
   Raises:
     ValueError: on construction, when H or W is not a multiple of 2^n, features is empty or
