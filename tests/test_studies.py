@@ -52,11 +52,12 @@ def test_fc_vs_conv_runner_writes_readme_figures_and_rerenders(mnist_data_dir, t
           "mnist_32_interpolation_0.png"} <= figures
   assert json.loads((tmp_path / "runs" / "mnist_32" / "conv_p2" / "seed=1" /
                      "iw_nll_bernoulli.json").read_text())["k"] == 4
-  before = (tmp_path / "runs" / "mnist_32" / "fc_p2" / "seed=0" / "metrics.jsonl").read_text()
+  metrics = tmp_path / "runs" / "mnist_32" / "fc_p2" / "seed=0" / "metrics.jsonl"
+  before = metrics.read_text()
   proc = subprocess.run([*cmd, "--reuse"], capture_output=True, text=True, cwd=tmp_path,
                         timeout=600, env=env)  # Re-renders without training.
   assert proc.returncode == 0, proc.stderr[-3000:]
-  assert (tmp_path / "runs" / "mnist_32" / "fc_p2" / "seed=0" / "metrics.jsonl").read_text() == before
+  assert metrics.read_text() == before
   assert "--reuse" in (tmp_path / "out" / "README.md").read_text()
   bad = subprocess.run([*cmd[:3], "no_such_data"], capture_output=True, text=True, cwd=tmp_path,
                        timeout=300, env=env)

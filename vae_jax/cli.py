@@ -67,7 +67,8 @@ def _parser() -> argparse.ArgumentParser:
   return p
 
 
-def _split_config_overrides(argv: list[str]) -> tuple[list[str], list[str]]:
+def split_config_overrides(argv: list[str]) -> tuple[list[str], list[str]]:
+  """(the other arguments, ['KEY=VALUE' of every --config.KEY=VALUE]) of a command line."""
   rest, overrides = [], []
   for arg in argv:
     if arg.startswith("--config."):
@@ -151,7 +152,7 @@ def _data_import(args):
 
 def run(argv: list[str]) -> None:
   """Runs the CLI; raises UsageError (or a library's user-error type) on bad input."""
-  rest, overrides = _split_config_overrides(argv)
+  rest, overrides = split_config_overrides(argv)
   args = _parser().parse_args(rest)
   if overrides and args.command != "train":
     raise UsageError("--config.KEY=VALUE overrides only apply to `vae-jax train`")

@@ -83,7 +83,8 @@ def base_config() -> ml_collections.ConfigDict:
       # ~10x slower inside a compiled loop).
       steps_per_call=0,
       # Sweep runs differing only in traced fields share one vmapped program: auto (yes, except
-      # conv models on the CPU, where it is slower) | always | never.
+      # growth and conv models with model.conv_runs=vmap on the CPU, where it is slower) | always
+      # | never.
       vmap_runs="auto",
       early_stopping=dict(
           patience=0,  # Stop after this many epochs without improvement; 0 = off.

@@ -3,9 +3,9 @@
 Runs whose configs differ only in traced fields (seed, objective.beta, optim.lr,
 optim.weight_decay; train.TRACED_KEYS) share one program, vmapped over a runs axis; values that
 change shapes or static choices (latent size, widths, batch size, ...) make separate programs,
-run one after another. train.vmap_runs=never (or auto for conv models on the CPU, see
-runner.vmaps_runs) gives every run its own program. Every run writes `DIR/<key=value,...>/` with the full run-directory
-contract; `DIR/sweep.json` lists every run with its program.
+run one after another. train.vmap_runs=never (or auto where vmapping would be slower, see
+runner.vmaps_runs) gives every run its own program. Every run writes `DIR/<key=value,...>/` with
+the full run-directory contract; `DIR/sweep.json` lists every run with its program.
 """
 
 from __future__ import annotations

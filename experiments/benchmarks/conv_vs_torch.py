@@ -164,7 +164,8 @@ def main():
                                             "load_average_1min")}), flush=True)
   variants = {"vae_jax": [],  # The config as the study runs it.
               "vae_jax_unchunked": ["model.conv_batch_chunks=1"],
-              "vae_jax_transpose": ["model.conv_batch_chunks=1", "model.decoder.upsample=transpose"]}
+              "vae_jax_transpose": ["model.conv_batch_chunks=1",
+                                    "model.decoder.upsample=transpose"]}
   if args.skip_transpose:
     variants.pop("vae_jax_transpose")
   for batch_size in args.batch_sizes:

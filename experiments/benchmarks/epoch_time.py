@@ -12,13 +12,14 @@ uint8 images of the same shape (printed). A script that prints figures, not a ti
 import argparse
 import json
 import statistics
+import sys
 import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from vae_jax import config as config_lib, data, evaluate, models, objectives, train
+from vae_jax import cli, config as config_lib, data, evaluate, models, objectives, train
 
 
 def main():
@@ -27,8 +28,8 @@ def main():
   parser.add_argument("--epochs", type=int, default=5, help="timed epochs after the first")
   parser.add_argument("--batch-sizes", type=int, nargs="+", default=[128, 1024])
   parser.add_argument("--iw-k", type=int, default=0, help="also time IW-NLL with this K (0: skip)")
-  args, extra = parser.parse_known_args()
-  overrides = [a.removeprefix("--config.") for a in extra]
+  argv, overrides = cli.split_config_overrides(sys.argv[1:])
+  args = parser.parse_args(argv)
 
   cfg = config_lib.apply_overrides(config_lib.load_config(args.config), overrides)
   name, shape = cfg.data.name, data.image_shape(cfg.data.name)

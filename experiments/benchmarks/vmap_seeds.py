@@ -16,13 +16,14 @@ and of one seed, and the speed-up S * t_one / t_vmapped. A script that prints fi
 import argparse
 import json
 import statistics
+import sys
 import time
 from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 
-from vae_jax import config as config_lib, evaluate, objectives, runner, train
+from vae_jax import cli, config as config_lib, evaluate, objectives, runner, train
 
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "ae_vs_vae.py"
 
@@ -44,10 +45,11 @@ def main():
   parser.add_argument("--kind", default="vae", choices=["vae", "ae"])
   parser.add_argument("--latent", type=int, default=20)
   parser.add_argument("--config", default=str(CONFIG))
-  args, extra = parser.parse_known_args()
+  argv, overrides = cli.split_config_overrides(sys.argv[1:])
+  args = parser.parse_args(argv)
   config = config_lib.load_config(args.config)
   config_lib.apply_overrides(config, [f"model.kind={args.kind}", f"model.latent_dim={args.latent}",
-                                      *[a.removeprefix("--config.") for a in extra]])
+                                      *overrides])
   splits = runner.load_data(config)
   images = splits["train"][0]
   dataset = jax.device_put({"image": images, "label": splits["train"][1]})
@@ -70,7 +72,7 @@ def main():
   steps = len(images) // config.train.batch_size * config.train.batch_size
   print(json.dumps({
       "device": f"{jax.devices()[0].platform}:{jax.devices()[0].device_kind}",
-      "config": args.config, "overrides": extra,
+      "config": args.config, "overrides": overrides,
       "model": f"{args.kind} z={args.latent}", "train_images": steps, "seeds": args.seeds,
       "one_seed": {"compile_seconds": round(one[0], 2), "median_epoch_seconds": round(one[1], 3),
                    "images_per_second": round(steps / one[1])},

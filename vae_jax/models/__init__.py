@@ -20,8 +20,8 @@ from vae_jax.models.layers import DENSE_INITS, MLP, ConvStack, dense
 from vae_jax.models.mlp import CODE_HEADS, POSTERIOR_HEADS, MLPDecoder, MLPEncoder
 
 __all__ = [
-    "Autoencoder", "CODE_HEADS", "CVAE", "Classifier", "ConvDecoder", "ConvEncoder",
-    "ConvStack", "DENSE_INITS", "ENCODER_KINDS", "MLP", "MLPDecoder", "MLPEncoder",
-    "CONV_RUNS_MODES", "MODEL_KINDS", "resolve_loop_runs", "POSTERIOR_HEADS", "PhaseConvTranspose", "UPSAMPLE_MODES", "VAE",
-    "build_model", "dense", "init_params", "mlp_model", "param_count",
+    "Autoencoder", "CODE_HEADS", "CONV_RUNS_MODES", "CVAE", "Classifier", "ConvDecoder",
+    "ConvEncoder", "ConvStack", "DENSE_INITS", "ENCODER_KINDS", "MLP", "MLPDecoder", "MLPEncoder",
+    "MODEL_KINDS", "POSTERIOR_HEADS", "PhaseConvTranspose", "UPSAMPLE_MODES", "VAE",
+    "build_model", "dense", "init_params", "mlp_model", "param_count", "resolve_loop_runs",
 ]

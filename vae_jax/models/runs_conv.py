@@ -70,9 +70,13 @@ def _conv_op(strides: tuple[int, int], padding):
   return op
 
 
-def conv(x: jax.Array, kernel: jax.Array, strides=(1, 1), padding="SAME") -> jax.Array:
-  """lax.conv_general_dilated(x [B, H, W, I], kernel [kh, kw, I, O]) in NHWC / HWIO with a
-  run-looping vmap rule (module docstring). padding: 'SAME', 'VALID' or ((lo, hi), (lo, hi))."""
+def conv(x: jax.Array, kernel: jax.Array, strides=(1, 1), padding="SAME", *,
+         loop_runs: bool = True) -> jax.Array:
+  """lax.conv_general_dilated(x [B, H, W, I], kernel [kh, kw, I, O]) in NHWC / HWIO, with the
+  run-looping vmap rule (module docstring) when loop_runs, else plain (jax.vmap batches it).
+  padding: 'SAME', 'VALID' or ((lo, hi), (lo, hi))."""
+  if not loop_runs:
+    return jax.lax.conv_general_dilated(x, kernel, strides, padding, dimension_numbers=_DIMS)
   if not isinstance(padding, str):
     padding = tuple(tuple(p) for p in padding)
   return _conv_op(tuple(strides), padding)(x, kernel)
