@@ -175,3 +175,24 @@ def test_stopping_curves_marks_best_and_stop(tmp_path):
   assert path.stat().st_size > 0
   with pytest.raises(ValueError, match="empty"):
     plots.stopping_curves({}, tmp_path / "d.png", ylabel="loss")
+
+
+def test_curve_panels_and_errors(tmp_path):
+  runs = np.random.default_rng(0).uniform(1, 2, size=(3, 4))
+  out = plots.curve_panels({"KL": {"β=1": runs, "β=4": runs / 2}, "recon": {"β=1": runs}},
+                           [1, 2, 3, 4], tmp_path / "c.png")
+  _assert_png(out, tmp_path / "c.png")
+  with pytest.raises(ValueError, match="3 epochs, expected 4"):
+    plots.curve_panels({"KL": {"β=1": runs[:, :3]}}, [1, 2, 3, 4], tmp_path / "d.png")
+
+
+def test_sorted_profiles_and_rate_distortion(tmp_path):
+  kl = np.random.default_rng(0).exponential(1.0, size=(3, 20))
+  out = plots.sorted_profiles({"β=1": kl, "β=8": np.zeros((3, 5))}, tmp_path / "k.png",
+                              ylabel="KL", xlabel="dimension (sorted)", threshold=0.01)
+  _assert_png(out, tmp_path / "k.png")
+  out = plots.rate_distortion({"β=1": ([25.0, 26.0], [70.0, 71.0]), "β=4": ([9.0], [95.0])},
+                              tmp_path / "rd.png")
+  _assert_png(out, tmp_path / "rd.png")
+  with pytest.raises(ValueError, match="differ"):
+    plots.rate_distortion({"β=1": ([1.0, 2.0], [3.0])}, tmp_path / "bad.png")

@@ -62,3 +62,35 @@ def test_fc_vs_conv_runner_writes_readme_figures_and_rerenders(mnist_data_dir, t
   bad = subprocess.run([*cmd[:3], "no_such_data"], capture_output=True, text=True, cwd=tmp_path,
                        timeout=300, env=env)
   assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "data.name" in bad.stderr
+
+
+def test_beta_cvae_runner_one_program_readme_figures_and_rerender(mnist_data_dir, tmp_path):
+  tiny = ["data.train_subset=256", "model.encoder.features=4,8", "model.decoder.features=8,4",
+          "eval.iw_samples=4", f"data.data_dir={mnist_data_dir}"]
+  cmd = [sys.executable, str(REPO / "experiments" / "beta_cvae" / "run.py"), "--seeds", "0", "1",
+         "--betas", "1", "4", "--latents", "2", "20", "--epochs", "2", "--tsne-points", "100",
+         "--runs", str(tmp_path / "runs"), "--out", str(tmp_path / "out"), "--override", *tiny]
+  env = os.environ | {"PYTHONPATH": str(REPO)}
+  proc = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, timeout=600, env=env)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  run = tmp_path / "runs" / "beta" / "objective.beta=4.0,seed=1"
+  assert json.loads((run / "summary.json").read_text())["runs_in_program"] == 4  # 2 β x 2 seeds.
+  assert sorted(p.name for p in (run / "ckpt").iterdir() if p.name.isdigit()) == ["1", "2"]
+  readme = (tmp_path / "out" / "README.md").read_text()
+  for row in ("| β = 1 | 2 |", "| β = 4 | 2 |", "| Z = 2 | 2 |", "| CVAE (β = 1, Z = 20) | 2 |"):
+    assert row in readme
+  assert "The β program trains 4 runs" in readme and "not run yet" not in readme
+  assert "9 of 9 runs finished" in readme and "shared/" not in readme
+  figures = {p.name for p in (tmp_path / "out").glob("*.png")}
+  assert {"kl_per_dimension.png", "active_units.png", "rate_distortion.png", "latent_pca.png",
+          "latent_tsne.png", "interpolation.png", "latent_arithmetic.png", "uncertainty.png",
+          "samples_over_training.png", "cvae_style.png", "cvae_samples.png"} <= figures
+  metrics = run / "metrics.jsonl"
+  before = metrics.read_text()
+  proc = subprocess.run([*cmd, "--reuse"], capture_output=True, text=True, cwd=tmp_path,
+                        timeout=600, env=env)  # Re-renders without training.
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert metrics.read_text() == before and "--reuse" in (tmp_path / "out" / "README.md").read_text()
+  bad = subprocess.run([*cmd[:2], "--betas", "2", "4"], capture_output=True, text=True,
+                       cwd=tmp_path, timeout=300, env=env)
+  assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "--betas" in bad.stderr

@@ -19,8 +19,9 @@ BEST = "best"  # With early stopping: the state of the best epoch so far.
 
 
 def manager(workdir: str | Path, *, directory: str = LATEST,
-            max_to_keep: int = 2) -> ocp.CheckpointManager:
-  """CheckpointManager over `<workdir>/<directory>` (created on first save), steps = epochs."""
+            max_to_keep: int | None = 2) -> ocp.CheckpointManager:
+  """CheckpointManager over `<workdir>/<directory>` (created on first save), steps = epochs;
+  max_to_keep=None keeps every checkpoint."""
   return ocp.CheckpointManager(
       Path(workdir).absolute() / directory,
       options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True),

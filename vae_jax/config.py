@@ -78,6 +78,7 @@ def base_config() -> ml_collections.ConfigDict:
       epochs=10,
       batch_size=128,
       checkpoint_every=5,
+      keep_checkpoints=2,  # Newest checkpoints kept in <workdir>/ckpt; 0 = every one written.
       # 0: an epoch is one compiled lax.scan. N > 0: the host calls a compiled program of N
       # unrolled steps per call, and evaluation loops are unrolled (XLA:CPU runs convolutions
       # ~10x slower inside a compiled loop).
@@ -213,7 +214,7 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     if value <= 0:
       raise ConfigError(f"{name} must be positive, got {value}; set --config.{name.split('[')[0]}")
   for name in ("data.validation_size", "data.validation_seed", "data.train_subset",
-               "model.conv_batch_chunks",
+               "model.conv_batch_chunks", "train.keep_checkpoints",
                "eval.iw_samples", "eval.elbo_samples", "train.steps_per_call",
                "train.early_stopping.patience",
                "train.early_stopping.min_delta"):

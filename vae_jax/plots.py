@@ -39,6 +39,9 @@ __all__ = [
     "per_class_lines",
     "growth_curves",
     "stopping_curves",
+    "curve_panels",
+    "sorted_profiles",
+    "rate_distortion",
 ]
 
 DPI = 120
@@ -535,4 +538,101 @@ def stopping_curves(panels: dict[str, list[dict]], path, *, ylabel: str, title=N
   if title:
     fig.suptitle(title)
   fig.tight_layout()
+  return _save(fig, path)
+
+
+def curve_panels(panels: dict[str, dict[str, np.ndarray]], epochs, path, *, ylabel: str = _NATS,
+                 title=None) -> Path:
+  """Side-by-side panels of curves vs epoch, one line (mean +- 1 sd over runs) per setting.
+
+  Args:
+      panels: panel title (e.g. 'negative ELBO', 'reconstruction term', 'KL') -> line label
+          (e.g. 'β=1') -> float [R, E] (R runs, E epochs).
+      epochs: [E] epoch numbers shared by every line.
+  """
+  if not panels:
+    raise ValueError("panels is empty")
+  epochs = np.asarray(epochs)
+  fig, axes = plt.subplots(1, len(panels), figsize=(4.4 * len(panels), 3.6), squeeze=False)
+  for ax, (name, lines) in zip(axes[0], panels.items()):
+    colors = plt.get_cmap("viridis")(np.linspace(0, 0.9, max(len(lines), 1)))
+    for color, (label, runs) in zip(colors, lines.items()):
+      runs = np.atleast_2d(np.asarray(runs, float))
+      if runs.shape[1] != len(epochs):
+        raise ValueError(f"{name}/{label}: {runs.shape[1]} epochs, expected {len(epochs)}")
+      _band(ax, epochs, runs, label, color)
+    ax.set_title(name)
+    ax.set_xlabel("epoch")
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    ax.grid(alpha=0.3)
+  axes[0, 0].set_ylabel(ylabel)
+  axes[0, -1].legend(fontsize=7)
+  if title:
+    fig.suptitle(title)
+  fig.tight_layout()
+  return _save(fig, path)
+
+
+def sorted_profiles(lines: dict[str, np.ndarray], path, *, ylabel: str, xlabel: str,
+                    threshold: float | None = None, log: bool = True, title=None) -> Path:
+  """Per-dimension values (e.g. KL per latent dimension) of each run sorted in decreasing order,
+  one line (mean +- 1 sd over runs of the k-th largest value) per setting.
+
+  Args:
+      lines: label -> float [R, D] (R runs, D dimensions; D may differ between labels).
+      threshold: optional horizontal dashed line (e.g. an active-unit cut-off).
+      log: logarithmic y axis (values <= 0 are clipped to 1e-6 of the largest).
+  """
+  if not lines:
+    raise ValueError("lines is empty")
+  fig, ax = plt.subplots(figsize=(7, 4))
+  colors = plt.get_cmap("viridis")(np.linspace(0, 0.9, len(lines)))
+  top = max(float(np.max(v)) for v in lines.values())
+  for color, (label, runs) in zip(colors, lines.items()):
+    runs = -np.sort(-np.atleast_2d(np.asarray(runs, float)), axis=1)
+    if log:
+      runs = np.maximum(runs, 1e-6 * top)
+    _band(ax, np.arange(1, runs.shape[1] + 1), runs, label, color)
+    ax.plot(np.arange(1, runs.shape[1] + 1), runs.mean(0), "o", color=color, ms=3)
+  if threshold is not None:
+    ax.axhline(threshold, ls="--", color="k", lw=0.8, alpha=0.7, label=f"{threshold:g}")
+  if log:
+    ax.set_yscale("log")
+  ax.set_xlabel(xlabel)
+  ax.set_ylabel(ylabel)
+  ax.xaxis.get_major_locator().set_params(integer=True)
+  if title:
+    ax.set_title(title)
+  ax.legend(fontsize=8, ncol=2)
+  ax.grid(alpha=0.3)
+  return _save(fig, path)
+
+
+def rate_distortion(groups: dict[str, tuple[np.ndarray, np.ndarray]], path, *,
+                    units: str = _NATS, title=None) -> Path:
+  """Rate (KL) against distortion (reconstruction term) of runs, one colour per setting, each run
+  a dot and each setting's mean a larger marker joined in order (Alemi et al., 2018).
+
+  Args:
+      groups: label -> (rate [R], distortion [R]) in `units`.
+  """
+  if not groups:
+    raise ValueError("groups is empty")
+  fig, ax = plt.subplots(figsize=(6, 4.2))
+  colors = plt.get_cmap("viridis")(np.linspace(0, 0.9, len(groups)))
+  means = []
+  for color, (label, (rate, distortion)) in zip(colors, groups.items()):
+    rate, distortion = np.asarray(rate, float), np.asarray(distortion, float)
+    if rate.shape != distortion.shape:
+      raise ValueError(f"{label}: rate {rate.shape} and distortion {distortion.shape} differ")
+    ax.plot(rate, distortion, ".", color=color, alpha=0.6)
+    means.append((rate.mean(), distortion.mean()))
+    ax.plot(*means[-1], "o", color=color, ms=8, label=label)
+  ax.plot(*np.array(means).T, "-", color="0.5", lw=0.8, zorder=0)
+  ax.set_xlabel(f"rate: KL ({units})")
+  ax.set_ylabel(f"distortion: reconstruction term ({units})")
+  if title:
+    ax.set_title(title)
+  ax.legend(fontsize=8)
+  ax.grid(alpha=0.3)
   return _save(fig, path)

@@ -33,7 +33,7 @@ from vae_jax import (checkpointing, config as config_lib, data, early_stopping, 
 
 # Config fields that change how a run is computed, not its results (up to float rounding).
 COMPUTE_ONLY = ("model.conv_batch_chunks", "model.conv_runs", "train.steps_per_call",
-                "train.vmap_runs")
+                "train.vmap_runs", "train.keep_checkpoints")
 # Config fields that may change between a run and its resumption (or --reuse).
 RESUMABLE_CHANGES = ("train.epochs", *COMPUTE_ONLY)
 
@@ -379,7 +379,8 @@ class _Loop:
   # -- the epochs ----------------------------------------------------------------------------
   def train(self):
     """Epochs epoch+1 .. train.epochs, until every run has stopped."""
-    latest = [checkpointing.manager(w) for w in self.workdirs]
+    keep = self.config.train.keep_checkpoints or None  # 0: keep every checkpoint.
+    latest = [checkpointing.manager(w, max_to_keep=keep) for w in self.workdirs]
     best = [checkpointing.manager(w, directory=checkpointing.BEST, max_to_keep=1)
             for w in self.workdirs] if self.patience else []
     try:

@@ -1,0 +1,103 @@
+"""What study reports read from finished run directories (the runner's contract: config.json,
+metrics.jsonl, summary.json, ckpt/ and best/): summaries, training time, restored params at any
+kept epoch, the test posterior, and table cells as mean ± sd over seeds.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import statistics
+from pathlib import Path
+
+import jax
+import numpy as np
+
+from vae_jax import checkpointing, data, evaluate, train
+
+
+def mean_sd(values, digits: int = 2) -> str:
+  """'mean ± sd' (sample sd) of the values, the value alone for one, '–' for none."""
+  values = [float(v) for v in values]
+  if not values:
+    return "–"
+  if len(values) == 1:
+    return f"{values[0]:.{digits}f}"
+  return f"{statistics.mean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f}"
+
+
+@functools.lru_cache(maxsize=16)
+def _encode_program(objective):
+  """Jitted (params, uint8 images [B, H, W, C], labels [B]) -> (mean [B, Z], logvar [B, Z])."""
+  def encode(params, images, labels):
+    x = objective.images({"image": images})
+    return objective.model.apply({"params": params}, x,
+                                 labels if objective.conditional else None,
+                                 method=objective.model.encode)
+  return jax.jit(encode)
+
+
+def posterior(objective, params, images, labels, batch_size: int = 1000):
+  """Parameters of q(z | x[, y]) for a dataset, in batches.
+
+  Args:
+    objective: a VAE / CVAE objective (objectives.py). images: uint8 [N, H, W, C].
+    labels: int32 [N] (read by a conditional model only).
+  Returns:
+    (mean [N, Z], logvar [N, Z]) as float64 NumPy arrays.
+  """
+  encode = _encode_program(objective)
+  parts = [encode(params, images[i:i + batch_size], labels[i:i + batch_size])
+           for i in range(0, len(images), batch_size)]
+  return tuple(np.concatenate([np.asarray(p[j], np.float64) for p in parts]) for j in (0, 1))
+
+
+class RunDir:
+  """One finished run directory: summary.json, metrics.jsonl rows and (lazily) restored params.
+
+  Raises:
+    FileNotFoundError (on construction): no summary.json, the run has not finished.
+  """
+
+  def __init__(self, run_dir: str | Path):
+    self.dir = Path(run_dir)
+    self.summary = json.loads((self.dir / "summary.json").read_text())
+    self.history = [json.loads(line) for line in
+                    (self.dir / "metrics.jsonl").read_text().splitlines() if line]
+    self._restored = None
+
+  @property
+  def seed(self) -> int:
+    return self.summary["seed"]
+
+  @property
+  def train_minutes(self) -> float:
+    """Training time of this run over all its invocations (metrics.jsonl keeps every epoch): its
+    share of each program epoch (epoch_seconds / runs in the program)."""
+    return sum(r["epoch_seconds"] / r["runs_in_program"] for r in self.history) / 60
+
+  def restored(self):
+    """(config, objective, params, keys, epoch) of the state the summary reports
+    (evaluate.restore_run)."""
+    if self._restored is None:
+      self._restored = evaluate.restore_run(self.dir)
+    return self._restored
+
+  def params_at(self, epoch: int):
+    """Params of the checkpoint of `epoch` in ckpt/ (the run must have kept it:
+    train.keep_checkpoints=0 keeps every one).
+
+    Raises:
+      checkpointing.CheckpointError: that epoch was not kept or is unreadable.
+    """
+    config, objective, _, _, _ = self.restored()
+    hparams = train.hparams_from_config(config)
+    abstract = evaluate.abstract_state(objective, train.make_optimizer(config.optim.name),
+                                       data.image_shape(config.data.name), hparams)
+    return checkpointing.restore_state(self.dir, epoch, abstract).params
+
+  def kept_epochs(self) -> list[int]:
+    """Epochs with a checkpoint in ckpt/, ascending."""
+    with checkpointing.manager(self.dir) as mngr:
+      return sorted(mngr.all_steps())
+
