@@ -5,6 +5,7 @@ exit with status 2.
                 [--resume] [--reuse]
   vae-jax evaluate --workdir DIR [--k 5000]
   vae-jax sample --workdir DIR --n 64 --out FILE
+  vae-jax score --workdir DIR [--n 10000] [--classifier DIR]
   vae-jax data import NAME --from DIR|ARCHIVE [--data-dir D]
 """
 
@@ -55,6 +56,15 @@ def _parser() -> argparse.ArgumentParser:
   s.add_argument("--n", type=int, default=64, help="number of samples (>= 1)")
   s.add_argument("--out", required=True, help="output .png (or .npy for the raw [n,H,W,C] array)")
   s.add_argument("--seed", type=int, default=0)
+
+  c = sub.add_parser("score", help="classifier-FID and IS of a VAE / CVAE run's prior samples, "
+                     "with the train-vs-test FID floor and the real-data IS")
+  c.add_argument("--workdir", required=True)
+  c.add_argument("--n", type=int, default=10000,
+                 help="prior samples, and test / train images of the references")
+  c.add_argument("--classifier", help="classifier run directory (default "
+                                      "checkpoints/classifier_<the run's data.name>)")
+  c.add_argument("--seed", type=int, default=0, help="seed of the prior samples")
 
   d = sub.add_parser("data", help="dataset tools")
   dsub = d.add_subparsers(dest="data_command", required=True, parser_class=_Parser)
@@ -144,6 +154,11 @@ def _sample(args):
   print(out)
 
 
+def _score(args):
+  from vae_jax import scoring  # pylint: disable=import-outside-toplevel
+  print(json.dumps(scoring.score_run(args.workdir, args.n, args.classifier, args.seed)))
+
+
 def _data_import(args):
   from vae_jax import data  # pylint: disable=import-outside-toplevel
   path = data.import_dataset(args.name, args.src, args.data_dir)
@@ -162,14 +177,17 @@ def run(argv: list[str]) -> None:
     _evaluate(args)
   elif args.command == "sample":
     _sample(args)
+  elif args.command == "score":
+    _score(args)
   else:
     _data_import(args)
 
 
 def main(argv: list[str] | None = None) -> int:
   from vae_jax import checkpointing, config, data, runner  # pylint: disable=import-outside-toplevel
+  from vae_jax import scoring  # pylint: disable=import-outside-toplevel
   user_errors = (UsageError, config.ConfigError, data.DataError, runner.RunError,
-                 checkpointing.CheckpointError)
+                 checkpointing.CheckpointError, scoring.ScoreError)
   try:
     run(sys.argv[1:] if argv is None else argv)
   except user_errors as e:

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
+from vae_jax import study
+
 SOURCE = (
     "tyakovenko/vaeEncoders (a PyTorch notebook) compares a fully-connected VAE (flatten, "
     "Linear/ReLU, (μ, log σ²), mirrored) with a convolutional VAE (strided convs 3→32→64→128 on "
@@ -26,45 +28,20 @@ COLLAPSED_KL = 0.1  # nats per image: a run whose test KL is below this ignores 
 NUM_IMAGES = 12  # Images per row of the sample and reconstruction figures.
 
 
-def _ms(values, digits=2):
-  values = [float(v) for v in values]
-  if not values:
-    return "–"
-  if len(values) == 1:
-    return f"{values[0]:.{digits}f}"
-  return f"{statistics.mean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f}"
-
-
 def _mean(values):
   return statistics.mean(values) if values else math.nan
 
 
-class _Run:
-  """One finished run directory: its summary, metrics rows and (lazily) restored params."""
+_ms = study.mean_sd
 
-  def __init__(self, run_dir: Path):
-    self.dir = run_dir
-    self.summary = json.loads((run_dir / "summary.json").read_text())
-    self.history = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().split(
-        "\n") if line]
-    self._restored = None
 
-  @property
-  def train_minutes(self) -> float:
-    """Training time of this run over all its invocations (metrics.jsonl keeps every epoch): its
-    share of each program epoch (epoch_seconds / runs in the program)."""
-    return sum(r["epoch_seconds"] / r["runs_in_program"] for r in self.history) / 60
+class _Run(study.RunDir):
+  """A finished run directory, with the Bernoulli IW-NLL of its trained decoder."""
 
   @property
   def stop(self):
     """Epoch at which early stopping fired, None when the epoch cap bound."""
     return self.summary["stopped_epoch"]
-
-  def restored(self):
-    if self._restored is None:
-      from vae_jax import evaluate  # pylint: disable=import-outside-toplevel
-      self._restored = evaluate.restore_run(self.dir)
-    return self._restored
 
   def bernoulli_iw_nll(self, k: int, images: int) -> dict:
     """IW-NLL (K = k) of the first `images` test images under a Bernoulli likelihood with the

@@ -1,0 +1,54 @@
+"""`vae-jax score`: classifier-FID / IS of a run with its references, and the runs it refuses."""
+
+import json
+
+import pytest
+
+from conftest import tiny_config
+from vae_jax import cli, runner
+from test_cli import _fails
+
+
+@pytest.fixture(scope="module")
+def trained(mnist_data_dir, tmp_path_factory):
+  """Run dirs of a tiny VAE, a tiny AE and a tiny classifier on a real-MNIST subset."""
+  root = tmp_path_factory.mktemp("scoring")
+  runs = {}
+  for name, overrides in (
+      ("vae", {}), ("ae", {"model.kind": "ae", "model.likelihood": "mse"}),
+      ("classifier", {"model.kind": "classifier", "model.encoder.kind": "conv",
+                      "model.encoder.features": "4,8", "model.classifier_hidden": 16}),
+      ("classifier_32", {"model.kind": "classifier", "model.encoder.kind": "conv",
+                         "model.encoder.features": "4,8", "model.classifier_hidden": 16,
+                         "data.name": "mnist_32"})):
+    config = tiny_config(mnist_data_dir, **{"eval.iw_samples": 0, **overrides})
+    runner.train_and_evaluate(config, root / name, progress=False)
+    runs[name] = str(root / name)
+  return runs
+
+
+def test_score_prints_fid_is_floor_and_hash(capsys, trained):
+  assert cli.main(["score", "--workdir", trained["vae"], "--n", "200",
+                   "--classifier", trained["classifier"]]) == 0
+  out = json.loads(capsys.readouterr().out)
+  assert out["fid"] > 0 and out["fid_floor_train_vs_test"] >= 0
+  assert 1.0 <= out["is"] <= 10.0 and 1.0 <= out["is_real_test"] <= 10.0
+  assert len(out["classifier_hash"]) == 12 and 0.0 <= out["classifier_test_accuracy"] <= 1.0
+  assert out["n"] == 200 and "classifier-FID" in out["metric"]
+  assert cli.main(["score", "--workdir", trained["vae"], "--n", "200",
+                   "--classifier", trained["classifier"]]) == 0
+  again = json.loads(capsys.readouterr().out)
+  assert again["fid"] == out["fid"] and again["classifier_hash"] == out["classifier_hash"]
+
+
+def test_score_refuses_runs_it_cannot_score(capsys, trained, tmp_path):
+  _fails(capsys, ["score", "--workdir", trained["ae"], "--classifier", trained["classifier"]],
+         "no prior", "VAE or CVAE")
+  _fails(capsys, ["score", "--workdir", trained["vae"], "--classifier", str(tmp_path / "none")],
+         "no trained classifier", "classifier_<dataset>.py")
+  _fails(capsys, ["score", "--workdir", trained["vae"], "--classifier", trained["vae"]],
+         "not a classifier")
+  _fails(capsys, ["score", "--workdir", trained["vae"], "--classifier",
+                  trained["classifier_32"]], "(32, 32, 1)", "--config.data.name=mnist")
+  _fails(capsys, ["score", "--workdir", trained["vae"], "--n", "1",
+                  "--classifier", trained["classifier"]], "--n must be >= 2")

@@ -1,0 +1,126 @@
+"""Scoring a trained VAE / CVAE run by classifier-FID and classifier-IS (metrics.py) with the
+references that give the numbers meaning: the FID floor (train vs test images of the dataset) and
+the IS of real test images, both through the same classifier, named by the hash of its params.
+
+`vae-jax score --workdir RUN [--n 10000] [--classifier DIR]` prints score_run's dict as JSON.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from vae_jax import data, evaluate, metrics
+
+BATCH = 500
+
+
+class ScoreError(ValueError):
+  """A run or classifier that cannot be scored; str(e) is one line naming the problem and fix."""
+
+
+def default_classifier_dir(dataset: str) -> Path:
+  """Where `vae-jax score` looks for the classifier of a dataset: checkpoints/classifier_<name>
+  (the workdir `vae-jax train --config experiments/configs/classifier_<name>.py` uses)."""
+  return Path("checkpoints") / f"classifier_{dataset}"
+
+
+def load_classifier(workdir: str | Path):
+  """(objective, params, summary) of a trained classifier run.
+
+  Raises:
+    ScoreError: no such run, or a run that is not a classifier.
+  """
+  workdir = Path(workdir)
+  if not (workdir / "summary.json").is_file():
+    raise ScoreError(f"no trained classifier in {workdir}; train one with vae-jax train "
+                     f"--config experiments/configs/classifier_<dataset>.py --workdir {workdir}, "
+                     "or pass --classifier DIR")
+  config, objective, params, _, _ = evaluate.restore_run(workdir)
+  if config.model.kind != "classifier":
+    raise ScoreError(f"{workdir} holds a {config.model.kind} run, not a classifier; pass "
+                     "--classifier with a run of experiments/configs/classifier_<dataset>.py")
+  return objective, params, json.loads((workdir / "summary.json").read_text())
+
+
+@functools.lru_cache(maxsize=4)
+def _classify_program(objective):
+  def run(params, x):
+    features = objective.model.apply({"params": params}, x, method=objective.model.features)
+    logits = objective.model.apply({"params": params}, x)
+    return features, jax.nn.softmax(logits)
+  return jax.jit(run)
+
+
+def classifier_outputs(objective, params, images) -> tuple[np.ndarray, np.ndarray]:
+  """Penultimate features [N, F] and class probabilities [N, K] (float64) of float images
+  [N, H, W, C] in [0, 1], in batches."""
+  fn = _classify_program(objective)
+  parts = [fn(params, jnp.asarray(images[i:i + BATCH], jnp.float32))
+           for i in range(0, len(images), BATCH)]
+  return tuple(np.concatenate([np.asarray(p[j], np.float64) for p in parts]) for j in (0, 1))
+
+
+def prior_samples(objective, params, n: int, key, latent_dim: int) -> np.ndarray:
+  """n decoder means [n, H, W, C] in [0, 1] of z ~ N(0, I) (labels 0..K-1 in turn for a CVAE)."""
+  decode = jax.jit(lambda z, y: objective.decode_mean(params, z, y))
+  z = jax.random.normal(key, (n, latent_dim))
+  labels = objective.prior_labels(n)
+  return np.concatenate([np.asarray(decode(z[i:i + BATCH], labels[i:i + BATCH]))
+                         for i in range(0, n, BATCH)])
+
+
+def reference_scores(classifier, dataset: str, n: int, data_dir=None) -> dict:
+  """The floor FID (first n train vs first n test images) and the IS of the first n test images,
+  through `classifier` = (objective, params, summary); 'f_test' holds the test features [n, F]."""
+  objective, params, _ = classifier
+  train_x = data.load_split(dataset, "train", data_dir)[0][:n] / 255.0
+  test_x = data.load_split(dataset, "test", data_dir)[0][:n] / 255.0
+  f_train, _ = classifier_outputs(objective, params, train_x)
+  f_test, p_test = classifier_outputs(objective, params, test_x)
+  return {"fid_floor_train_vs_test": metrics.fid(f_train, f_test),
+          "is_real_test": metrics.inception_score(p_test), "f_test": f_test}
+
+
+def score_run(workdir: str | Path, n: int = 10000, classifier_dir: str | Path | None = None,
+              seed: int = 0) -> dict:
+  """Classifier-FID (n prior samples vs the first n test images) and classifier-IS of a run,
+  with the floor, the real-data IS and the classifier's hash and test accuracy.
+
+  Raises:
+    ScoreError: n < 2, an AE or classifier run (no prior to sample), no classifier for the run's
+      dataset, or a classifier trained on another image shape.
+  """
+  if n < 2:
+    raise ScoreError(f"--n must be >= 2 (a covariance needs two points), got {n}")
+  config, objective, params, _, epoch = evaluate.restore_run(workdir)
+  if not objective.has_posterior:
+    raise ScoreError(f"{workdir} holds a model.kind={config.model.kind} run, which has no prior "
+                     "to sample; score a VAE or CVAE run")
+  dataset, data_dir = config.data.name, config.data.data_dir or None
+  clf_dir = Path(classifier_dir) if classifier_dir else default_classifier_dir(dataset)
+  classifier = load_classifier(clf_dir)
+  clf_config = evaluate.restore_run(clf_dir)[0]
+  shape, clf_shape = data.image_shape(dataset), data.image_shape(clf_config.data.name)
+  if tuple(shape) != tuple(clf_shape):
+    raise ScoreError(f"the classifier in {clf_dir} reads {clf_config.data.name} images "
+                     f"{tuple(clf_shape)}, the run {dataset} images {tuple(shape)}; train a "
+                     f"classifier with --config.data.name={dataset} and pass it as --classifier")
+  ref = reference_scores(classifier, dataset, n, data_dir)
+  samples = prior_samples(objective, params, n, jax.random.key(seed), config.model.latent_dim)
+  f_samples, p_samples = classifier_outputs(classifier[0], classifier[1], samples)
+  return {"workdir": str(workdir), "epoch": epoch, "dataset": dataset, "n": n, "seed": seed,
+          "fid": metrics.fid(f_samples, ref["f_test"]),
+          "is": metrics.inception_score(p_samples),
+          "fid_floor_train_vs_test": ref["fid_floor_train_vs_test"],
+          "is_real_test": ref["is_real_test"],
+          "classifier": str(clf_dir),
+          "classifier_hash": metrics.params_hash(classifier[1]),
+          "classifier_test_accuracy": 1.0 - classifier[2]["eval/error"],
+          "metric": "classifier-FID / classifier-IS (features and probabilities of the in-repo "
+                    "CNN classifier, not Inception)"}
