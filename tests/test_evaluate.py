@@ -48,3 +48,20 @@ def test_chunked_iw_nll_equals_one_program(tiny_vae):
     nll, _ = evaluate.iw_nll(objective, params, data, key, num_samples=5, batch_size=4,
                              chunk_size=2, chunks=chunks)
     np.testing.assert_allclose(nll, float(whole), rtol=1e-5)
+
+
+def test_per_example_scores_match_the_batched_terms(tiny_vae):
+  """23 images in batches of 8 (last padded): one score per image, batch b's noise from
+  fold_in(key, b); the IW-NLL with many samples is below the one-sample -ELBO on average."""
+  model, params = tiny_vae
+  objective = objectives.VAEObjective(model=model)
+  data, key = _dataset(23), jax.random.key(5)
+  scores = evaluate.per_example_scores(objective, params, np.asarray(data["image"]),
+                                       np.asarray(data["label"]), key, iw_samples=64,
+                                       batch_size=8, chunk_size=16)
+  assert {k: v.shape for k, v in scores.items()} == {k: (23,) for k in
+                                                     ("neg_elbo", "recon", "kl", "nll_iw")}
+  terms = objective.terms(params, jax.tree.map(lambda a: a[8:16], data), jax.random.fold_in(key, 1),
+                          H)
+  np.testing.assert_allclose(scores["neg_elbo"][8:16], terms["recon"] + terms["kl"], rtol=1e-5)
+  assert np.mean(scores["nll_iw"]) < np.mean(scores["neg_elbo"])

@@ -58,3 +58,14 @@ def test_params_hash_names_the_params():
   assert len(metrics.params_hash(params)) == 12
   changed = {"a": jnp.ones((2, 3)).at[0, 0].set(1.5), "b": {"c": jnp.zeros(4)}}
   assert metrics.params_hash(changed) != metrics.params_hash(params)
+
+
+def test_png_bits_grow_with_image_complexity():
+  rng = np.random.default_rng(0)
+  flat = np.zeros((2, 28, 28, 1), np.uint8)
+  noise = rng.integers(0, 256, size=(2, 28, 28, 1), dtype=np.uint8)
+  bits = metrics.png_bits(np.concatenate([flat, noise]))
+  assert bits.shape == (4,) and bits[0] == bits[1] and bits[2] > 4 * bits[0]
+  assert bits[2] > 28 * 28 * 8 * 0.9  # Noise does not compress.
+  with pytest.raises(ValueError, match="uint8"):
+    metrics.png_bits(flat.astype(np.float32))

@@ -196,3 +196,13 @@ def test_sorted_profiles_and_rate_distortion(tmp_path):
   _assert_png(out, tmp_path / "rd.png")
   with pytest.raises(ValueError, match="differ"):
     plots.rate_distortion({"β=1": ([1.0, 2.0], [3.0])}, tmp_path / "bad.png")
+
+
+def test_roc_curves(tmp_path):
+  rng = np.random.default_rng(0)
+  out = plots.roc_curves({"digit 1": {"NLL": (rng.normal(1, 1, 50), rng.normal(0, 1, 80))},
+                          "OOD": {"a": ([3.0, 4.0], [1.0, 2.0]), "b": ([1.0], [2.0])}},
+                         tmp_path / "roc.png")
+  _assert_png(out, tmp_path / "roc.png")
+  with pytest.raises(ValueError, match="empty"):
+    plots.roc_curves({}, tmp_path / "bad.png")

@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pytest
 
 from vae_jax import early_stopping, runner
@@ -129,3 +130,16 @@ def test_early_stopping_per_run_under_the_runs_axis_equals_alone_and_resumes(tin
     assert _metrics(tmp_path / f"v{i}") == _metrics(cut[i])
     for key in ("best_epoch", "stopped_epoch", "eval/loss"):
       assert together[i][key] == resumed[i][key], key
+
+
+def test_exclude_classes_drops_them_from_train_and_validation_not_test(tiny):
+  from vae_jax import config as config_lib  # pylint: disable=import-outside-toplevel
+  config = tiny(**{"data.exclude_classes": "3,7", "data.validation_size": 1000,
+                   "data.train_subset": 0})
+  splits = runner.load_data(config)
+  assert not set(np.unique(splits["train"][1])) & {3, 7}
+  assert not set(np.unique(splits["val"][1])) & {3, 7}
+  assert {3, 7} <= set(np.unique(splits["test"][1]))
+  for bad in ("10", "0,1,2,3,4,5,6,7,8,9"):
+    with pytest.raises(config_lib.ConfigError, match="data.exclude_classes"):
+      config_lib.validate(tiny(**{"data.exclude_classes": bad}))

@@ -29,6 +29,9 @@ def base_config() -> ml_collections.ConfigDict:
       validation_fraction=0.0,  # or this fraction of train (rounded); 0 = use validation_size.
       validation_seed=0,  # seed of that split: the same split for every run seed.
       train_subset=0,  # use only the first N training images; 0 = all.
+      # Train and validation images of these classes are dropped (held-out-class anomaly
+      # detection); the test set keeps every class.
+      exclude_classes=(),
   )
   c.model = dict(
       # vae | ae (deterministic autoencoder: no sampling, no KL) | cvae (label-conditioned VAE)
@@ -222,6 +225,13 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     if value < 0:
       raise ConfigError(f"{name} must be >= 0, got {value}; set --config.{name}")
   from vae_jax import data, distributions, models, train  # pylint: disable=import-outside-toplevel
+  excluded = tuple(config.data.get("exclude_classes", ()))
+  if excluded and config.data.name in data.DATASETS:
+    k = data.num_classes(config.data.name)
+    if any(c < 0 or c >= k for c in excluded) or len(excluded) >= max(k, 1):
+      raise ConfigError(f"data.exclude_classes={excluded} must name some but not all of the "
+                        f"{k} classes of {config.data.name} (0..{k - 1}); fix "
+                        "--config.data.exclude_classes")
   for name, value, known in (("model.kind", config.model.kind, models.MODEL_KINDS),
                              ("model.encoder.kind", config.model.encoder.kind, models.ENCODER_KINDS),
                              ("model.decoder.kind", config.model.decoder.kind, models.ENCODER_KINDS),

@@ -172,6 +172,43 @@ def iw_nll(objective, params, dataset, key, *, num_samples: int, batch_size: int
   return total / n, fn.compile_seconds
 
 
+def per_example_scores(objective, params, images, labels, key, *, iw_samples: int = 0,
+                       batch_size: int = 500, chunk_size: int = 100) -> dict[str, np.ndarray]:
+  """Per-image scores of a VAE / CVAE, higher where the model finds the image less likely (the
+  scores of likelihood-based anomaly detection).
+
+  Args:
+    images: uint8 [N, H, W, C]; labels: int32 [N] (read by a CVAE only).
+    iw_samples: K > 0 also scores by the IW-NLL.
+  Returns:
+    float64 [N] arrays: 'neg_elbo' (recon + KL with one reparameterized z, nats), 'recon', 'kl',
+    and with K > 0 'nll_iw' (-IWAE bound with K samples, Burda et al., 2016). Batch b draws its
+    noise from fold_in(key, b).
+  """
+  hparams = {"beta": jnp.float32(1.0)}
+
+  @jax.jit
+  def scores(p, batch, k):
+    if not objective.conditional:
+      batch = dict(batch, label=jnp.zeros_like(batch["label"]))
+    terms = objective.terms(p, batch, k, hparams)
+    out = {"neg_elbo": terms["recon"] + terms["kl"], "recon": terms["recon"], "kl": terms["kl"]}
+    if iw_samples:
+      out["nll_iw"] = -objective.iw_bound(p, batch, jax.random.fold_in(k, 1), iw_samples,
+                                          chunk_size)
+    return out
+
+  n = len(images)
+  parts = []
+  for b, start in enumerate(range(0, n, batch_size)):
+    idx = np.minimum(np.arange(start, start + batch_size), n - 1)  # The last batch is padded.
+    out = scores(params, {"image": jnp.asarray(images[idx]), "label": jnp.asarray(labels[idx])},
+                 jax.random.fold_in(key, b))
+    parts.append({k: np.asarray(v, np.float64)[:min(batch_size, n - start)]
+                  for k, v in out.items()})
+  return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+
 def final_metrics(config, objective, params, test, keys, progress: bool = False) -> dict:
   """IW-NLL with K = config.eval.iw_samples (skipped if 0), also in bits/dim, with timings."""
   k = config.eval.iw_samples

@@ -106,6 +106,24 @@ def auroc(scores_positive, scores_negative) -> float:
   return float(roc_auc_score(labels, np.concatenate([pos, neg]).astype(np.float64)))
 
 
+def png_bits(images_u8) -> np.ndarray:
+  """Length in bits of each uint8 image [N, H, W, C] (C = 1 or 3) compressed losslessly as PNG
+  (Pillow, optimize=True): L(x), the input complexity of Serrà et al. (2020), whose anomaly score
+  is S(x) = -log2 p(x) - L(x) (bits). float64 [N]."""
+  import io  # pylint: disable=import-outside-toplevel
+  from PIL import Image  # pylint: disable=import-outside-toplevel
+  x = np.asarray(images_u8)
+  if x.dtype != np.uint8 or x.ndim != 4 or x.shape[-1] not in (1, 3):
+    raise ValueError(f"need uint8 images [N, H, W, 1 or 3], got {x.dtype} {x.shape}")
+  out = np.empty(len(x))
+  for i, img in enumerate(x):
+    buf = io.BytesIO()
+    Image.fromarray(img[..., 0] if img.shape[-1] == 1 else img).save(buf, format="PNG",
+                                                                      optimize=True)
+    out[i] = 8.0 * buf.tell()
+  return out
+
+
 def params_hash(params) -> str:
   """First 12 hex digits of the SHA-256 of a param pytree (its leaves' paths, shapes, dtypes and
   bytes, in tree order): names the classifier a score was computed with."""

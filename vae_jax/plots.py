@@ -42,6 +42,7 @@ __all__ = [
     "curve_panels",
     "sorted_profiles",
     "rate_distortion",
+    "roc_curves",
 ]
 
 DPI = 120
@@ -635,4 +636,37 @@ def rate_distortion(groups: dict[str, tuple[np.ndarray, np.ndarray]], path, *,
     ax.set_title(title)
   ax.legend(fontsize=8)
   ax.grid(alpha=0.3)
+  return _save(fig, path)
+
+
+def roc_curves(panels: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]], path,
+               title=None) -> Path:
+  """ROC curves (scikit-learn's roc_curve), one panel per task, one line per score.
+
+  Args:
+      panels: panel title -> score name -> (scores of the positives [P], of the negatives [M]);
+          a higher score should mean 'positive' (e.g. anomalous). The legend gives each AUROC.
+  """
+  from sklearn.metrics import roc_auc_score, roc_curve  # pylint: disable=import-outside-toplevel
+  if not panels:
+    raise ValueError("panels is empty")
+  fig, axes = plt.subplots(1, len(panels), figsize=(4.4 * len(panels), 4.2), squeeze=False)
+  for ax, (name, lines) in zip(axes[0], panels.items()):
+    colors = plt.get_cmap("tab10").colors
+    for k, (label, (pos, neg)) in enumerate(lines.items()):
+      y = np.concatenate([np.ones(len(pos)), np.zeros(len(neg))])
+      s = np.concatenate([np.ravel(pos), np.ravel(neg)]).astype(np.float64)
+      fpr, tpr, _ = roc_curve(y, s)
+      ax.plot(fpr, tpr, color=colors[k % 10], lw=1.3,
+              label=f"{label} (AUROC {roc_auc_score(y, s):.3f})")
+    ax.plot([0, 1], [0, 1], ":", color="0.5", lw=0.8)
+    ax.set_xlabel("false positive rate")
+    ax.set_title(name, fontsize=10)
+    ax.legend(fontsize=7, loc="lower right")
+    ax.grid(alpha=0.3)
+    ax.set_aspect("equal")
+  axes[0, 0].set_ylabel("true positive rate")
+  if title:
+    fig.suptitle(title)
+  fig.tight_layout()
   return _save(fig, path)

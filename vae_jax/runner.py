@@ -58,6 +58,13 @@ def load_data(config) -> dict[str, tuple[np.ndarray, np.ndarray]]:
   if val_size:
     (train_x, train_y), splits["val"] = data.validation_split(train_x, train_y, val_size,
                                                               d.validation_seed)
+  excluded = tuple(d.get("exclude_classes", ()))
+  if excluded:  # Held-out classes: only the test set shows them.
+    keep = ~np.isin(train_y, excluded)
+    train_x, train_y = train_x[keep], train_y[keep]
+    if "val" in splits:
+      keep = ~np.isin(splits["val"][1], excluded)
+      splits["val"] = (splits["val"][0][keep], splits["val"][1][keep])
   if d.train_subset:
     train_x, train_y = train_x[: d.train_subset], train_y[: d.train_subset]
   if len(train_x) < config.train.batch_size:
