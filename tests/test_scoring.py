@@ -52,3 +52,13 @@ def test_score_refuses_runs_it_cannot_score(capsys, trained, tmp_path):
                   trained["classifier_32"]], "(32, 32, 1)", "--config.data.name=mnist")
   _fails(capsys, ["score", "--workdir", trained["vae"], "--n", "1",
                   "--classifier", trained["classifier"]], "--n must be >= 2")
+
+
+def test_cached_score_reuses_score_json_while_the_classifier_is_the_same(trained):
+  from vae_jax import scoring  # pylint: disable=import-outside-toplevel
+  first = scoring.cached_score(trained["vae"], 100, trained["classifier"])
+  path = scoring.Path(trained["vae"]) / "score.json"
+  stamp = path.stat().st_mtime_ns
+  assert scoring.cached_score(trained["vae"], 100, trained["classifier"]) == first
+  assert path.stat().st_mtime_ns == stamp
+  assert scoring.cached_score(trained["vae"], 120, trained["classifier"])["n"] == 120

@@ -75,6 +75,12 @@ def prior_samples(objective, params, n: int, key, latent_dim: int) -> np.ndarray
                          for i in range(0, n, BATCH)])
 
 
+@functools.lru_cache(maxsize=4)
+def _references(classifier_dir: str, dataset: str, n: int, data_dir) -> dict:
+  """reference_scores of the classifier in classifier_dir, computed once per process."""
+  return reference_scores(load_classifier(classifier_dir), dataset, n, data_dir)
+
+
 def reference_scores(classifier, dataset: str, n: int, data_dir=None) -> dict:
   """The floor FID (first n train vs first n test images) and the IS of the first n test images,
   through `classifier` = (objective, params, summary); 'f_test' holds the test features [n, F]."""
@@ -111,7 +117,7 @@ def score_run(workdir: str | Path, n: int = 10000, classifier_dir: str | Path | 
     raise ScoreError(f"the classifier in {clf_dir} reads {clf_config.data.name} images "
                      f"{tuple(clf_shape)}, the run {dataset} images {tuple(shape)}; train a "
                      f"classifier with --config.data.name={dataset} and pass it as --classifier")
-  ref = reference_scores(classifier, dataset, n, data_dir)
+  ref = _references(str(clf_dir), dataset, n, data_dir)
   samples = prior_samples(objective, params, n, jax.random.key(seed), config.model.latent_dim)
   f_samples, p_samples = classifier_outputs(classifier[0], classifier[1], samples)
   return {"workdir": str(workdir), "epoch": epoch, "dataset": dataset, "n": n, "seed": seed,
@@ -124,3 +130,24 @@ def score_run(workdir: str | Path, n: int = 10000, classifier_dir: str | Path | 
           "classifier_test_accuracy": 1.0 - classifier[2]["eval/error"],
           "metric": "classifier-FID / classifier-IS (features and probabilities of the in-repo "
                     "CNN classifier, not Inception)"}
+
+
+def cached_score(workdir: str | Path, n: int = 10000, classifier_dir: str | Path | None = None,
+                 seed: int = 0) -> dict:
+  """score_run, kept in <workdir>/score.json and reused while the classifier (by its params
+  hash), n and seed are the same: study reports re-render without rescoring.
+
+  Raises:
+    ScoreError: as score_run.
+  """
+  path = Path(workdir) / "score.json"
+  clf_dir = Path(classifier_dir) if classifier_dir else default_classifier_dir(
+      evaluate.restore_run(workdir)[0].data.name)
+  if path.is_file():
+    saved = json.loads(path.read_text())
+    if (saved.get("n"), saved.get("seed")) == (n, seed) and saved.get(
+        "classifier_hash") == metrics.params_hash(load_classifier(clf_dir)[1]):
+      return saved
+  result = score_run(workdir, n, clf_dir, seed)
+  path.write_text(json.dumps(result, indent=2))
+  return result

@@ -64,12 +64,23 @@ class _Stats:
     self.mean, self.logvar = study.posterior(objective, params, test[0], test[1])
     self.active, self.variances = analysis.active_units(self.mean)
     self.kl_dims = analysis.kl_per_dimension(self.mean, self.logvar)
+    self.score = _score(run)
+
+
+def _score(run):
+  """`vae-jax score`'s dict of the run (cached in its score.json), None without a classifier for
+  its dataset."""
+  from vae_jax import scoring  # pylint: disable=import-outside-toplevel
+  name = json.loads((run.dir / "config.json").read_text())["data"]["name"]
+  if not (scoring.default_classifier_dir(name) / "summary.json").is_file():
+    return None
+  return scoring.cached_score(run.dir)
 
 
 def _row(label, stats):
   from vae_jax.study import mean_sd  # pylint: disable=import-outside-toplevel
   if not stats:
-    return f"| {label} | not run yet |" + " |" * 8
+    return f"| {label} | not run yet |" + " |" * 10
   s = [x.run.summary for x in stats]
   z = stats[0].mean.shape[1]
   return "| " + " | ".join([
@@ -78,13 +89,15 @@ def _row(label, stats):
       mean_sd([x.loss for x in stats]), mean_sd([x.nll for x in stats]),
       mean_sd([x.bits for x in stats], 4),
       mean_sd([x.active for x in stats], 1) + f" / {z}",
+      mean_sd([x.score["fid"] for x in stats if x.score]),
+      mean_sd([x.score["is"] for x in stats if x.score]),
       f"{statistics.median(x['median_epoch_seconds'] for x in s):.1f} "
       f"({', '.join(sorted({str(x['runs_in_program']) for x in s}))})"]) + " |"
 
 
 HEADER = ["| setting | seeds | params | test reconstruction term | test KL | test −ELBO (β = 1) | "
-          "test objective (recon + β·KL) | IW-NLL | bits/dim | active units | s/epoch (runs "
-          "per program) |", "|" + "---|" * 11]
+          "test objective (recon + β·KL) | IW-NLL | bits/dim | active units | classifier-FID | "
+          "classifier-IS | s/epoch (runs per program) |", "|" + "---|" * 13]
 
 
 def _means(stats, attr):
@@ -174,6 +187,22 @@ def _cvae_section(core, cvae, test_labels):
         + (": with the class given, the latent carries less." if _means(cvae, "kl")
            < _means(core, "kl") else "."), ""]
   return lines
+
+
+def _score_line(stats):
+  """The references of the FID / IS columns (or how to get the columns)."""
+  scored = next((x.score for x in stats if x.score), None)
+  if scored is None:
+    return ["- classifier-FID / IS: no classifier in checkpoints/classifier_mnist; train it "
+            "(`vae-jax train --config experiments/configs/classifier_mnist.py --workdir "
+            "checkpoints/classifier_mnist`) and re-render with `--reuse`."]
+  return [f"- classifier-FID / IS (`vae-jax score`, n = {scored['n']}): Fréchet distance "
+          "between the penultimate features of the in-repo MNIST CNN for prior samples (decoder "
+          "means) and for test images, and the inception score of the samples' class "
+          f"probabilities; not Inception's. Classifier {scored['classifier_hash']} (test "
+          f"accuracy {scored['classifier_test_accuracy']:.2%}); references: FID floor (train vs "
+          f"test images) {scored['fid_floor_train_vs_test']:.2f}, IS of real test images "
+          f"{scored['is_real_test']:.2f}."]
 
 
 def _fig_curves(out, beta_runs, betas, core):
@@ -426,7 +455,7 @@ def write(args) -> Path:
       "so the column compares the likelihood the models reach (a β far from 1 gives a worse "
       "proposal, so a looser bound at fixed K). Active units: dimensions whose posterior mean "
       "varies over the test set by more than 0.01 (Burda et al., 2016). s/epoch: median "
-      "epoch of the run's program, all its runs together.", ""]
+      "epoch of the run's program, all its runs together.", *_score_line(core), ""]
   lines += ["## β ablation", "", *_beta_section(beta_stats, args.betas),
             "## Epoch time: the β program vs one run", "", *_speed(beta_runs, solo), "",
             "## Latent-size ablation", "", *_latent_section(latent_stats, args.latents),
