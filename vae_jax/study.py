@@ -101,3 +101,44 @@ class RunDir:
     with checkpointing.manager(self.dir) as mngr:
       return sorted(mngr.all_steps())
 
+
+
+def command_line(script: str) -> str:
+  """The command that is running, as a README names it: 'python <script> <arguments>'."""
+  import shlex  # pylint: disable=import-outside-toplevel
+  import sys  # pylint: disable=import-outside-toplevel
+  return " ".join(["python", script, *map(shlex.quote, sys.argv[1:])])
+
+
+def add_study_arguments(parser, runs: Path, out: Path) -> None:
+  """The options every study runner shares: --reuse, --resume, --train-only, --report-only,
+  --override KEY=VALUE ..., --runs DIR (parent of its run directories), --out DIR (README)."""
+  parser.add_argument("--reuse", action="store_true", help="keep runs that hold a summary.json")
+  parser.add_argument("--resume", action="store_true", help="continue runs from a checkpoint")
+  parser.add_argument("--train-only", action="store_true", help="skip the README")
+  parser.add_argument("--report-only", action="store_true",
+                      help="train nothing: write the README from the finished runs")
+  parser.add_argument("--override", nargs="*", default=[],
+                      help="KEY=VALUE config overrides for every run (quick checks)")
+  parser.add_argument("--runs", type=Path, default=runs, help="parent of the run directories")
+  parser.add_argument("--out", type=Path, default=out, help="where README.md and figures go")
+
+
+def run_study(args, train_steps, write_report) -> int:
+  """Calls every train_steps() (skipped with --report-only), then write_report() (skipped with
+  --train-only); a bad config or missing dataset prints one line and gives exit status 2.
+
+  Returns:
+    The exit status: 0 or 2.
+  """
+  import sys  # pylint: disable=import-outside-toplevel
+  from vae_jax import config as config_lib  # pylint: disable=import-outside-toplevel
+  try:
+    for step in [] if args.report_only else train_steps:
+      step()
+  except (config_lib.ConfigError, data.DataError) as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 2
+  if not args.train_only:
+    write_report()
+  return 0

@@ -2,9 +2,7 @@
 
 import json
 import math
-import shlex
 import statistics
-import sys
 import time
 from pathlib import Path
 
@@ -121,12 +119,12 @@ def write(args, groups) -> Path:
   rows, roc_heldout, by_digit = _heldout(args, groups, mnist)
   ood = _fashion(args, groups, mnist, fashion)
   args.out.mkdir(parents=True, exist_ok=True)
-  command = "python experiments/anomaly/run.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+  command = study.command_line("experiments/anomaly/run.py")
   cfg = study.RunDir(any_run).restored()[0]
   summary = json.loads((any_run / "summary.json").read_text())
   lines = [
       "# Anomaly detection with VAE likelihoods", "",
-      f"Made by `{command.strip()}` (`--reuse` re-renders from the run directories and their "
+      f"Made by `{command}` (`--reuse` re-renders from the run directories and their "
       "cached scores without training).", "", "## The study", "", SOURCE, "",
       "## What runs here", "",
       f"- Model: the mnist_mlp VAE (`experiments/configs/mnist_mlp.py`: 784-"
@@ -199,7 +197,7 @@ def write(args, groups) -> Path:
     figures.append("roc_fashion_mnist.png")
   every = [study.RunDir(args.runs / name / f"seed={s}") for name, _, seeds in groups
            for s in seeds if (args.runs / name / f"seed={s}" / "summary.json").is_file()]
-  lines += ["## Figures", "", f"Made by `{command.strip()}`.", "",
+  lines += ["## Figures", "", f"Made by `{command}`.", "",
             *[f"![{f}]({f})" for f in figures], "",
             "## Cost", "",
             f"{len(every)} runs; training (epochs only) "

@@ -18,9 +18,12 @@ Run directories (sweep layout, checkpoints/anomaly/):
 """
 
 import argparse
+import functools
 import sys
 import time
 from pathlib import Path
+
+from vae_jax import study
 
 HERE = Path(__file__).parent
 CONFIG = HERE.parent / "configs" / "mnist_mlp.py"
@@ -55,15 +58,7 @@ def main(argv=None):
   parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
   parser.add_argument("--epochs", type=int, default=20)
   parser.add_argument("--iw-k", type=int, default=1000, help="K of the IW-NLL score")
-  parser.add_argument("--reuse", action="store_true", help="keep runs that hold a summary.json")
-  parser.add_argument("--resume", action="store_true", help="continue runs from a checkpoint")
-  parser.add_argument("--train-only", action="store_true", help="skip the scores and README")
-  parser.add_argument("--report-only", action="store_true",
-                      help="train nothing: score the finished runs and write the README")
-  parser.add_argument("--override", nargs="*", default=[],
-                      help="KEY=VALUE config overrides for every run (quick checks)")
-  parser.add_argument("--runs", type=Path, default=RUNS, help="parent of the run directories")
-  parser.add_argument("--out", type=Path, default=HERE, help="where README.md and figures go")
+  study.add_study_arguments(parser, RUNS, HERE)
   args = parser.parse_args(argv)
   bad = [d for d in args.digits + args.seeded_digits if not 0 <= d <= 9]
   if bad or not set(args.seeded_digits) <= set(args.digits) or args.iw_k < 1:
@@ -71,17 +66,9 @@ def main(argv=None):
           f"--digits) and --iw-k >= 1; got digits {args.digits}, seeded {args.seeded_digits}, "
           f"K {args.iw_k}", file=sys.stderr)
     return 2
-  from vae_jax import config as config_lib, data  # pylint: disable=import-outside-toplevel
-  try:
-    for name, overrides, seeds in [] if args.report_only else groups(args):
-      train_group(name, overrides, seeds, args)
-  except (config_lib.ConfigError, data.DataError) as e:
-    print(f"error: {e}", file=sys.stderr)
-    return 2
-  if not args.train_only:
-    import report  # pylint: disable=import-outside-toplevel
-    report.write(args, groups(args))
-  return 0
+  import report  # pylint: disable=import-outside-toplevel
+  return study.run_study(args, [functools.partial(train_group, *g, args) for g in groups(args)],
+                         functools.partial(report.write, args, groups(args)))
 
 
 if __name__ == "__main__":

@@ -3,12 +3,12 @@ run.py)."""
 
 import json
 import math
-import shlex
 import statistics
-import sys
 from pathlib import Path
 
 import numpy as np
+
+from vae_jax import study
 
 SOURCE = (
     "The seed is a course-project proposal, 'Image Generation and Representation Learning with "
@@ -44,7 +44,6 @@ def run_dir(runs: Path, group: str, seed: int, beta=1.0, latent=CORE_LATENT) -> 
 
 
 def _finished(dirs):
-  from vae_jax import study  # pylint: disable=import-outside-toplevel
   return [study.RunDir(d) for d in dirs if (d / "summary.json").is_file()]
 
 
@@ -52,7 +51,7 @@ class _Stats:
   """Per-run numbers of a table row, the test posterior included."""
 
   def __init__(self, run, test):
-    from vae_jax import analysis, study  # pylint: disable=import-outside-toplevel
+    from vae_jax import analysis  # pylint: disable=import-outside-toplevel
     _, objective, params, _, _ = run.restored()
     s = run.summary
     self.run, self.objective, self.params = run, objective, params
@@ -78,7 +77,7 @@ def _score(run):
 
 
 def _row(label, stats):
-  from vae_jax.study import mean_sd  # pylint: disable=import-outside-toplevel
+  mean_sd = study.mean_sd
   if not stats:
     return f"| {label} | not run yet |" + " |" * 10
   s = [x.run.summary for x in stats]
@@ -411,8 +410,7 @@ def write(args) -> Path:
   figures += names
   if cvae_stats:
     figures += _fig_cvae(out, cvae_stats[0], test)
-  command = "python experiments/beta_cvae/run.py " + " ".join(shlex.quote(a)
-                                                              for a in sys.argv[1:])
+  command = study.command_line("experiments/beta_cvae/run.py")
   cfg = config
   every = [r for rs in beta_runs + latent_runs + [cvae_runs] for r in rs] + ([solo] if solo else [])
   every = list({r.dir: r for r in every}.values())
@@ -422,7 +420,7 @@ def write(args) -> Path:
   down, up = "→".join(map(str, sizes)), "→".join(map(str, sizes[::-1]))
   lines = [
       "# beta_cvae: β-VAE, latent-size ablation, conditional VAE and latent-space analysis", "",
-      f"Made by `{command.strip()}` (`--reuse` re-renders from the run directories without "
+      f"Made by `{command}` (`--reuse` re-renders from the run directories without "
       "training).", "", "## The study", "", SOURCE, "",
       "## What runs here", "",
       f"- Model (`experiments/configs/beta_cvae.py`): a conv VAE on {cfg.data.name} "
@@ -461,7 +459,7 @@ def write(args) -> Path:
             "## Latent-size ablation", "", *_latent_section(latent_stats, args.latents),
             "## Conditional VAE", "", *_cvae_section(core, cvae_stats, test[1])]
   lines += ["## Figures", "",
-            f"Made by `{command.strip()}` from the first seed's β = 1 run unless the title says "
+            f"Made by `{command}` from the first seed's β = 1 run unless the title says "
             f"otherwise. Samples over training: epochs {', '.join(map(str, sample_epochs))}.", ""]
   lines += [f"![{n}]({n})" for n in figures] + [""]
   expected = (len(args.betas) * len(seeds) + (len(args.latents) - 1) * len(seeds) + len(seeds)

@@ -21,9 +21,12 @@ Run directories (sweep layout, checkpoints/beta_cvae/<group>/<run>/):
 """
 
 import argparse
+import functools
 import sys
 import time
 from pathlib import Path
+
+from vae_jax import study
 
 HERE = Path(__file__).parent
 CONFIG = HERE.parent / "configs" / "beta_cvae.py"
@@ -81,31 +84,15 @@ def main(argv=None):
                       help="groups to train (all by default)")
   parser.add_argument("--tsne-points", type=int, default=2000,
                       help="t-SNE of the first N test posterior means (PCA uses all)")
-  parser.add_argument("--reuse", action="store_true", help="keep runs that hold a summary.json")
-  parser.add_argument("--resume", action="store_true", help="continue runs from a checkpoint")
-  parser.add_argument("--train-only", action="store_true", help="skip the README")
-  parser.add_argument("--report-only", action="store_true",
-                      help="train nothing: write the README from the finished runs")
-  parser.add_argument("--override", nargs="*", default=[],
-                      help="KEY=VALUE config overrides for every run (quick checks)")
-  parser.add_argument("--runs", type=Path, default=RUNS, help="parent of the run directories")
-  parser.add_argument("--out", type=Path, default=HERE, help="where README.md and figures go")
+  study.add_study_arguments(parser, RUNS, HERE)
   args = parser.parse_args(argv)
   if 1.0 not in args.betas or 20 not in args.latents:
     print("error: --betas must include 1 and --latents 20 (the core model: β = 1, latent 20); "
           "add them", file=sys.stderr)
     return 2
-  from vae_jax import config as config_lib, data  # pylint: disable=import-outside-toplevel
-  try:
-    for group in [] if args.report_only else args.groups:
-      train_group(group, args)
-  except (config_lib.ConfigError, data.DataError) as e:
-    print(f"error: {e}", file=sys.stderr)
-    return 2
-  if not args.train_only:
-    import report  # pylint: disable=import-outside-toplevel
-    report.write(args)
-  return 0
+  import report  # pylint: disable=import-outside-toplevel
+  return study.run_study(args, [functools.partial(train_group, g, args) for g in args.groups],
+                         functools.partial(report.write, args))
 
 
 if __name__ == "__main__":

@@ -2,9 +2,7 @@
 
 import json
 import math
-import shlex
 import statistics
-import sys
 import time
 from pathlib import Path
 
@@ -195,7 +193,7 @@ def write(args, group_dir, set_overrides) -> Path:
   finished = [r for rs in runs.values() for r in rs]
   if not finished:
     raise SystemExit("no finished runs to report; train them first (drop --train-only)")
-  command = "python experiments/fc_vs_conv/run.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+  command = study.command_line("experiments/fc_vs_conv/run.py")
   any_summary = finished[0].summary
   cfg = json.loads((finished[0].dir / "config.json").read_text())
   es = cfg["train"]["early_stopping"]

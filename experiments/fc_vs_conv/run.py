@@ -15,9 +15,12 @@ finished study re-renders without training); --resume continues runs that hold a
 """
 
 import argparse
+import functools
 import sys
 import time
 from pathlib import Path
+
+from vae_jax import study
 
 HERE = Path(__file__).parent
 CONFIGS = {m: HERE.parent / "configs" / f"fc_vs_conv_{m}.py" for m in ("fc", "conv")}
@@ -69,30 +72,13 @@ def main(argv=None):
                       help="K of the normalized figure (Bernoulli IW-NLL; 0 skips it)")
   parser.add_argument("--iw-images", type=int, default=2000,
                       help="first N test images of the normalized figure")
-  parser.add_argument("--reuse", action="store_true", help="keep runs that hold a summary.json")
-  parser.add_argument("--resume", action="store_true", help="continue runs from a checkpoint")
-  parser.add_argument("--train-only", action="store_true", help="skip the README")
-  parser.add_argument("--report-only", action="store_true",
-                      help="train nothing: write the README from the finished runs (the rest "
-                           "are listed with the command that trains them)")
-  parser.add_argument("--override", nargs="*", default=[],
-                      help="KEY=VALUE config overrides for every run (quick checks)")
-  parser.add_argument("--runs", type=Path, default=RUNS, help="parent of the run directories")
-  parser.add_argument("--out", type=Path, default=HERE, help="where README.md and figures go")
+  study.add_study_arguments(parser, RUNS, HERE)
   args = parser.parse_args(argv)
-  from vae_jax import config as config_lib, data  # pylint: disable=import-outside-toplevel
-  try:
-    for dataset in [] if args.report_only else args.dataset:
-      for model in args.models:
-        for pset in args.sets:
-          train_group(dataset, model, pset, args)
-  except (config_lib.ConfigError, data.DataError) as e:
-    print(f"error: {e}", file=sys.stderr)
-    return 2
-  if not args.train_only:
-    import report  # pylint: disable=import-outside-toplevel
-    report.write(args, group_dir, set_overrides)
-  return 0
+  import report  # pylint: disable=import-outside-toplevel
+  return study.run_study(
+      args, [functools.partial(train_group, d, m, p, args)
+             for d in args.dataset for m in args.models for p in args.sets],
+      functools.partial(report.write, args, group_dir, set_overrides))
 
 
 if __name__ == "__main__":
