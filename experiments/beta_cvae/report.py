@@ -423,13 +423,17 @@ def write(args) -> Path:
       f"Made by `{command}` (`--reuse` re-renders from the run directories without "
       "training).", "", "## The study", "", SOURCE, "",
       "## What runs here", "",
-      f"- Model (`experiments/configs/beta_cvae.py`): a conv VAE on {cfg.data.name} "
-      f"{'×'.join(map(str, test[0].shape[1:]))}: 4×4 stride-2 convs "
-      f"1→{'→'.join(map(str, cfg.model.encoder.features))} ({down}) + ReLU, dense to (μ, log σ²) "
-      f"of a {CORE_LATENT}-D latent; dense → {sizes[-1]}×{sizes[-1]}×"
-      f"{cfg.model.decoder.features[0]} → transposed convs "
-      f"{'→'.join(map(str, cfg.model.decoder.features))}→1 ({up}); "
-      f"{core[0].run.summary['param_count']:,} params. Bernoulli likelihood on the grayscale "
+      f"- Model (`experiments/configs/beta_cvae.py`): a VAE on {cfg.data.name} "
+      f"{'×'.join(map(str, test[0].shape[1:]))}: "
+      + (f"4×4 stride-2 convs 1→{'→'.join(map(str, cfg.model.encoder.features))} ({down}) + "
+         "ReLU" if cfg.model.encoder.kind == "conv" else
+         f"MLP {'-'.join(map(str, cfg.model.encoder.widths))}")
+      + f", dense to (μ, log σ²) of a {CORE_LATENT}-D latent; "
+      + (f"dense → {sizes[-1]}×{sizes[-1]}×{cfg.model.decoder.features[0]} → transposed convs "
+         f"{'→'.join(map(str, cfg.model.decoder.features))}→1 ({up})"
+         if cfg.model.decoder.kind == "conv" else
+         f"MLP decoder {'-'.join(map(str, cfg.model.decoder.widths))}")
+      + f"; {core[0].run.summary['param_count']:,} params. Bernoulli likelihood on the grayscale "
       f"pixels, {cfg.optim.name} lr {cfg.optim.lr:g}, batch {cfg.train.batch_size}, "
       f"{cfg.train.epochs} epochs, no early stopping, test numbers at the last epoch. Sized for "
       "the 2-core CPU, where the whole study had to train within about 3 hours: two stride-2 "
