@@ -31,7 +31,8 @@ import tqdm
 from vae_jax import (checkpointing, config as config_lib, data, early_stopping, evaluate, figures,
                      growth, models, objectives, train)
 
-# Config fields that change how a run is computed, not its results (up to float rounding).
+# Config fields that change how a run is computed or what it keeps, not its results (up to float
+# rounding).
 COMPUTE_ONLY = ("model.conv_batch_chunks", "model.conv_runs", "train.steps_per_call",
                 "train.vmap_runs", "train.keep_checkpoints")
 # Config fields that may change between a run and its resumption (or --reuse).

@@ -134,8 +134,9 @@ def _beta_section(beta_stats, betas):
     lines += ["What the numbers say (means over seeds):", "",
               f"- Rate–distortion: {_trend(settings, kl, 'the KL (rate)')}, while "
               f"{_trend(settings, recon, 'the reconstruction term (distortion)')}"
-              + (": each larger β trades distortion for rate along the rate–distortion curve "
-                 "(Alemi et al., 2018), see `rate_distortion.png`." if kl_falls and recon_rises
+              + (": each larger β buys a lower rate with a higher distortion, a move along the "
+                 "rate–distortion curve (Alemi et al., 2018), see `rate_distortion.png`."
+                 if kl_falls and recon_rises
                  else "; see `rate_distortion.png`."),
               f"- {_trend(settings, au, 'The number of active units', ' of ' + str(CORE_LATENT))}"
               + (": a larger β pays more for each nat a latent dimension carries and switches "
@@ -155,11 +156,11 @@ def _latent_section(latent_stats, latents):
   if len(present) >= 2:
     used = ", ".join(f"{_means(st, 'active'):.1f} of {st[0].mean.shape[1]} at {lab}"
                      for lab, st in present)
+    idle = present[-1][1][0].mean.shape[1] - _means(present[-1][1], "active")
     lines += ["What the numbers say (means over seeds):", "",
-              f"- Active units: {used}; the largest latent leaves "
-              f"{present[-1][1][0].mean.shape[1] - _means(present[-1][1], 'active'):.1f} of its "
-              "dimensions inactive (their posterior stays at the prior: the KL term makes an "
-              "unused dimension free and a used one cost nats).",
+              f"- Active units: {used}; the largest latent leaves {idle:.1f} of its dimensions "
+              "inactive" + (" (their posterior stays at the prior: the KL term makes an unused "
+                            "dimension free and a used one cost nats)." if idle >= 0.5 else "."),
               f"- {_best(settings, [_means(st, 'neg_elbo') for _, st in present], 'The test −ELBO')}"
               f"; {_best(settings, [_means(st, 'nll') for _, st in present], 'the IW-NLL')}.",
               ""]
@@ -177,7 +178,7 @@ def _cvae_section(core, cvae, test_labels):
         "exact likelihoods, the mutual information I(x; y) = E[log p(y | x) − log p(y)], at "
         f"most the label entropy H(y) = {entropy:.3f} nats on this test set. Measured: the VAE's "
         f"IW-NLL exceeds the CVAE's by {gap:.2f} nats, "
-        + ("within that bound: the label saves what it can carry and no more."
+        + ("within that bound, as the two models' likelihoods should be."
            if 0 <= gap <= entropy else
            "outside [0, H(y)]: the two bounds are not tight enough (or the models not equally "
            "good) to read the difference as I(x; y).")
