@@ -109,7 +109,9 @@ def _trend(settings, values, name, unit=""):
   if len(pairs) < 2:
     return f"{name}: too few settings to compare"
   diffs = np.diff([v for _, v in pairs])
-  shape = ("monotonically" if np.all(diffs > 0) or np.all(diffs < 0) else "not monotonically")
+  shape = ("monotonically" if np.all(diffs > 0) or np.all(diffs < 0) else
+           "never rising" if np.all(diffs <= 0) else "never falling" if np.all(diffs >= 0) else
+           "not monotonically")
   return (f"{name} goes from {pairs[0][1]:.2f}{unit} at {pairs[0][0]} to {pairs[-1][1]:.2f}{unit} "
           f"at {pairs[-1][0]} ({shape})")
 
