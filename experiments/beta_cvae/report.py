@@ -438,9 +438,10 @@ def write(args) -> Path:
          f"MLP decoder {'-'.join(map(str, cfg.model.decoder.widths))}")
       + f"; {core[0].run.summary['param_count']:,} params. Bernoulli likelihood on the grayscale "
       f"pixels, {cfg.optim.name} lr {cfg.optim.lr:g}, batch {cfg.train.batch_size}, "
-      f"{cfg.train.epochs} epochs, no early stopping, test numbers at the last epoch. Sized for "
-      "the 2-core CPU, where the whole study had to train within about 3 hours: two stride-2 "
-      "layers on the 28×28 images instead of `mnist_conv.py`'s three on 32×32"
+      f"{cfg.train.epochs} epochs, no early stopping, test numbers at the last epoch. Sized so "
+      f"that the whole study trains within about 3 hours on {core[0].run.summary['device']} "
+      "(see Cost): two stride-2 layers on the 28×28 images instead of `mnist_conv.py`'s three on "
+      "32×32"
       + (f"; one run alone trained at {solo.summary['images_per_second']:,.0f} images/s here."
          if solo else "."),
       f"- β ablation: β ∈ {{{', '.join(f'{b:g}' for b in args.betas)}}} × seeds "
