@@ -142,3 +142,11 @@ def run_study(args, train_steps, write_report) -> int:
   if not args.train_only:
     write_report()
   return 0
+
+
+def readme_head(title: str, command: str, source: str, reuse_note: str = "") -> list[str]:
+  """The opening lines every study README shares: title, the command that made it (and that
+  `--reuse` re-renders it), the seed study's summary, and the 'What runs here' heading."""
+  return [f"# {title}", "",
+          f"Made by `{command}` (`--reuse` re-renders from the run directories{reuse_note} "
+          "without training).", "", "## The study", "", source, "", "## What runs here", ""]

@@ -123,10 +123,8 @@ def write(args, groups) -> Path:
   cfg = study.RunDir(any_run).restored()[0]
   summary = json.loads((any_run / "summary.json").read_text())
   lines = [
-      "# Anomaly detection with VAE likelihoods", "",
-      f"Made by `{command}` (`--reuse` re-renders from the run directories and their "
-      "cached scores without training).", "", "## The study", "", SOURCE, "",
-      "## What runs here", "",
+      *study.readme_head("Anomaly detection with VAE likelihoods", command, SOURCE,
+                         " and their cached scores"),
       f"- Model: the mnist_mlp VAE (`experiments/configs/mnist_mlp.py`: 784-"
       f"{'-'.join(map(str, cfg.model.encoder.widths))}-{cfg.model.latent_dim}, Bernoulli "
       f"likelihood on grayscale pixels, {cfg.optim.name} lr {cfg.optim.lr:g}, batch "

@@ -422,10 +422,8 @@ def write(args) -> Path:
   sizes = [h // 2 ** i for i in range(len(cfg.model.encoder.features) + 1)]
   down, up = "→".join(map(str, sizes)), "→".join(map(str, sizes[::-1]))
   lines = [
-      "# beta_cvae: β-VAE, latent-size ablation, conditional VAE and latent-space analysis", "",
-      f"Made by `{command}` (`--reuse` re-renders from the run directories without "
-      "training).", "", "## The study", "", SOURCE, "",
-      "## What runs here", "",
+      *study.readme_head("beta_cvae: β-VAE, latent-size ablation, conditional VAE and "
+                         "latent-space analysis", command, SOURCE),
       f"- Model (`experiments/configs/beta_cvae.py`): a VAE on {cfg.data.name} "
       f"{'×'.join(map(str, test[0].shape[1:]))}: "
       + (f"4×4 stride-2 convs 1→{'→'.join(map(str, cfg.model.encoder.features))} ({down}) + "

@@ -199,10 +199,7 @@ def write(args, group_dir, set_overrides) -> Path:
   es = cfg["train"]["early_stopping"]
   iw_head = (f" Bernoulli IW-NLL K={args.iw_k} (nats) | bits/dim |" if args.iw_k else "")
   lines = [
-      "# fc_vs_conv: fully-connected vs convolutional VAE", "",
-      f"Made by `{command}` (`--reuse` re-renders from the run directories without training).",
-      "", "## The study", "", SOURCE, "",
-      "## What runs here", "",
+      *study.readme_head("fc_vs_conv: fully-connected vs convolutional VAE", command, SOURCE),
       f"Datasets of the runs below: {', '.join(args.dataset)}"
       + (" (MNIST / Fashion-MNIST zero-padded to 32×32×1, so that real numbers exist where "
          "CIFAR-10 and CelebA are not at hand; the study's own datasets run with the commands "
