@@ -1,6 +1,7 @@
 """What study reports read from finished run directories (the runner's contract: config.json,
 metrics.jsonl, summary.json, ckpt/ and best/): summaries, training time, restored params at any
-kept epoch, the test posterior, and table cells as mean ± sd over seeds.
+kept epoch, the test posterior, and table cells as mean ± sd over seeds; and what study runners
+share: their command-line options, the train-then-report driver and the README's opening lines.
 """
 
 from __future__ import annotations
