@@ -16,8 +16,14 @@ from vae_jax import plots
 @functools.lru_cache(maxsize=8)
 def _programs(objective):
   """Jitted latent and decode_mean with params as an argument: runs of one config share them."""
-  return (jax.jit(lambda p, b, k: objective.latent(p, b, k)),
-          jax.jit(lambda p, z, y: objective.decode_mean(p, z, y)))
+  return (jax.jit(lambda p, b, k: objective.latent(p, b, k)), decode_program(objective))
+
+
+@functools.lru_cache(maxsize=8)
+def decode_program(objective):
+  """Jitted (params, z [B, Z], labels [B] or None) -> objective.decode_mean, params an argument:
+  one compile serves every run of a config."""
+  return jax.jit(lambda p, z, y: objective.decode_mean(p, z, y))
 
 
 def write_figures(objective, params, test: dict, history: list[dict], fig_dir: Path, key,

@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from vae_jax import data, evaluate, metrics
+from vae_jax import data, evaluate, figures, metrics
 
 BATCH = 500
 
@@ -31,7 +31,7 @@ def default_classifier_dir(dataset: str) -> Path:
 
 
 def load_classifier(workdir: str | Path):
-  """(objective, params, summary) of a trained classifier run.
+  """(config, objective, params, summary) of a trained classifier run.
 
   Raises:
     ScoreError: no such run, or a run that is not a classifier.
@@ -45,7 +45,7 @@ def load_classifier(workdir: str | Path):
   if config.model.kind != "classifier":
     raise ScoreError(f"{workdir} holds a {config.model.kind} run, not a classifier; pass "
                      "--classifier with a run of experiments/configs/classifier_<dataset>.py")
-  return objective, params, json.loads((workdir / "summary.json").read_text())
+  return config, objective, params, json.loads((workdir / "summary.json").read_text())
 
 
 @functools.lru_cache(maxsize=4)
@@ -68,23 +68,28 @@ def classifier_outputs(objective, params, images) -> tuple[np.ndarray, np.ndarra
 
 def prior_samples(objective, params, n: int, key, latent_dim: int) -> np.ndarray:
   """n decoder means [n, H, W, C] in [0, 1] of z ~ N(0, I) (labels 0..K-1 in turn for a CVAE)."""
-  decode = jax.jit(lambda z, y: objective.decode_mean(params, z, y))
+  decode = figures.decode_program(objective)
   z = jax.random.normal(key, (n, latent_dim))
   labels = objective.prior_labels(n)
-  return np.concatenate([np.asarray(decode(z[i:i + BATCH], labels[i:i + BATCH]))
+  return np.concatenate([np.asarray(decode(params, z[i:i + BATCH], labels[i:i + BATCH]))
                          for i in range(0, n, BATCH)])
 
 
-@functools.lru_cache(maxsize=4)
-def _references(classifier_dir: str, dataset: str, n: int, data_dir) -> dict:
-  """reference_scores of the classifier in classifier_dir, computed once per process."""
-  return reference_scores(load_classifier(classifier_dir), dataset, n, data_dir)
+_REFERENCES = {}
+
+
+def _references(classifier, dataset: str, n: int, data_dir) -> dict:
+  """reference_scores, computed once per process for each classifier (by its params hash)."""
+  key = (metrics.params_hash(classifier[2]), dataset, n, data_dir)
+  if key not in _REFERENCES:
+    _REFERENCES[key] = reference_scores(classifier, dataset, n, data_dir)
+  return _REFERENCES[key]
 
 
 def reference_scores(classifier, dataset: str, n: int, data_dir=None) -> dict:
   """The floor FID (first n train vs first n test images) and the IS of the first n test images,
-  through `classifier` = (objective, params, summary); 'f_test' holds the test features [n, F]."""
-  objective, params, _ = classifier
+  through `classifier` = load_classifier(...); 'f_test' holds the test features [n, F]."""
+  _, objective, params, _ = classifier
   train_x = data.load_split(dataset, "train", data_dir)[0][:n] / 255.0
   test_x = data.load_split(dataset, "test", data_dir)[0][:n] / 255.0
   f_train, _ = classifier_outputs(objective, params, train_x)
@@ -94,13 +99,14 @@ def reference_scores(classifier, dataset: str, n: int, data_dir=None) -> dict:
 
 
 def score_run(workdir: str | Path, n: int = 10000, classifier_dir: str | Path | None = None,
-              seed: int = 0) -> dict:
+              seed: int = 0, classifier=None) -> dict:
   """Classifier-FID (n prior samples vs the first n test images) and classifier-IS of a run,
   with the floor, the real-data IS and the classifier's hash and test accuracy.
 
   Raises:
     ScoreError: n < 2, an AE or classifier run (no prior to sample), no classifier for the run's
       dataset, or a classifier trained on another image shape.
+  classifier: load_classifier(classifier_dir) when the caller holds it already.
   """
   if n < 2:
     raise ScoreError(f"--n must be >= 2 (a covariance needs two points), got {n}")
@@ -110,24 +116,24 @@ def score_run(workdir: str | Path, n: int = 10000, classifier_dir: str | Path | 
                      "to sample; score a VAE or CVAE run")
   dataset, data_dir = config.data.name, config.data.data_dir or None
   clf_dir = Path(classifier_dir) if classifier_dir else default_classifier_dir(dataset)
-  classifier = load_classifier(clf_dir)
-  clf_config = evaluate.restore_run(clf_dir)[0]
+  classifier = classifier or load_classifier(clf_dir)
+  clf_config = classifier[0]
   shape, clf_shape = data.image_shape(dataset), data.image_shape(clf_config.data.name)
   if tuple(shape) != tuple(clf_shape):
     raise ScoreError(f"the classifier in {clf_dir} reads {clf_config.data.name} images "
                      f"{tuple(clf_shape)}, the run {dataset} images {tuple(shape)}; train a "
                      f"classifier with --config.data.name={dataset} and pass it as --classifier")
-  ref = _references(str(clf_dir), dataset, n, data_dir)
+  ref = _references(classifier, dataset, n, data_dir)
   samples = prior_samples(objective, params, n, jax.random.key(seed), config.model.latent_dim)
-  f_samples, p_samples = classifier_outputs(classifier[0], classifier[1], samples)
+  f_samples, p_samples = classifier_outputs(classifier[1], classifier[2], samples)
   return {"workdir": str(workdir), "epoch": epoch, "dataset": dataset, "n": n, "seed": seed,
           "fid": metrics.fid(f_samples, ref["f_test"]),
           "is": metrics.inception_score(p_samples),
           "fid_floor_train_vs_test": ref["fid_floor_train_vs_test"],
           "is_real_test": ref["is_real_test"],
           "classifier": str(clf_dir),
-          "classifier_hash": metrics.params_hash(classifier[1]),
-          "classifier_test_accuracy": 1.0 - classifier[2]["eval/error"],
+          "classifier_hash": metrics.params_hash(classifier[2]),
+          "classifier_test_accuracy": 1.0 - classifier[3]["eval/error"],
           "metric": "classifier-FID / classifier-IS (features and probabilities of the in-repo "
                     "CNN classifier, not Inception)"}
 
@@ -141,13 +147,16 @@ def cached_score(workdir: str | Path, n: int = 10000, classifier_dir: str | Path
     ScoreError: as score_run.
   """
   path = Path(workdir) / "score.json"
-  clf_dir = Path(classifier_dir) if classifier_dir else default_classifier_dir(
-      evaluate.restore_run(workdir)[0].data.name)
-  if path.is_file():
+  if not path.is_file():
+    result = score_run(workdir, n, classifier_dir, seed)
+  else:
     saved = json.loads(path.read_text())
-    if (saved.get("n"), saved.get("seed")) == (n, seed) and saved.get(
-        "classifier_hash") == metrics.params_hash(load_classifier(clf_dir)[1]):
+    clf_dir = Path(classifier_dir) if classifier_dir else default_classifier_dir(
+        json.loads((Path(workdir) / "config.json").read_text())["data"]["name"])
+    classifier = load_classifier(clf_dir)
+    if (saved.get("n"), saved.get("seed"), saved.get("classifier_hash")) == (
+        n, seed, metrics.params_hash(classifier[2])):
       return saved
-  result = score_run(workdir, n, clf_dir, seed)
+    result = score_run(workdir, n, clf_dir, seed, classifier)
   path.write_text(json.dumps(result, indent=2))
   return result
