@@ -115,7 +115,8 @@ def test_conv_encoder_decoder_shapes(channels):
   assert jax.eval_shape(lambda p, z: dec.apply({"params": p}, z), p_dec, z).shape == (5, *shape)
 
 
-@pytest.mark.parametrize("channels,upsample", [(1, "transpose"), (3, "transpose"), (1, "phase")])
+@pytest.mark.parametrize("channels,upsample", [(1, "transpose"), (3, "transpose"), (1, "phase"),
+                                              (1, "col2im")])
 def test_conv_vae_param_count(channels, upsample):
   c = channels
   encoder = _conv(4, c, 32) + _conv(4, 32, 64) + _conv(4, 64, 128) + 2 * _dense(4 * 4 * 128, 20)
@@ -145,16 +146,18 @@ def test_conv_decoder_rejects_sizes_not_divisible(features, shape):
     models.build_model(_config(decoder="conv", decoder__features=features), shape)
 
 
-def test_phase_upsampling_equals_conv_transpose():
-  """'phase' has the same params (names, shapes, init values) and outputs as 'transpose'."""
+@pytest.mark.parametrize("upsample", ["phase", "col2im"])
+def test_fast_upsampling_equals_conv_transpose(upsample):
+  """'phase' and 'col2im' have the same params (names, shapes, init values) and outputs as
+  'transpose'."""
   shape, z = (16, 16, 2), jax.random.normal(jax.random.key(1), (3, 4))
 
   @jax.jit
   def init_and_apply(z):
     results = []
     for init in models.DENSE_INITS:
-      for upsample in ("transpose", "phase"):
-        dec = models.ConvDecoder((8, 4), shape, init, upsample=upsample)
+      for upsample_ in ("transpose", upsample):
+        dec = models.ConvDecoder((8, 4), shape, init, upsample=upsample_)
         params = dec.init(jax.random.key(0), z)["params"]
         results.append((params, dec.apply({"params": params}, z)))
     return results
@@ -302,13 +305,16 @@ def test_mlp_models_bit_identical_to_single_file_models(old_models, kind, dense_
                jax.jit(lambda p: apply(new, p))(p_new))
 
 
-def test_phase_upsampling_gradients_equal_conv_transpose():
-  """The fast path computes the same function of the same params: equal gradients with respect
-  to the params and the input (float rounding aside)."""
-  x = jax.random.normal(jax.random.key(2), (2, 4, 4, 3))
-  w = jax.random.normal(jax.random.key(3), (2, 8, 8, 5))
+@pytest.mark.parametrize("fast", [models.PhaseConvTranspose(5), models.Col2imConvTranspose(5)],
+                         ids=["phase", "col2im"])
+@pytest.mark.parametrize("size", [(4, 4), (3, 5)])
+def test_fast_upsampling_gradients_equal_conv_transpose(fast, size):
+  """The fast paths compute the same function of the same params: equal gradients with respect
+  to the params and the input (float rounding aside), square or not."""
+  h, w_ = size
+  x = jax.random.normal(jax.random.key(2), (2, h, w_, 3))
+  w = jax.random.normal(jax.random.key(3), (2, 2 * h, 2 * w_, 5))
   ref = nn.ConvTranspose(5, (4, 4), strides=(2, 2), padding="SAME")
-  fast = models.PhaseConvTranspose(5)
   params = ref.init(jax.random.key(0), x)["params"]
   loss = lambda layer: lambda p, x: jnp.sum(layer.apply({"params": p}, x) * w)  # noqa: E731
   g_ref = jax.jit(jax.grad(loss(ref), argnums=(0, 1)))(params, x)
@@ -316,10 +322,22 @@ def test_phase_upsampling_gradients_equal_conv_transpose():
   jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4), g_fast, g_ref)
 
 
-def test_auto_upsampling_is_phase_on_the_cpu():
+def test_col2im_gradients_under_a_runs_axis():
+  """vmap over a runs axis of params (as a sweep program does) keeps col2im's gradients equal
+  to nn.ConvTranspose's, run by run."""
+  x = jax.random.normal(jax.random.key(2), (3, 2, 4, 4, 3))  # [R, B, h, w, I]
+  ref = nn.ConvTranspose(5, (4, 4), strides=(2, 2), padding="SAME")
+  params = jax.vmap(lambda k: ref.init(k, x[0])["params"])(jax.random.split(jax.random.key(0), 3))
+  loss = lambda layer: lambda p, x: jnp.sum(jnp.sin(layer.apply({"params": p}, x)))  # noqa: E731
+  grads = [jax.jit(jax.vmap(jax.grad(loss(layer), argnums=(0, 1))))(params, x)
+           for layer in (ref, models.Col2imConvTranspose(5))]
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4), *grads)
+
+
+def test_auto_upsampling_is_col2im_on_the_cpu():
   z = jnp.ones((1, 3))
   outs = [models.ConvDecoder((8, 4), (8, 8, 1), upsample=u).init_with_output(jax.random.key(0), z)
-          for u in ("auto", "phase")]
+          for u in ("auto", "col2im")]
   jax.tree.map(np.testing.assert_array_equal, outs[0], outs[1])
 
 
@@ -358,3 +376,18 @@ def test_conv_runs_loop_equals_vmapped_grouped_convs():
     loss = lambda p, x: jnp.sum(model.apply({"params": p}, x, jax.random.key(2))[0] ** 2)  # noqa: E731
     out.append(jax.jit(jax.vmap(jax.value_and_grad(loss)))(params, x))
   jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4), *out)
+
+
+@pytest.mark.parametrize("loop_runs", [False, True])
+def test_conv_layer_equals_nn_conv(loop_runs):
+  """layers.conv's runs_conv.Conv (matrix-vector bias gradient) has nn.Conv's params, outputs and
+  gradients."""
+  x = jax.random.normal(jax.random.key(2), (2, 8, 8, 3))
+  ref = nn.Conv(5, (4, 4), strides=(2, 2), padding="SAME",
+                **models.layers.conv_inits("torch_uniform", 48))
+  layer = models.layers.conv(5, 3, "torch_uniform", "conv", loop_runs=loop_runs)
+  params = [m.init(jax.random.key(0), x)["params"] for m in (ref, layer)]
+  jax.tree.map(np.testing.assert_array_equal, *params)
+  loss = lambda m: lambda p, x: jnp.sum(jnp.sin(m.apply({"params": p}, x)))  # noqa: E731
+  grads = [jax.jit(jax.grad(loss(m), argnums=(0, 1)))(params[0], x) for m in (ref, layer)]
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5), *grads)

@@ -6,8 +6,9 @@ PyTorch conv VAE of exactly the same shape, on MNIST / Fashion-MNIST zero-padded
 
 Compared (the study's p1: Adam lr 1e-3, latent 128; every batch size given):
   vae_jax: experiments/configs/fc_vs_conv_conv.py as the trainer runs it (HostLoopEpoch of
-    train.steps_per_call steps per program, model.decoder.upsample='auto': 'phase' convs on the
-    CPU, model.conv_batch_chunks=0: one batch slice per core); vae_jax_unchunked: the same with
+    train.steps_per_call steps per program, model.decoder.upsample='auto': 'col2im' transposed
+    convs (GEMM + overlap-add) on the CPU, model.conv_batch_chunks=0: slices of about 16 images);
+    vae_jax_phase: the same with the 3x3 'phase' transposed convs; vae_jax_unchunked: col2im on
     whole batches; and, unless --skip-transpose, vae_jax_transpose: plain nn.ConvTranspose on
     whole batches (the plain flax module), to show what each part of the fast path gains.
   torch: encoder Conv2d(C,32,4,2,1)-ReLU-Conv2d(32,64)-ReLU-Conv2d(64,128)-ReLU-flatten-
@@ -163,6 +164,7 @@ def main():
                                             "torch_version", "torch_num_threads",
                                             "load_average_1min")}), flush=True)
   variants = {"vae_jax": [],  # The config as the study runs it.
+              "vae_jax_phase": ["model.decoder.upsample=phase"],
               "vae_jax_unchunked": ["model.conv_batch_chunks=1"],
               "vae_jax_transpose": ["model.conv_batch_chunks=1",
                                     "model.decoder.upsample=transpose"]}

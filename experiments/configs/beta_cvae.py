@@ -10,7 +10,7 @@ experiments/beta_cvae/run.py):
 
 Variants are overrides: --config.objective.beta=4, --config.model.latent_dim=5,
 --config.model.kind=cvae (label-conditioned encoder and decoder, Sohn et al., 2015).
-The transposed convs are computed as 'phase' convs on the CPU (model.decoder.upsample=auto).
+The transposed convs are computed as GEMM + overlap-add on the CPU (model.decoder.upsample=auto).
 """
 
 from vae_jax.config import base_config
@@ -25,7 +25,7 @@ def get_config():
   config.model.decoder.kind = "conv"
   config.model.decoder.features = (64, 32)
   config.model.decoder.upsample = "auto"
-  config.model.conv_batch_chunks = 0  # auto: one batch slice per CPU core on the CPU.
+  config.model.conv_batch_chunks = 0  # auto: slices of about 16 images on the CPU.
   config.model.likelihood = "bernoulli"
   config.optim.lr = 1e-3
   config.train.batch_size = 128

@@ -18,8 +18,8 @@ Command (the study runner runs every set and seed: experiments/fc_vs_conv/run.py
   vae-jax train --config experiments/configs/fc_vs_conv_conv.py --config.data.name=mnist_32 \
       --workdir checkpoints/fc_vs_conv/conv_p1
 
-The transposed convs are computed as 'phase' convs on the CPU (the same layer and params, one
-3x3 conv + depth-to-space; see vae_jax/models/conv.py) and as nn.ConvTranspose elsewhere
+The transposed convs are computed as one GEMM + overlap-add on the CPU (the same layer and
+params; see vae_jax/models/col2im.py) and as nn.ConvTranspose elsewhere
 (model.decoder.upsample='auto').
 """
 
@@ -36,7 +36,7 @@ def get_config():
   config.model.decoder.kind = "conv"
   config.model.decoder.features = (128, 64, 32)
   config.model.decoder.upsample = "auto"
-  config.model.conv_batch_chunks = 0  # auto: one slice per CPU core on the CPU.
+  config.model.conv_batch_chunks = 0  # auto: slices of about 16 images on the CPU.
   config.model.likelihood = "mse"
   config.model.dense_init = "torch_uniform"
   config.optim.name = "adam"

@@ -23,10 +23,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from vae_jax.models import layers, runs_conv
+from vae_jax.models import col2im, layers, runs_conv
 from vae_jax.models.mlp import POSTERIOR_HEADS
 
-UPSAMPLE_MODES = ("transpose", "phase", "subpixel", "auto")
+UPSAMPLE_MODES = ("transpose", "col2im", "phase", "subpixel", "auto")
 
 # Output phase a of a 4x4 stride-2 SAME transposed conv (pixel 2i + a) reads input pixels i - 1,
 # i, i + 1 (3x3 tap u = 0, 1, 2) through these taps of the 4x4 kernel; 4 marks "no tap" (a zero
@@ -84,15 +84,21 @@ class PhaseConvTranspose(nn.Module):
     bias = self.param("bias", self.bias_init, (self.features,))
     x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias)  # As flax's own layers do.
     y = runs_conv.conv(x, phase_kernel(kernel), loop_runs=self.loop_runs)
-    return depth_to_space(y) + bias
+    return col2im.add_bias(depth_to_space(y), bias)
 
 
-def resolve_batch_chunks(chunks: int) -> int:
-  """model.conv_batch_chunks: 0 (auto) is the CPU core count (at most 4) when JAX's default
-  backend is the CPU, else 1; any other value is kept."""
+def resolve_batch_chunks(chunks: int, batch: int) -> int:
+  """model.conv_batch_chunks for a batch of `batch` examples: any value but 0 is kept; 0 (auto)
+  is 1 unless JAX's default backend is the CPU, where it is the largest divisor of `batch` not
+  above min(8, batch // 16), i.e. slices of about 16 examples: on 2 cores slices of 16 trained
+  the fc_vs_conv conv VAE 1.0-1.07x faster than slices of 32 and 1.2x faster than whole batches
+  of 128 (experiments/benchmarks/conv_vs_torch.py)."""
   if chunks:
     return chunks
-  return min(os.cpu_count() or 1, 4) if jax.default_backend() == "cpu" else 1
+  if jax.default_backend() != "cpu":
+    return 1
+  top = max(1, min(8, batch // 16))
+  return next(d for d in range(top, 0, -1) if batch % d == 0)
 
 
 CONV_RUNS_MODES = ("auto", "loop", "vmap")
@@ -112,9 +118,9 @@ def over_chunks(fn, x: jax.Array, chunks: int) -> jax.Array:
   """fn(x) computed as fn on `chunks` equal slices of the batch axis, concatenated: the same
   per-example function (convs treat examples independently), so the same values and gradients
   up to float rounding. XLA:CPU runs the slices' independent conv chains on separate cores and
-  keeps each slice's activations in cache: measured 1.13-1.26x faster per training epoch on 2
-  cores (batch 64 / 128, experiments/benchmarks/conv_vs_torch.py). A batch that `chunks` does
-  not divide runs whole."""
+  keeps each slice's activations in cache (see resolve_batch_chunks, which turns 0 into the
+  automatic count for this batch). A batch that `chunks` does not divide runs whole."""
+  chunks = resolve_batch_chunks(chunks, x.shape[0])
   if chunks <= 1 or x.shape[0] % chunks:
     return fn(x)
   return jnp.concatenate([fn(c) for c in jnp.split(x, chunks)], axis=0)
@@ -149,8 +155,7 @@ class ConvEncoder(nn.Module):
     code [B, Z] when there is one head."""
     stack = layers.ConvStack(self.features, self.dense_init, name="conv",
                              loop_runs=resolve_loop_runs(self.conv_runs))
-    h = over_chunks(stack, layers.append_channels(x, cond),
-                    resolve_batch_chunks(self.batch_chunks))
+    h = over_chunks(stack, layers.append_channels(x, cond), self.batch_chunks)
     h = h.reshape((h.shape[0], -1))
     return layers.dense_heads(h, self.heads, self.latent_dim, self.dense_init)
 
@@ -165,11 +170,13 @@ class ConvDecoder(nn.Module):
     image_shape: (H, W, C) of the output; H and W must be multiples of 2^n.
     dense_init: one of layers.DENSE_INITS.
     upsample: how each x2 step is computed. 'transpose' (default): a 4x4 stride-2
-      nn.ConvTranspose. 'phase': the same layer (same params, inits and outputs up to rounding)
-      as PhaseConvTranspose, about 3x faster to train on XLA:CPU. 'subpixel': a free 3x3 conv to
-      4x the channels followed by depth_to_space (Shi et al., 2016): other params, 9/4 as many
-      per layer. 'auto': 'phase' when JAX's default backend is the CPU, else 'transpose' (the
-      same params either way, so a checkpoint moves between CPU and accelerator).
+      nn.ConvTranspose. 'col2im' and 'phase': the same layer (same params, inits and outputs up
+      to rounding) computed as one GEMM + overlap-add (col2im.Col2imConvTranspose, the fastest
+      to train on XLA:CPU) or as a 3x3 conv + depth_to_space (PhaseConvTranspose). 'subpixel':
+      a free 3x3 conv to 4x the channels followed by depth_to_space (Shi et al., 2016): other
+      params, 9/4 as many per layer. 'auto': 'col2im' when JAX's default backend is the CPU,
+      else 'transpose' (the same params either way, so a checkpoint moves between CPU and
+      accelerator).
     batch_chunks: the upsampling convs run on this many slices of the batch (see ConvEncoder).
     conv_runs: how the 'phase' / 'subpixel' convs batch under a runs axis (see ConvEncoder).
 
@@ -199,9 +206,12 @@ class ConvDecoder(nn.Module):
     as a callable (one module, applied to every batch slice)."""
     mode = self.upsample
     if mode == "auto":
-      mode = "phase" if jax.default_backend() == "cpu" else "transpose"
+      mode = "col2im" if jax.default_backend() == "cpu" else "transpose"
     if mode == "transpose":
       return layers.conv(features, in_channels, self.dense_init, name, transpose=True)
+    if mode == "col2im":
+      return col2im.Col2imConvTranspose(features, name=name,
+                                        **layers.conv_inits(self.dense_init, 16 * in_channels))
     loop_runs = resolve_loop_runs(self.conv_runs)
     if mode == "phase":
       return PhaseConvTranspose(features, name=name, loop_runs=loop_runs,
@@ -227,4 +237,4 @@ class ConvDecoder(nn.Module):
         x = nn.relu(up(x))
       return ups[-1](x)
 
-    return over_chunks(upsample, x, resolve_batch_chunks(self.batch_chunks))
+    return over_chunks(upsample, x, self.batch_chunks)

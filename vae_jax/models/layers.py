@@ -73,15 +73,18 @@ def conv(features: int, in_channels: int, init: str, name: str, *, kernel: int =
 
   With SAME padding a stride-s conv maps H -> ceil(H / s) and a transposed conv H -> H * s.
   'lecun_normal' keeps flax's conv defaults; 'torch_uniform' is PyTorch's conv default with
-  fan_in = kernel * kernel * in_channels (see the module docstring). loop_runs (not with
-  transpose): runs_conv.Conv, the same layer with a vmap rule that loops over a runs axis.
+  fan_in = kernel * kernel * in_channels (see the module docstring). A conv is runs_conv.Conv
+  (nn.Conv's params and values; a bias gradient XLA:CPU computes faster), with a vmap rule that
+  loops over a runs axis when loop_runs.
 
   Raises:
     ValueError: `init` is not one of DENSE_INITS.
   """
-  layer = nn.ConvTranspose if transpose else runs_conv.Conv if loop_runs else nn.Conv
-  return layer(features, (kernel, kernel), strides=(stride, stride), padding="SAME", name=name,
-               **conv_inits(init, kernel * kernel * in_channels))
+  kwargs = dict(strides=(stride, stride), padding="SAME", name=name,
+                **conv_inits(init, kernel * kernel * in_channels))
+  if transpose:
+    return nn.ConvTranspose(features, (kernel, kernel), **kwargs)
+  return runs_conv.Conv(features, (kernel, kernel), loop_runs=loop_runs, **kwargs)
 
 
 class MLP(nn.Module):

@@ -8,7 +8,7 @@ axis instead, for the forward pass and for both halves of its VJP (jax.custom_vj
 gradients are exact (first order only: no forward mode and no gradient of a gradient through it).
 
 `Conv` is nn.Conv on this op: same params (kernel [kh, kw, I, O], bias [O]), same initializers
-and init values.
+and init values; its bias gradient is a matrix-vector product (col2im.add_bias).
 """
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 from jax import custom_batching
+
+from vae_jax.models import col2im
 
 _DIMS = ("NHWC", "HWIO", "NHWC")
 
@@ -92,6 +94,7 @@ class Conv(nn.Module):
   padding: str = "SAME"
   kernel_init: nn.initializers.Initializer = nn.linear.default_kernel_init
   bias_init: nn.initializers.Initializer = nn.initializers.zeros_init()
+  loop_runs: bool = True
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
@@ -99,4 +102,5 @@ class Conv(nn.Module):
                                                      self.features))
     bias = self.param("bias", self.bias_init, (self.features,))
     x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias)
-    return conv(x, kernel, self.strides, self.padding) + bias
+    return col2im.add_bias(conv(x, kernel, self.strides, self.padding, loop_runs=self.loop_runs),
+                           bias)
