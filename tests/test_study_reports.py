@@ -194,10 +194,20 @@ def test_mnist_results_follow_the_summaries():
   run = {"epoch": 3, "eval/loss": 110.0, "eval/nll_iw": 105.0, "eval/nll_iw_k": 100,
          "eval/kl": 20.0, "param_count": 1234, "median_epoch_seconds": 0.5,
          "images_per_second": 100000.0, "device": H100}
+  score = {"fid": 12.5, "is": 8.25, "n": 10000, "classifier_hash": "abc123",
+           "classifier_test_accuracy": 0.9912, "fid_floor_train_vs_test": 0.75,
+           "is_real_test": 9.8}
   text = mnist_run.results_text([0, 1], {"mnist_mlp": [run, run],
-                                         "mnist_2d": [run | {"device": "cpu:cpu"}] * 2})
+                                         "mnist_2d": [run | {"device": "cpu:cpu"}] * 2},
+                                {"mnist_mlp": [score, score | {"fid": 14.5}],
+                                 "mnist_2d": [None, None]})
   assert f"--seeds 0 1` on cpu:cpu, {H100};" in text  # Every config's device, not the last's.
   assert "105.00 ± 0.00 (100)" in text and "(5000)" not in text
+  assert "| 13.50 ± 1.41 | 8.25 ± 0.00 |" in text  # FID / IS over the scored seeds.
+  assert "| 20.00 ± 0.00 | – | – |" in text  # mnist_2d: not scored.
+  assert "abc123" in text and "99.12%" in text and "0.75" in text and "9.80" in text
+  unscored = mnist_run.results_text([0], {"mnist_2d": [run]}, {"mnist_2d": [None]})
+  assert "no classifier in checkpoints/classifier_mnist" in unscored
 
 
 # --- the committed reports point at nothing outside the repository ----------------------------

@@ -54,7 +54,7 @@ def base_config() -> ml_collections.ConfigDict:
           upsample="transpose",
       ),
       # Conv layers run on this many slices of each batch (same params and values; 0 = auto:
-      # the CPU core count on the CPU, else 1). Faster on XLA:CPU, see models/conv.py.
+      # slices of about 16 examples on the CPU, else 1). Faster on XLA:CPU, see models/conv.py.
       conv_batch_chunks=1,
       # Conv layers under a vmapped runs axis (sweeps): auto (loop over the runs on the CPU,
       # where vmapped convs are 4-12x slower; vmap elsewhere) | loop | vmap. 'loop' supports

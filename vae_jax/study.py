@@ -151,3 +151,37 @@ def readme_head(title: str, command: str, source: str, reuse_note: str = "") -> 
   return [f"# {title}", "",
           f"Made by `{command}` (`--reuse` re-renders from the run directories{reuse_note} "
           "without training).", "", "## The study", "", source, "", "## What runs here", ""]
+
+
+def run_score(workdir: str | Path) -> dict | None:
+  """The run's classifier-FID / IS (`vae-jax score`'s dict, cached in <workdir>/score.json),
+  or None when no classifier is trained for its dataset (see score_note).
+
+  Raises:
+    scoring.ScoreError: as scoring.score_run (e.g. an AE run: no prior to sample).
+  """
+  from vae_jax import scoring  # pylint: disable=import-outside-toplevel
+  name = json.loads((Path(workdir) / "config.json").read_text())["data"]["name"]
+  if not (scoring.default_classifier_dir(name) / "summary.json").is_file():
+    return None
+  return scoring.cached_score(workdir)
+
+
+def score_note(scores, dataset: str) -> str:
+  """One README sentence naming what the FID / IS columns are and their references (classifier
+  hash and accuracy, FID floor, real-data IS), from the first of `scores` that is not None; or
+  how to get the columns when none was scored."""
+  from vae_jax import scoring  # pylint: disable=import-outside-toplevel
+  scored = next((s for s in scores if s), None)
+  clf = scoring.default_classifier_dir(dataset)
+  if scored is None:
+    return (f"classifier-FID / IS: no classifier in {clf}; train it (`vae-jax train --config "
+            f"experiments/configs/classifier_{dataset}.py --workdir {clf}`) and re-render with "
+            "`--reuse`.")
+  return (f"classifier-FID / IS (`vae-jax score`, n = {scored['n']}): Fréchet distance between "
+          "the penultimate features of the in-repo CNN classifier for prior samples (decoder "
+          "means) and for test images, and the inception score of the samples' class "
+          f"probabilities; not Inception's. Classifier {scored['classifier_hash']} (test "
+          f"accuracy {scored['classifier_test_accuracy']:.2%}); references: FID floor (train vs "
+          f"test images) {scored['fid_floor_train_vs_test']:.2f}, IS of real test images "
+          f"{scored['is_real_test']:.2f}.")

@@ -63,17 +63,7 @@ class _Stats:
     self.mean, self.logvar = study.posterior(objective, params, test[0], test[1])
     self.active, self.variances = analysis.active_units(self.mean)
     self.kl_dims = analysis.kl_per_dimension(self.mean, self.logvar)
-    self.score = _score(run)
-
-
-def _score(run):
-  """`vae-jax score`'s dict of the run (cached in its score.json), None without a classifier for
-  its dataset."""
-  from vae_jax import scoring  # pylint: disable=import-outside-toplevel
-  name = json.loads((run.dir / "config.json").read_text())["data"]["name"]
-  if not (scoring.default_classifier_dir(name) / "summary.json").is_file():
-    return None
-  return scoring.cached_score(run.dir)
+    self.score = study.run_score(run.dir)
 
 
 def _row(label, stats):
@@ -193,18 +183,7 @@ def _cvae_section(core, cvae, test_labels):
 
 def _score_line(stats):
   """The references of the FID / IS columns (or how to get the columns)."""
-  scored = next((x.score for x in stats if x.score), None)
-  if scored is None:
-    return ["- classifier-FID / IS: no classifier in checkpoints/classifier_mnist; train it "
-            "(`vae-jax train --config experiments/configs/classifier_mnist.py --workdir "
-            "checkpoints/classifier_mnist`) and re-render with `--reuse`."]
-  return [f"- classifier-FID / IS (`vae-jax score`, n = {scored['n']}): Fréchet distance "
-          "between the penultimate features of the in-repo MNIST CNN for prior samples (decoder "
-          "means) and for test images, and the inception score of the samples' class "
-          f"probabilities; not Inception's. Classifier {scored['classifier_hash']} (test "
-          f"accuracy {scored['classifier_test_accuracy']:.2%}); references: FID floor (train vs "
-          f"test images) {scored['fid_floor_train_vs_test']:.2f}, IS of real test images "
-          f"{scored['is_real_test']:.2f}."]
+  return ["- " + study.score_note([x.score for x in stats], "mnist")]
 
 
 def _fig_curves(out, beta_runs, betas, core):

@@ -16,8 +16,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import os
-
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
