@@ -106,10 +106,17 @@ def _growth_args(jobs=1):
   return SimpleNamespace(seeds=[0, 1], ablation_seeds=[0], epochs=4, jobs=jobs, override=[])
 
 
+FAKE_SCORE = {"fid": 12.5, "is": 8.25, "n": 10000, "classifier_hash": "abc123",
+              "classifier_test_accuracy": 0.9912, "fid_floor_train_vs_test": 0.75,
+              "is_real_test": 9.8}
+
+
 def test_growth_readme_follows_the_data_on_a_gpu(tmp_path, monkeypatch):
   _fake_growth_runs(tmp_path, H100)
   monkeypatch.setattr(growth_run, "RUNS", tmp_path)
+  monkeypatch.setattr(growth_run, "score", lambda name, seed: FAKE_SCORE | {"fid": 10.0 + seed})
   text = growth_run.readme_text(_growth_args())
+  assert "| 10.50 ± 0.71 | 8.25 ± 0.00 |" in text and "abc123" in text and "99.12%" in text
   assert "final test ELBO (L=7)" in text and "IW-NLL (K=100)" in text
   assert "L=20" not in text and "K=5000" not in text
   assert f"` on {H100}." in text and f"training and evaluation on {H100} (" in text
@@ -124,11 +131,13 @@ def test_growth_readme_follows_the_data_on_a_gpu(tmp_path, monkeypatch):
 def test_growth_readme_reads_the_recorded_job_layout_on_a_cpu(tmp_path, monkeypatch):
   _fake_growth_runs(tmp_path, "cpu:cpu", preprocess="grayscale")
   monkeypatch.setattr(growth_run, "RUNS", tmp_path)
+  monkeypatch.setattr(growth_run, "score", lambda name, seed: None)
   text = growth_run.readme_text(_growth_args(jobs=2))  # No study.json: the invocation's --jobs.
   assert "core-minutes of training and evaluation on cpu:cpu (" in text
   assert "run as 2 single-core jobs at a time" in text and "CPU cores" not in text
   assert "No run of the study used a GPU, so there is no GPU timing." in text
   assert "Bernoulli likelihood on grayscale pixels" in text
+  assert "no classifier in checkpoints/classifier_mnist" in text
   (tmp_path / "study.json").write_text(json.dumps({"jobs": 3, "cpu_cores": 16}))
   text = growth_run.readme_text(_growth_args(jobs=1))
   assert "on cpu:cpu with 16 CPU cores (" in text and "run as 3 single-core jobs" in text
@@ -160,13 +169,15 @@ def _fake_ae_vs_vae(device, vae_mse):
 def _ae_text(device, vae_mse, flat):
   summary, latents = _fake_ae_vs_vae(device, vae_mse)
   args = SimpleNamespace(seeds=[0, 1], latents=latents, epochs=3, override=[], flat=flat)
-  text, chosen = ae_report.readme_text(args, summary, None, None)
+  text, chosen = ae_report.readme_text(args, summary, None, None,
+                                       lambda z, s: FAKE_SCORE | {"fid": float(z + s)})
   return text, chosen
 
 
 def test_ae_vs_vae_readme_follows_the_device_and_the_flatness_threshold():
   text, chosen = _ae_text(H100, [30.0, 20.0, 19.0], flat=0.1)
   assert chosen == {"ae": 10, "vae": 10}
+  assert "| 5.50 ± 0.71 | 8.25 ± 0.00 |" in text and "only the VAE rows are scored" in text
   assert f"--epochs 3 --flat 0.1` on {H100}." in text and f"(figures excluded) on {H100};" in text
   assert "no larger size improves on it by more than 10%" in text and "5%" not in text
   assert "shared/" not in text and "unpublished" in text and "cpu:cpu" not in text
@@ -194,9 +205,7 @@ def test_mnist_results_follow_the_summaries():
   run = {"epoch": 3, "eval/loss": 110.0, "eval/nll_iw": 105.0, "eval/nll_iw_k": 100,
          "eval/kl": 20.0, "param_count": 1234, "median_epoch_seconds": 0.5,
          "images_per_second": 100000.0, "device": H100}
-  score = {"fid": 12.5, "is": 8.25, "n": 10000, "classifier_hash": "abc123",
-           "classifier_test_accuracy": 0.9912, "fid_floor_train_vs_test": 0.75,
-           "is_real_test": 9.8}
+  score = FAKE_SCORE
   text = mnist_run.results_text([0, 1], {"mnist_mlp": [run, run],
                                          "mnist_2d": [run | {"device": "cpu:cpu"}] * 2},
                                 {"mnist_mlp": [score, score | {"fid": 14.5}],

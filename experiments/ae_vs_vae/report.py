@@ -191,10 +191,14 @@ def _joined(values):
   return "/".join(str(v) for v in sorted(set(values), key=str))
 
 
-def readme_text(args, summary, rows, run_dir):
+def readme_text(args, summary, rows, run_dir, score=None):
   """(README.md text, {kind: latent size chosen on validation}); summary/rows/run_dir(kind, latent,
-  seed) read a run. args: seeds, latents, epochs, override, and optionally flat."""
+  seed) read a run, score(latent, seed) gives a VAE run's classifier-FID / IS dict or None
+  (study.run_score; None: no scores). args: seeds, latents, epochs, override, and optionally
+  flat."""
+  from vae_jax import study  # pylint: disable=import-outside-toplevel
   st = _Study(args, summary, rows, run_dir)
+  scores = {z: [score(z, s) if score else None for s in st.seeds] for z in st.latents}
   flat = getattr(args, "flat", FLAT)
   chosen, val = {}, {}
   for kind in KINDS:
@@ -229,14 +233,18 @@ def readme_text(args, summary, rows, run_dir):
       f"mean ± sd over seeds {seeds}; 10k test images.",
       "",
       "| latent size | AE test MSE | VAE test MSE | VAE test KL (nats) | VAE test loss (MSE of a "
-      "sampled z + KL) | AE val MSE | VAE val MSE |",
-      "|---|---|---|---|---|---|---|",
+      "sampled z + KL) | AE val MSE | VAE val MSE | VAE classifier-FID | VAE classifier-IS |",
+      "|---|---|---|---|---|---|---|---|---|",
   ]
   for latent in st.latents:
     f = lambda k, key: _ms(st.final(k, latent, key))  # noqa: E731
+    scored = [x for x in scores[latent] if x]
     lines.append(f"| {latent} | {f('ae', 'eval/mse')} | {f('vae', 'eval/mse')} | "
                  f"{f('vae', 'eval/kl')} | {f('vae', 'eval/loss')} | {f('ae', 'val/mse')} | "
-                 f"{f('vae', 'val/mse')} |")
+                 f"{f('vae', 'val/mse')} | {study.mean_sd([x['fid'] for x in scored])} | "
+                 f"{study.mean_sd([x['is'] for x in scored])} |")
+  lines += ["", "The AE has no prior to sample, so only the VAE rows are scored. "
+            + study.score_note([x for v in scores.values() for x in v], "mnist")]
   lines += [
       "",
       "## Model selection on the validation split",
@@ -297,9 +305,10 @@ def readme_text(args, summary, rows, run_dir):
   return "\n".join(lines) + "\n", chosen
 
 
-def write(args, summary, rows, run_dir):
-  """Writes args.out/README.md and the figures; summary/rows/run_dir(kind, latent, seed) read a run."""
-  text, chosen = readme_text(args, summary, rows, run_dir)
+def write(args, summary, rows, run_dir, score=None):
+  """Writes args.out/README.md and the figures; summary/rows/run_dir(kind, latent, seed) read a
+  run, score(latent, seed) scores a VAE run (see readme_text)."""
+  text, chosen = readme_text(args, summary, rows, run_dir, score)
   _figures(_Study(args, summary, rows, run_dir), args.out, chosen)
   (args.out / "README.md").write_text(text)
   print(text)

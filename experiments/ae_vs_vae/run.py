@@ -7,7 +7,9 @@ experiments/ae_vs_vae/README.md and its figures.
       [--reuse] [--flat 0.05] [--override KEY=VALUE ...]
 
 Run directories: checkpoints/ae_vs_vae/<ae|vae>_z<latent>/seed<s>/ (the runner's contract).
---reuse keeps (model, latent) groups whose runs all have a summary.json.
+--reuse keeps (model, latent) groups whose runs all have a summary.json and re-renders; each VAE
+run's classifier-FID / IS is computed once (checkpoints/classifier_mnist, `vae-jax score`) and
+cached in its score.json.
 """
 
 import argparse
@@ -74,7 +76,8 @@ def main():
       done = all((_dir(kind, latent, s) / "summary.json").exists() for s in args.seeds)
       if not (args.reuse and done):
         _train(kind, latent, args)
-  report.write(args, _summary, _rows, _dir)
+  from vae_jax import study  # pylint: disable=import-outside-toplevel
+  report.write(args, _summary, _rows, _dir, lambda z, s: study.run_score(_dir("vae", z, s)))
 
 
 if __name__ == "__main__":

@@ -101,6 +101,12 @@ def _summary(name, seed):
   return json.loads((RUNS / f"{name}-s{seed}" / "summary.json").read_text())
 
 
+def score(name, seed):
+  """The run's classifier-FID / IS (study.run_score; None without an MNIST classifier)."""
+  from vae_jax import study  # pylint: disable=import-outside-toplevel
+  return study.run_score(RUNS / f"{name}-s{seed}")
+
+
 def _ms(values, digits=2):
   values = list(values)
   sd = statistics.stdev(values) if len(values) > 1 else 0.0
@@ -221,7 +227,8 @@ def benchmark_sentences(n_arms, epochs, n_seeds, main_seconds, total_seconds, de
 
 
 def readme_text(args):
-  """README.md of the study from the run directories under RUNS."""
+  """README.md of the study from the run directories under RUNS (scores: `score`)."""
+  from vae_jax import study  # pylint: disable=import-outside-toplevel
   seeds, ab_seeds = args.seeds, args.ablation_seeds
   first = _summary("fixed", seeds[0])
   elbo_key = next(k for k in first if k.startswith("eval/elbo_l"))
@@ -247,16 +254,22 @@ def readme_text(args):
       "Numbers are nats per image on the 10k test images, mean ± sd over seeds.",
       "",
       f"| arm | final encoder | final test loss | final test ELBO (L={elbo_key.split('_l')[1]}) | "
-      f"IW-NLL (K={iw_k}) | final params | wall time per run (s) |",
-      "|---|---|---|---|---|---|---|",
+      f"IW-NLL (K={iw_k}) | classifier-FID | classifier-IS | final params | "
+      "wall time per run (s) |",
+      "|---|---|---|---|---|---|---|---|---|",
   ]
+  scores = {arm: [score(arm, s) for s in seeds] for arm in ARMS}
   for arm in ARMS:
     ss = [_summary(arm, s) for s in seeds]
+    scored = [x for x in scores[arm] if x]
     elbo_key = next(k for k in ss[0] if k.startswith("eval/elbo_l"))
     lines.append(f"| {arm} | {tuple(ss[0]['encoder_widths'])} | "
                  f"{_ms(x['eval/loss'] for x in ss)} | {_ms(x[elbo_key] for x in ss)} | "
-                 f"{_ms(x['eval/nll_iw'] for x in ss)} | {ss[0]['param_count']:,} | "
+                 f"{_ms(x['eval/nll_iw'] for x in ss)} | "
+                 f"{study.mean_sd([x['fid'] for x in scored])} | "
+                 f"{study.mean_sd([x['is'] for x in scored])} | {ss[0]['param_count']:,} | "
                  f"{_ms((x['wall_seconds'] for x in ss), 0)} |")
+  lines += ["", study.score_note([x for v in scores.values() for x in v], "mnist")]
   lines += ["", "## The claim: “no significant difference between growing and fixed”", "",
             "Paired differences (arm − fixed) over seeds, with a paired t-test:", "",
             "| comparison | Δ final test loss | p | Δ IW-NLL | p |", "|---|---|---|---|---|"]
