@@ -8,7 +8,7 @@ Every input pixel (i, j) contributes x[i, j] @ kernel[ky, kx] ([O]) to one outpu
   cols = x [B*h*w, I] @ kernel [I, 16*O]                  (one GEMM: exactly the layer's MACs)
   out[2i' + a, 2j' + b] = sum of cols[i' + dy, j' + dx, ky, kx] over the 2x2 taps of phase (a, b)
 and the VJP mirrors it: dcols = the taps gathered from dout, dx = dcols @ kernel^T,
-dkernel = x^T @ dcols: three GEMMs and two fused gathers, no convolution with input dilation
+dkernel = x^T @ dcols: two GEMMs and one gather, no convolution with input dilation
 (the path XLA:CPU computes slowly) and none of the 9/4 extra MACs of the 3x3 'phase' conv.
 On 2 CPU cores the forward pass of an 8x8x64 -> 16x16x32 layer (batch 64) ran about 3x faster
 than the phase conv; experiments/benchmarks/conv_vs_torch.py times whole training epochs.
