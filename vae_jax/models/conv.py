@@ -89,8 +89,8 @@ def resolve_batch_chunks(chunks: int, batch: int) -> int:
   """model.conv_batch_chunks for a batch of `batch` examples: any value but 0 is kept; 0 (auto)
   is 1 unless JAX's default backend is the CPU, where it is the largest divisor of `batch` not
   above min(8, batch // 16), i.e. slices of about 16 examples: on 2 cores slices of 16 trained
-  the fc_vs_conv conv VAE 1.0-1.07x faster than slices of 32 and 1.2x faster than whole batches
-  of 128 (experiments/benchmarks/conv_vs_torch.py)."""
+  the fc_vs_conv conv VAE 1.0-1.07x faster than slices of 32 and 1.24-1.29x faster than whole
+  batches of 64 and 128 (experiments/benchmarks/conv_vs_torch.py)."""
   if chunks:
     return chunks
   if jax.default_backend() != "cpu":
