@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from vae_jax import early_stopping, runner
+from vae_jax import checkpointing, early_stopping, runner
 
 METRIC_KEYS = {"epoch", "train/loss", "eval/loss", "eval/recon", "eval/kl", "epoch_seconds"}
 SUMMARY_KEYS = {"eval/loss", "eval/nll_iw", "eval/nll_iw_k", "param_count", "compile_seconds",
@@ -45,14 +45,22 @@ def test_same_seed_identical_metrics(tiny, tmp_path):
   assert _metrics(tmp_path / "a") != _metrics(tmp_path / "c")
 
 
-def test_resume_equals_uninterrupted(tiny, tmp_path):
+def test_resume_equals_uninterrupted(tiny, tmp_path, monkeypatch):
   full = runner.train_and_evaluate(tiny(**{"train.epochs": 3}), tmp_path / "full", progress=False)
   runner.train_and_evaluate(tiny(**{"train.epochs": 1}), tmp_path / "cut", progress=False)
+  before = checkpointing.restore_meta(tmp_path / "cut")[1]["elapsed_seconds"]
+  restore_meta = checkpointing.restore_meta
+  def earlier_hours(*args, **kwargs):  # As if the first invocation had taken 1e6 s more.
+    epoch, meta = restore_meta(*args, **kwargs)
+    return epoch, dict(meta, elapsed_seconds=meta["elapsed_seconds"] + 1e6)
+  monkeypatch.setattr(checkpointing, "restore_meta", earlier_hours)
   resumed = runner.train_and_evaluate(tiny(**{"train.epochs": 3}), tmp_path / "cut", resume=True,
                                       progress=False)
   assert _metrics(tmp_path / "full") == _metrics(tmp_path / "cut")
   assert len(_metrics(tmp_path / "cut")) == 3
   assert full["eval/nll_iw"] == resumed["eval/nll_iw"]
+  # wall_seconds spans both invocations: the first one's time up to its checkpoint is carried.
+  assert before > 0 and 1e6 + before < resumed["wall_seconds"] < 1e6 + before + 600
 
 
 def test_validation_split_adds_val_metrics(tiny, tmp_path):

@@ -231,3 +231,18 @@ def test_committed_study_reports_do_not_point_outside_the_repository():
     assert "2-core" not in text and "lent to this session" not in text, path
   for path in (REPO / "experiments").rglob("*.py"):
     assert "../shared" not in path.read_text(), path
+
+
+def test_growth_runner_resume_continues_an_unfinished_run(mnist_data_dir, tmp_path):
+  tiny = ["data.train_subset=256", "model.encoder.widths=16,8", "model.decoder.widths=8,16",
+          "eval.iw_samples=0", "train.checkpoint_every=1", f"data.data_dir={mnist_data_dir}"]
+  growth_run._train(("fixed", 0, 2, tiny, str(tmp_path / "full"), False))
+  growth_run._train(("fixed", 0, 1, tiny, str(tmp_path / "cut"), False))
+  first = (tmp_path / "cut" / "fixed-s0" / "metrics.jsonl").read_text()
+  growth_run._train(("fixed", 0, 2, tiny, str(tmp_path / "cut"), True))
+  lines = (tmp_path / "cut" / "fixed-s0" / "metrics.jsonl").read_text()
+  # Continued, not restarted: a rerun of epoch 1 would have measured its own epoch_seconds.
+  assert lines.startswith(first) and len(lines.splitlines()) == 2
+  full, cut = (json.loads((tmp_path / d / "fixed-s0" / "summary.json").read_text())
+               for d in ("full", "cut"))
+  assert full["eval/loss"] == cut["eval/loss"]

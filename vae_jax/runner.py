@@ -297,12 +297,11 @@ def _select(mask, new, old):
 
 def _run(configs, workdirs, splits, starts, progress, data_seconds) -> list[dict]:
   """The training loop of every study: R = len(configs) runs in one program."""
-  run_start = time.perf_counter()
   loop = _Loop(configs, workdirs, splits, progress)
   loop.data_seconds = data_seconds
   loop.restore(starts)
   loop.train()
-  return loop.finish(run_start)
+  return loop.finish(loop.run_start)
 
 
 class _Loop:
@@ -324,6 +323,9 @@ class _Loop:
     es = c.train.early_stopping
     self.patience, self.metric, self.min_delta = es.patience, es.metric, es.min_delta
     self.seconds = {"data": 0.0, "train": 0.0, "eval": 0.0}
+    # Wall time of earlier invocations up to the checkpoint this one resumed from (0 if fresh):
+    # summary.json's wall_seconds covers the whole run, not only its last invocation.
+    self.run_start = time.perf_counter()
 
   # -- start: fresh or from checkpoints ------------------------------------------------------
   def restore(self, starts):
@@ -363,6 +365,7 @@ class _Loop:
                      f"({sorted(running)}); resume them one at a time or delete them")
     self.epoch = running.pop() if running else max(starts)
     _, meta = checkpointing.restore_meta(self.workdirs[0], starts[0])
+    self.run_start -= meta.get("elapsed_seconds", 0.0)
     self.widths = tuple(meta.get("encoder_widths", self.widths))
     objective = self.build(self.widths)[0]
     abstract = evaluate.abstract_state(objective, self.tx, self.image_shape,
@@ -427,7 +430,8 @@ class _Loop:
               min_delta=self.min_delta)
       if any(improved):
         self.best = _select(runs.flags(improved), self.state, self.best)
-      meta = {"epoch": epoch, "encoder_widths": list(self.widths)}
+      meta = {"epoch": epoch, "encoder_widths": list(self.widths),
+              "elapsed_seconds": time.perf_counter() - self.run_start}
       for i in range(runs.n):
         if active[i] and (epoch % c.train.checkpoint_every == 0 or epoch == c.train.epochs
                           or self.es[i].stopped):
@@ -539,5 +543,5 @@ class _Loop:
         "device": f"{jax.devices()[0].platform}:{jax.devices()[0].device_kind}",
         "versions": _versions(),
         "seed": self.configs[i].seed,
-        "wall_seconds": time.perf_counter() - run_start,  # This invocation, figures included.
+        "wall_seconds": time.perf_counter() - run_start,  # Every invocation, figures included.
     }

@@ -4,10 +4,11 @@ reconstruction term, AdamW, a fixed 6k validation split; per-digit test MSE. Tra
 experiments/ae_vs_vae/README.md and its figures.
 
   python experiments/ae_vs_vae/run.py [--seeds 0 1 2] [--latents 2 5 10 20 50 100] [--epochs 50]
-      [--reuse] [--flat 0.05] [--override KEY=VALUE ...]
+      [--reuse] [--resume] [--flat 0.05] [--override KEY=VALUE ...]
 
 Run directories: checkpoints/ae_vs_vae/<ae|vae>_z<latent>/seed<s>/ (the runner's contract).
---reuse keeps (model, latent) groups whose runs all have a summary.json and re-renders; each VAE
+--reuse keeps (model, latent) groups whose runs all have a summary.json and re-renders; --resume
+continues a group whose runs all hold a checkpoint (others start afresh); each VAE
 run's classifier-FID / IS is computed once (checkpoints/classifier_mnist, `vae-jax score`) and
 cached in its score.json.
 """
@@ -30,15 +31,19 @@ def _dir(kind, latent, seed):
 
 
 def _train(kind, latent, args):
-  from vae_jax import config as config_lib, runner  # pylint: disable=import-outside-toplevel
+  # pylint: disable-next=import-outside-toplevel
+  from vae_jax import checkpointing, config as config_lib, runner
   config = config_lib.load_config(CONFIG)
   config_lib.apply_overrides(config, [f"model.kind={kind}", f"model.latent_dim={latent}",
                                       f"train.epochs={args.epochs}", *args.override])
   dirs = [_dir(kind, latent, s) for s in args.seeds]
-  for d in dirs:
-    shutil.rmtree(d, ignore_errors=True)
+  resume = args.resume and all(checkpointing.latest_epoch(d) is not None for d in dirs)
+  if not resume:
+    for d in dirs:
+      shutil.rmtree(d, ignore_errors=True)
   start = time.perf_counter()
-  summaries = runner.train_and_evaluate_seeds(config, args.seeds, dirs, progress=False)
+  summaries = runner.train_and_evaluate_seeds(config, args.seeds, dirs, resume=resume,
+                                              progress=False)
   print(f"{kind} z={latent}: test MSE "
         + ", ".join(f"{s['eval/mse']:.2f}" for s in summaries)
         + f" ({time.perf_counter() - start:.0f} s)", flush=True)
@@ -60,7 +65,10 @@ def main():
   parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
   parser.add_argument("--latents", type=int, nargs="+", default=[2, 5, 10, 20, 50, 100])
   parser.add_argument("--epochs", type=int, default=50)
-  parser.add_argument("--reuse", action="store_true")
+  parser.add_argument("--reuse", action="store_true",
+                      help="keep (model, latent) groups whose runs hold a summary.json")
+  parser.add_argument("--resume", action="store_true",
+                      help="continue unfinished groups from their latest checkpoint")
   parser.add_argument("--override", nargs="*", default=[],
                       help="KEY=VALUE config overrides for every run (quick checks)")
   parser.add_argument("--flat", type=float, default=report.FLAT,

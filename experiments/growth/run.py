@@ -2,12 +2,13 @@
 grow), plus the ablations of approach 1 (Adam state reset at growth; zero outgoing init). Writes
 experiments/growth/README.md and its figures.
 
-  python experiments/growth/run.py [--seeds 0 1 2] [--epochs 200] [--jobs 2] [--reuse]
+  python experiments/growth/run.py [--seeds 0 1 2] [--epochs 200] [--jobs 2] [--reuse] [--resume]
       [--ablation-seeds 0 1 2]
 
 For each seed every arm uses the same RunKeys (init, data order, noise): arms are paired. Run
 directories: checkpoints/growth/<arm>-s<seed>/. --jobs N trains N runs at a time, each process
-pinned to its own CPU core. --reuse keeps finished runs. --override KEY=VALUE applies to every arm
+pinned to its own CPU core. --reuse keeps finished runs; --resume continues unfinished runs
+from their latest checkpoint (others start afresh). --override KEY=VALUE applies to every arm
 and ablation (an override of a key an ablation sets to another value, or of seed / train.epochs,
 is refused). Each invocation that trains runs records its --jobs and CPU core count in
 checkpoints/growth/study.json (the README's benchmark sentence reads it).
@@ -82,13 +83,15 @@ def build_config(name, seed, epochs, user=()):
 
 
 def _train(job):
-  """One (arm, seed) run."""
-  name, seed, epochs, user, runs = job
-  from vae_jax import runner  # pylint: disable=import-outside-toplevel
+  """One (arm, seed) run: continued from its checkpoint with --resume, else from scratch."""
+  name, seed, epochs, user, runs, resume = job
+  from vae_jax import checkpointing, runner  # pylint: disable=import-outside-toplevel
   config = build_config(name, seed, epochs, user)
   workdir = Path(runs) / f"{name}-s{seed}"
-  shutil.rmtree(workdir, ignore_errors=True)
-  runner.train_and_evaluate(config, workdir, progress=False)
+  resume = resume and checkpointing.latest_epoch(workdir) is not None
+  if not resume:
+    shutil.rmtree(workdir, ignore_errors=True)
+  runner.train_and_evaluate(config, workdir, resume=resume, progress=False)
   return name, seed
 
 
@@ -334,7 +337,9 @@ def main():
   parser.add_argument("--ablation-seeds", type=int, nargs="+", default=[0, 1, 2])
   parser.add_argument("--epochs", type=int, default=200)
   parser.add_argument("--jobs", type=int, default=1)
-  parser.add_argument("--reuse", action="store_true")
+  parser.add_argument("--reuse", action="store_true", help="keep runs that hold a summary.json")
+  parser.add_argument("--resume", action="store_true",
+                      help="continue unfinished runs from their latest checkpoint")
   parser.add_argument("--override", nargs="*", default=[],
                       help="KEY=VALUE config overrides for every arm and ablation")
   parser.add_argument("--out", type=Path, default=HERE, help="where README.md and figures go")
@@ -350,7 +355,7 @@ def main():
       overrides(n, s, args.epochs, args.override)
   except ValueError as e:
     parser.error(str(e))
-  jobs = [(n, s, args.epochs, args.override, str(RUNS)) for n, s in names]
+  jobs = [(n, s, args.epochs, args.override, str(RUNS), args.resume) for n, s in names]
   todo = [j for j in jobs
           if not (args.reuse and (RUNS / f"{j[0]}-s{j[1]}" / "summary.json").exists())]
   if todo:
