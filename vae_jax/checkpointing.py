@@ -64,13 +64,17 @@ def restore_meta(workdir: str | Path, epoch: int | None = None, *,
   return epoch, meta
 
 
-def restore_state(workdir: str | Path, epoch: int, abstract_state, *, directory: str = LATEST):
-  """Restores step `epoch` into the structure/shapes of `abstract_state` (from jax.eval_shape).
+def restore_state(workdir: str | Path, epoch: int, abstract_state, *, directory: str = LATEST,
+                  sharding=None):
+  """Restores step `epoch` into the structure/shapes of `abstract_state` (from jax.eval_shape),
+  every array placed with `sharding` (e.g. replicated over a mesh; None: the default device), so
+  a checkpoint written on any device count restores on any other.
 
   Raises:
     CheckpointError: missing or corrupt files, or shapes that do not match the config.
   """
-  target = jax.tree.map(ocp.utils.to_shape_dtype_struct, abstract_state)
+  target = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=sharding),
+                        abstract_state)
   with manager(workdir, directory=directory) as mngr:
     try:
       return mngr.restore(epoch, args=ocp.args.Composite(

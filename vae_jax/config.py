@@ -32,6 +32,11 @@ def base_config() -> ml_collections.ConfigDict:
       # Train and validation images of these classes are dropped (held-out-class anomaly
       # detection); the test set keeps every class.
       exclude_classes=(),
+      # Where the training set lives while training: always (device memory, sliced inside one
+      # compiled epoch) | never (streamed from the host, batch chunks prefetched to the device) |
+      # auto (on the device when the splits fit in data.device_budget_mb, else streamed).
+      on_device="auto",
+      device_budget_mb=0,  # auto's budget; 0 = half the device's memory (2048 MB if unknown).
   )
   c.model = dict(
       # vae | ae (deterministic autoencoder: no sampling, no KL) | cvae (label-conditioned VAE)
@@ -90,11 +95,16 @@ def base_config() -> ml_collections.ConfigDict:
       # growth and conv models with model.conv_runs=vmap on the CPU, where it is slower) | always
       # | never.
       vmap_runs="auto",
+      tensorboard=True,  # TensorBoard event files in <workdir>/tensorboard.
       early_stopping=dict(
           patience=0,  # Stop after this many epochs without improvement; 0 = off.
           metric="val/loss",  # A metrics.jsonl key, lower is better (val/* needs a validation split).
           min_delta=0.0,  # An improvement must lower the best value by more than this.
       ),
+  )
+  c.parallel = dict(
+      data_devices=0,  # Devices each batch is sharded over; 0 = all (divided by runs_devices).
+      runs_devices=1,  # Devices a sweep's vmapped runs axis is sharded over (divides the runs).
   )
   c.eval = dict(
       batch_size=500,
@@ -218,6 +228,7 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
       raise ConfigError(f"{name} must be positive, got {value}; set --config.{name.split('[')[0]}")
   for name in ("data.validation_size", "data.validation_seed", "data.train_subset",
                "model.conv_batch_chunks", "train.keep_checkpoints",
+               "parallel.data_devices", "parallel.runs_devices", "data.device_budget_mb",
                "eval.iw_samples", "eval.elbo_samples", "train.steps_per_call",
                "train.early_stopping.patience",
                "train.early_stopping.min_delta"):
@@ -241,6 +252,8 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
                              ("model.conv_runs", config.model.conv_runs,
                               models.CONV_RUNS_MODES),
                              ("train.vmap_runs", config.train.vmap_runs,
+                              ("auto", "always", "never")),
+                             ("data.on_device", config.data.on_device,
                               ("auto", "always", "never")),
                              ("model.dense_init", config.model.dense_init, models.DENSE_INITS),
                              ("optim.name", config.optim.name, train.OPTIMIZERS),

@@ -19,18 +19,21 @@ import jax.numpy as jnp
 import numpy as np
 import tqdm
 
-from vae_jax import checkpointing, config as config_lib, data, objectives, train
+from vae_jax import checkpointing, config as config_lib, data, objectives, parallel, train
 from vae_jax.compiled import CompiledFn
 
 
 def class_totals(per_example_fn: Callable, params, dataset, key, hparams, *, batch_size: int,
-                 num_classes: int, first_batch=0, unroll: bool = False):
+                 num_classes: int, first_batch=0, unroll: bool = False, batch_sharding=None):
   """Sums of per-example values over a dataset, per class, padding to a multiple of
   `batch_size` and masking the padding (and rows whose optional "valid" field is False).
 
   Args:
     dataset: {"image": uint8 [N, H, W, C], "label": int32 [N][, "valid": bool [N]]}; with
-      num_classes > 1 the labels (in [0, num_classes)) pick the class, with 1 every row counts. first_batch: int32 scalar; batch b uses fold_in(key, first_batch + b).
+      num_classes > 1 the labels (in [0, num_classes)) pick the class, with 1 every row counts.
+    first_batch: int32 scalar; batch b uses fold_in(key, first_batch + b).
+    batch_sharding: parallel.Layout.batch; each batch is sharded over the data-parallel devices
+      (the sums stay exact up to float summation order).
   Returns:
     (totals: dict of [num_classes] sums, counts: [num_classes] examples per class).
   """
@@ -50,6 +53,7 @@ def class_totals(per_example_fn: Callable, params, dataset, key, hparams, *, bat
 
   def body(totals, inputs):
     b, x_B, y_B, onehot_BxC = inputs
+    x_B, y_B, onehot_BxC = parallel.constrain((x_B, y_B, onehot_BxC), batch_sharding)
     values = per_example_fn(params, {"image": x_B, "label": y_B},
                             jax.random.fold_in(key, first_batch + b), hparams)
     # where() and not a multiply: padded rows may hold inf/NaN (e.g. log of an all-zero image).
@@ -63,7 +67,8 @@ def class_totals(per_example_fn: Callable, params, dataset, key, hparams, *, bat
 
 
 def evaluate_by_class(per_example_fn: Callable, params, dataset, key, hparams, *,
-                      batch_size: int, num_classes: int, unroll: bool = False):
+                      batch_size: int, num_classes: int, unroll: bool = False,
+                      batch_sharding=None):
   """Exact per-example means over a whole dataset, overall and per class: sum over examples / N
   (not an average of batch averages); the overall mean is the count-weighted class average.
 
@@ -71,7 +76,8 @@ def evaluate_by_class(per_example_fn: Callable, params, dataset, key, hparams, *
     (means, per_class): dicts of scalars and of [num_classes] arrays (NaN for an absent class).
   """
   totals, counts = class_totals(per_example_fn, params, dataset, key, hparams,
-                                batch_size=batch_size, num_classes=num_classes, unroll=unroll)
+                                batch_size=batch_size, num_classes=num_classes, unroll=unroll,
+                                batch_sharding=batch_sharding)
   n = dataset["image"].shape[0]
   means = jax.tree.map(lambda t: jnp.sum(t) / n, totals)
   per_class = jax.tree.map(lambda t: jnp.where(counts > 0, t / jnp.maximum(counts, 1), jnp.nan),
@@ -80,14 +86,15 @@ def evaluate_by_class(per_example_fn: Callable, params, dataset, key, hparams, *
 
 
 def evaluate_dataset(per_example_fn: Callable, params, dataset, key, hparams, *,
-                     batch_size: int, unroll: bool = False):
+                     batch_size: int, unroll: bool = False, batch_sharding=None):
   """Exact per-example means over a whole dataset, labels ignored (see `evaluate_by_class`).
 
   Returns:
     dict of scalars (means over the N examples).
   """
   return evaluate_by_class(per_example_fn, params, dataset, key, hparams,
-                           batch_size=batch_size, num_classes=1, unroll=unroll)[0]
+                           batch_size=batch_size, num_classes=1, unroll=unroll,
+                           batch_sharding=batch_sharding)[0]
 
 
 def eval_per_example(objective, elbo_samples: int = 0) -> Callable:
@@ -102,7 +109,7 @@ def eval_per_example(objective, elbo_samples: int = 0) -> Callable:
 
 def make_programs(objective, tx, *, batch_size: int, eval_batch_size: int, elbo_samples: int = 0,
                   num_classes: int = 10, runs_axis: bool = False,
-                  steps_per_call: int = 0) -> dict[str, CompiledFn]:
+                  steps_per_call: int = 0, layout=None) -> dict[str, CompiledFn]:
   """The compiled programs a run uses: 'epoch' (state donated; train.train_epoch, or with
   steps_per_call > 0 a train.HostLoopEpoch of that many steps per program), 'eval' (dataset
   means of eval_per_example) and 'eval_by_class' (overall and per-class means); with
@@ -110,37 +117,45 @@ def make_programs(objective, tx, *, batch_size: int, eval_batch_size: int, elbo_
 
   With runs_axis=True every program is `jax.vmap`ped over a leading runs axis of the state /
   params, the RunKeys, the hparams and the `active` flags (dataset and epoch shared): R runs that
-  differ only in seed and traced hyperparameters train in one program.
+  differ only in seed and traced hyperparameters train in one program. `layout`
+  (parallel.Layout) shards every batch over its data devices and the runs axis over its runs
+  devices.
   """
+  layout = layout or parallel.Layout(None)
+  shard = layout.batch
   epoch_fn = lambda state, ds, keys, epoch, hparams, active: train.train_epoch(  # noqa: E731
-      state, ds, keys, epoch, hparams, active, batch_size=batch_size, objective=objective, tx=tx)
+      state, ds, keys, epoch, hparams, active, batch_size=batch_size, objective=objective, tx=tx,
+      batch_sharding=shard)
   per_example = eval_per_example(objective, elbo_samples)
   unroll = steps_per_call > 0
   eval_fn = lambda params, ds, key, hparams: evaluate_dataset(  # noqa: E731
-      per_example, params, ds, key, hparams, batch_size=eval_batch_size, unroll=unroll)
+      per_example, params, ds, key, hparams, batch_size=eval_batch_size, unroll=unroll,
+      batch_sharding=shard)
   by_class_fn = lambda params, ds, key, hparams: evaluate_by_class(  # noqa: E731
       per_example, params, ds, key, hparams, batch_size=eval_batch_size, num_classes=num_classes,
-      unroll=unroll)
+      unroll=unroll, batch_sharding=shard)
   if runs_axis:
-    epoch_fn = jax.vmap(epoch_fn, in_axes=(0, None, 0, None, 0, 0))
-    eval_fn = jax.vmap(eval_fn, in_axes=(0, None, 0, 0))
-    by_class_fn = jax.vmap(by_class_fn, in_axes=(0, None, 0, 0))
+    spmd = layout.spmd_axis_name
+    epoch_fn = jax.vmap(epoch_fn, in_axes=(0, None, 0, None, 0, 0), spmd_axis_name=spmd)
+    eval_fn = jax.vmap(eval_fn, in_axes=(0, None, 0, 0), spmd_axis_name=spmd)
+    by_class_fn = jax.vmap(by_class_fn, in_axes=(0, None, 0, 0), spmd_axis_name=spmd)
   epoch = CompiledFn(epoch_fn, donate_argnums=0)
   if steps_per_call:
     epoch = train.HostLoopEpoch(batch_size=batch_size, steps_per_call=steps_per_call,
-                                objective=objective, tx=tx, runs_axis=runs_axis)
+                                objective=objective, tx=tx, runs_axis=runs_axis, layout=layout)
   return {"epoch": epoch, "eval": CompiledFn(eval_fn), "eval_by_class": CompiledFn(by_class_fn)}
 
 
 def iw_nll(objective, params, dataset, key, *, num_samples: int, batch_size: int,
            chunk_size: int, progress: bool = False, chunks: int = 20,
-           unroll: bool = False) -> tuple[float, float]:
+           unroll: bool = False, batch_sharding=None) -> tuple[float, float]:
   """IW-NLL estimate -IWAE_K (Burda et al., 2016) over a whole dataset, in nats per image
   (-log p(x | y) bound for a conditional model).
 
   The dataset is evaluated in about `chunks` pieces of whole batches, one compiled program reused
   for each (the last piece is padded and masked), under a tqdm bar with an ETA when `progress`;
-  `unroll` unrolls its loops over batches and sample chunks (see class_totals).
+  `unroll` unrolls its loops over batches and sample chunks and `batch_sharding` shards each
+  batch over the data-parallel devices (see class_totals).
 
   Returns:
     (nll, compile_seconds).
@@ -153,7 +168,7 @@ def iw_nll(objective, params, dataset, key, *, num_samples: int, batch_size: int
 
   fn = CompiledFn(lambda p, ds, k, first: class_totals(
       per_example, p, ds, k, hparams, batch_size=batch_size, num_classes=1, first_batch=first,
-      unroll=unroll))
+      unroll=unroll, batch_sharding=batch_sharding))
   n = dataset["image"].shape[0]
   num_batches = -(-n // batch_size)
   per_chunk = -(-num_batches // chunks)
@@ -209,8 +224,10 @@ def per_example_scores(objective, params, images, labels, key, *, iw_samples: in
   return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 
-def final_metrics(config, objective, params, test, keys, progress: bool = False) -> dict:
-  """IW-NLL with K = config.eval.iw_samples (skipped if 0), also in bits/dim, with timings."""
+def final_metrics(config, objective, params, test, keys, progress: bool = False,
+                  batch_sharding=None) -> dict:
+  """IW-NLL with K = config.eval.iw_samples (skipped if 0), also in bits/dim, with timings;
+  batches sharded by `batch_sharding` (see iw_nll)."""
   k = config.eval.iw_samples
   if not k:
     return {"compile_seconds": 0.0, "compiles": 0}
@@ -218,7 +235,8 @@ def final_metrics(config, objective, params, test, keys, progress: bool = False)
   nll, compile_seconds = iw_nll(objective, params, test, jax.random.fold_in(keys.eval, 1),
                                 num_samples=k, batch_size=config.eval.iw_batch_size,
                                 chunk_size=config.eval.iw_chunk_size, progress=progress,
-                                unroll=config.train.steps_per_call > 0)
+                                unroll=config.train.steps_per_call > 0,
+                                batch_sharding=batch_sharding)
   pixels = math.prod(test["image"].shape[1:])
   return {"eval/nll_iw": nll, "eval/nll_iw_k": k,
           "eval/nll_iw_bits_per_dim": nll / (pixels * math.log(2.0)),

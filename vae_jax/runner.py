@@ -29,12 +29,14 @@ import numpy as np
 import tqdm
 
 from vae_jax import (checkpointing, config as config_lib, data, early_stopping, evaluate, figures,
-                     growth, models, objectives, train)
+                     growth, models, objectives, parallel, run_log, streaming, train)
 
 # Config fields that change how a run is computed or what it keeps, not its results (up to float
 # rounding).
 COMPUTE_ONLY = ("model.conv_batch_chunks", "model.conv_runs", "train.steps_per_call",
-                "train.vmap_runs", "train.keep_checkpoints")
+                "train.vmap_runs", "train.keep_checkpoints", "train.tensorboard",
+                "parallel.data_devices", "parallel.runs_devices", "data.on_device",
+                "data.device_budget_mb")
 # Config fields that may change between a run and its resumption (or --reuse).
 RESUMABLE_CHANGES = ("train.epochs", *COMPUTE_ONLY)
 
@@ -119,10 +121,6 @@ def _read_metrics(path: Path, upto_epoch: int) -> list[dict]:
     return []
   rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
   return [r for r in rows if r["epoch"] <= upto_epoch]
-
-
-def _write_lines(path: Path, rows: list[dict]) -> None:
-  path.write_text("".join(json.dumps(r) + "\n" for r in rows))
 
 
 
@@ -220,14 +218,16 @@ def train_and_evaluate_runs(configs, workdirs, *, resume: bool = False,
   if len({s is None for s in starts}) > 1:
     raise RunError("some run directories hold checkpoints and others do not; resume the former "
                    "and start the latter separately")
+  layout = parallel.layout_from_config(configs[0], len(configs))
   start = time.perf_counter()
   splits = load_data(configs[0])
   data_seconds = time.perf_counter() - start
   created = [not w.exists() for w in workdirs]
   for w in workdirs:
-    w.mkdir(parents=True, exist_ok=True)
+    if parallel.is_writer():
+      w.mkdir(parents=True, exist_ok=True)
   try:
-    return _run(configs, workdirs, splits, starts, progress, data_seconds)
+    return _run(configs, workdirs, splits, starts, progress, data_seconds, layout)
   except BaseException:
     for w, new in zip(workdirs, created):
       if new and checkpointing.latest_epoch(w) is None:
@@ -249,19 +249,19 @@ def widths_by_epoch(config) -> dict[int, tuple[int, ...]]:
 class _Programs:
   """Objective and compiled programs per encoder-width configuration (built on demand)."""
 
-  def __init__(self, config, image_shape, tx, num_classes, runs_axis):
+  def __init__(self, config, image_shape, tx, num_classes, runs_axis, layout, on_device=True):
     self.config, self.image_shape, self.tx, self.cache = config, image_shape, tx, {}
-    self.num_classes, self.runs_axis = num_classes, runs_axis
+    self.num_classes, self.runs_axis, self.layout = num_classes, runs_axis, layout
+    self.make = evaluate.make_programs if on_device else streaming.make_programs
 
   def __call__(self, widths):
     if widths not in self.cache:
       c = self.config
       objective = objectives.from_config(c, self.image_shape, widths)
-      programs = evaluate.make_programs(objective, self.tx, batch_size=c.train.batch_size,
-                                        eval_batch_size=c.eval.batch_size,
-                                        elbo_samples=c.eval.elbo_samples,
-                                        num_classes=self.num_classes, runs_axis=self.runs_axis,
-                                        steps_per_call=c.train.steps_per_call)
+      programs = self.make(objective, self.tx, batch_size=c.train.batch_size,
+                           eval_batch_size=c.eval.batch_size, elbo_samples=c.eval.elbo_samples,
+                           num_classes=self.num_classes, runs_axis=self.runs_axis,
+                           steps_per_call=c.train.steps_per_call, layout=self.layout)
       self.cache[widths] = (objective, programs)
     return self.cache[widths]
 
@@ -295,31 +295,42 @@ def _select(mask, new, old):
   return jax.tree.map(pick, new, old)
 
 
-def _run(configs, workdirs, splits, starts, progress, data_seconds) -> list[dict]:
+def _run(configs, workdirs, splits, starts, progress, data_seconds, layout) -> list[dict]:
   """The training loop of every study: R = len(configs) runs in one program."""
-  loop = _Loop(configs, workdirs, splits, progress)
+  loop = _Loop(configs, workdirs, splits, progress, layout)
   loop.data_seconds = data_seconds
-  loop.restore(starts)
-  loop.train()
-  return loop.finish(loop.run_start)
+  try:
+    loop.restore(starts)
+    loop.train()
+    return loop.finish(loop.run_start)
+  finally:
+    for log in getattr(loop, "logs", ()):
+      log.close()
 
 
 class _Loop:
   """State of the one training loop; `restore`, `train` and `finish` read separately."""
 
-  def __init__(self, configs, workdirs, splits, progress):
+  def __init__(self, configs, workdirs, splits, progress, layout):
     self.configs, self.workdirs, self.progress = configs, workdirs, progress
     self.config = c = configs[0]  # The runs differ only in traced fields.
     self.runs = _Runs(len(configs))
-    self.keys = self.runs.stack([train.RunKeys.from_seed(x.seed) for x in configs])
-    self.hparams = self.runs.stack([train.hparams_from_config(x) for x in configs])
+    self.layout, self.per_run = layout, layout.state(self.runs.axis)
+    self.keys = parallel.put(self.runs.stack([train.RunKeys.from_seed(x.seed) for x in configs]),
+                             self.per_run)
+    self.hparams = parallel.put(self.runs.stack([train.hparams_from_config(x) for x in configs]),
+                                self.per_run)
     self.tx = train.make_optimizer(c.optim.name)
     self.image_shape = splits["train"][0].shape[1:]
     self.host = {name: {"image": x, "label": y} for name, (x, y) in splits.items()}
-    self.device = jax.device_put(self.host)
+    self.on_device = streaming.keeps_on_device(c.data.get("on_device", "auto"), self.host,
+                                               c.data.get("device_budget_mb", 0))
+    # The datasets the programs read: device arrays, or the host arrays they stream from.
+    self.device = parallel.put(self.host, layout.replicated) if self.on_device else self.host
     self.num_classes = data.num_classes(c.data.name)
     self.schedule = widths_by_epoch(c)
-    self.build = _Programs(c, self.image_shape, self.tx, max(self.num_classes, 1), self.runs.axis)
+    self.build = _Programs(c, self.image_shape, self.tx, max(self.num_classes, 1), self.runs.axis,
+                           layout, self.on_device)
     es = c.train.early_stopping
     self.patience, self.metric, self.min_delta = es.patience, es.metric, es.min_delta
     self.seconds = {"data": 0.0, "train": 0.0, "eval": 0.0}
@@ -338,19 +349,20 @@ class _Loop:
       objective = self.build(self.widths)[0]
       init = lambda k, h: train.init_state(objective, self.tx, self.image_shape, k,  # noqa: E731
                                            h)
-      self.state = jax.vmap(init)(self.keys.init, self.hparams) if runs.axis else init(
-          self.keys.init, self.hparams)
+      self.state = parallel.put(jax.vmap(init)(self.keys.init, self.hparams) if runs.axis
+                                else init(self.keys.init, self.hparams), self.per_run)
       self.best = self._copy(self.state) if self.patience else None
       self.best_saved = [0] * runs.n
-      for w in self.workdirs:  # Incomplete checkpoints of a killed run: never reuse them.
-        for d in (checkpointing.LATEST, checkpointing.BEST):
+      for w in self.workdirs if parallel.is_writer() else ():
+        for d in (checkpointing.LATEST, checkpointing.BEST):  # A killed run's: never reuse them.
           shutil.rmtree(w / d, ignore_errors=True)
     else:
       self._restore_checkpoints(starts)
     self.param_count = models.param_count(self.state.params) // runs.n  # Per run (shapes only).
-    for ci, w, rows in zip(self.configs, self.workdirs, self.history):
-      (w / "config.json").write_text(config_lib.to_json(ci))
-      _write_lines(w / "metrics.jsonl", rows)
+    tensorboard = self.config.train.get("tensorboard", True)
+    self.logs = [run_log.RunLog(w, tensorboard) for w in self.workdirs]
+    for ci, log, rows in zip(self.configs, self.logs, self.history):
+      log.start(ci, rows)
 
   def _restore_checkpoints(self, starts):
     self.history = [_read_metrics(w / "metrics.jsonl", s) for w, s in zip(self.workdirs, starts)]
@@ -370,8 +382,9 @@ class _Loop:
     objective = self.build(self.widths)[0]
     abstract = evaluate.abstract_state(objective, self.tx, self.image_shape,
                                        self.runs.get(self.hparams, 0))
-    self.state = self.runs.stack([checkpointing.restore_state(w, s, abstract)
-                                  for w, s in zip(self.workdirs, starts)])
+    self.state = parallel.put(self.runs.stack([
+        checkpointing.restore_state(w, s, abstract, sharding=self.layout.replicated)
+        for w, s in zip(self.workdirs, starts)]), self.per_run)
     self.best = None
     if self.patience:
       for w, es in zip(self.workdirs, self.es):
@@ -379,9 +392,10 @@ class _Loop:
           raise checkpointing.CheckpointError(
               f"{w}/{checkpointing.BEST} does not hold the best epoch {es.best_epoch} of its "
               "metrics.jsonl; delete that run directory or train it into another --workdir")
-      self.best = self.runs.stack([checkpointing.restore_state(
-          w, es.best_epoch, abstract, directory=checkpointing.BEST)
-          for w, es in zip(self.workdirs, self.es)])
+      self.best = parallel.put(self.runs.stack([checkpointing.restore_state(
+          w, es.best_epoch, abstract, directory=checkpointing.BEST,
+          sharding=self.layout.replicated) for w, es in zip(self.workdirs, self.es)]),
+          self.per_run)
     self.best_saved = [es.best_epoch for es in self.es]
 
   def _copy(self, state):
@@ -412,15 +426,14 @@ class _Loop:
       row = self._epoch(epoch, active)
       self.epoch = epoch
       improved = [False] * runs.n
-      for i, w in enumerate(self.workdirs):
+      for i, log in enumerate(self.logs):
         if not active[i]:
           continue
         row_i = {"epoch": epoch, **{k: float(runs.get(v, i)) for k, v in row.items()},
                  "encoder_widths": list(self.widths), "param_count": self.param_count,
                  "epoch_seconds": self.epoch_seconds, "runs_in_program": runs.n}
         self.history[i].append(row_i)
-        with (w / "metrics.jsonl").open("a") as f:
-          f.write(json.dumps(row_i) + "\n")
+        log.epoch(row_i)
         if self.patience:
           if self.metric not in row_i:
             raise RunError(f"train.early_stopping.metric={self.metric} is not a metric of this "
@@ -457,7 +470,8 @@ class _Loop:
           keep=g.keep, optimizer=g.optimizer)
       if g.optimizer == "reset":
         opt_state = train.set_hparams(opt_state, self.hparams)
-      self.state = self.state.replace(params=params, opt_state=opt_state)
+      self.state = parallel.put(self.state.replace(params=params, opt_state=opt_state),
+                                self.per_run)
       # Test loss right after the surgery, before any step: the jump growth itself causes.
       values = self.build(self.widths)[1]["eval"](self.state.params, self.device["test"],
                                                   self.keys.eval, self.hparams)
@@ -500,18 +514,20 @@ class _Loop:
     for i, (ci, w) in enumerate(zip(self.configs, self.workdirs)):
       params, keys_i = runs.get(state.params, i), runs.get(self.keys, i)
       final = evaluate.final_metrics(ci, objective, params, self.device["test"], keys_i,
-                                     progress=self.progress)
+                                     progress=self.progress, batch_sharding=self.layout.batch)
       start = time.perf_counter()
-      written = figures.write_figures(objective, params, self.host["test"], self.history[i],
-                                      w / "figures", keys_i.eval)
+      written = []
+      if parallel.is_writer():  # On host copies: a local computation, not one over the mesh.
+        written = figures.write_figures(objective, jax.device_get(params), self.host["test"],
+                                        self.history[i], w / "figures", jax.device_get(keys_i.eval))
       figure_seconds = time.perf_counter() - start
       summary = self._summary(i, final, per_class, num_batches, figure_seconds, run_start)
       summary["figures"] = written
-      if self.patience and not summary["stopped_epoch"]:
+      if self.patience and not summary["stopped_epoch"] and parallel.is_writer():
         tqdm.tqdm.write(f"{w}: early stopping did not fire within train.epochs={c.train.epochs}; "
                         "the cap bound (summary stopped_epoch is null), raise --config.train."
                         "epochs to train to the stop", file=sys.stderr)
-      (w / "summary.json").write_text(json.dumps(summary, indent=2))
+      self.logs[i].finish(summary, w / "figures", written)
       summaries.append(summary)
     return summaries
 
@@ -541,6 +557,8 @@ class _Loop:
                           "iw_nll": final.get("eval/nll_iw_seconds", 0.0),
                           "figures": figure_seconds},
         "device": f"{jax.devices()[0].platform}:{jax.devices()[0].device_kind}",
+        "parallel": self.layout.describe(),
+        "data_on_device": self.on_device,
         "versions": _versions(),
         "seed": self.configs[i].seed,
         "wall_seconds": time.perf_counter() - run_start,  # Every invocation, figures included.

@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from vae_jax import parallel
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
 
@@ -161,9 +162,10 @@ def epoch_batches(keys: RunKeys, epoch, n: int, batch_size: int) -> jax.Array:
 
 
 def train_steps(state: TrainState, dataset, keys: RunKeys, idx_SxB, hparams, active=True, *,
-                objective, tx, unroll: bool = False):
+                objective, tx, unroll: bool = False, batch_sharding=None):
   """S optimizer steps as a `lax.scan` over the batches idx_SxB [S, B]; step noise
-  fold_in(keys.step, state.step). `unroll` unrolls the loop (see train.steps_per_call).
+  fold_in(keys.step, state.step). `unroll` unrolls the loop (see train.steps_per_call);
+  `batch_sharding` (parallel.Layout.batch) shards each batch over the data-parallel devices.
 
   Args:
     dataset: {"image": uint8 [N, H, W, C], "label": int32 [N]}, device resident; every field is
@@ -174,7 +176,7 @@ def train_steps(state: TrainState, dataset, keys: RunKeys, idx_SxB, hparams, act
   """
   def body(state, idx_B):
     key = jax.random.fold_in(keys.step, state.step)
-    batch = jax.tree.map(lambda a: a[idx_B], dataset)
+    batch = parallel.constrain(jax.tree.map(lambda a: a[idx_B], dataset), batch_sharding)
     return train_step(state, batch, key, hparams, objective=objective, tx=tx)
 
   new_state, metrics = jax.lax.scan(body, state, idx_SxB, unroll=unroll)
@@ -183,7 +185,7 @@ def train_steps(state: TrainState, dataset, keys: RunKeys, idx_SxB, hparams, act
 
 
 def train_epoch(state: TrainState, dataset, keys: RunKeys, epoch, hparams, active=True, *,
-                batch_size: int, objective, tx):
+                batch_size: int, objective, tx, batch_sharding=None):
   """One epoch as a single `lax.scan` over epoch_batches (see train_steps).
 
   Args:
@@ -193,7 +195,7 @@ def train_epoch(state: TrainState, dataset, keys: RunKeys, epoch, hparams, activ
   """
   idx_SxB = epoch_batches(keys, epoch, dataset["image"].shape[0], batch_size)
   state, metrics = train_steps(state, dataset, keys, idx_SxB, hparams, active,
-                               objective=objective, tx=tx)
+                               objective=objective, tx=tx, batch_sharding=batch_sharding)
   return state, jax.tree.map(jnp.mean, metrics)
 
 
@@ -205,19 +207,20 @@ class HostLoopEpoch:
   Callable like the compiled `train_epoch`: (state, dataset, keys, epoch, hparams, active).
 
   With runs_axis, every program is vmapped over the leading runs axis of state, keys, hparams
-  and active.
+  and active; `layout` (parallel.Layout) shards batches and runs over devices.
   """
 
   def __init__(self, *, batch_size: int, steps_per_call: int, objective, tx,
-               runs_axis: bool = False):
+               runs_axis: bool = False, layout=None):
     from vae_jax.compiled import CompiledFn  # pylint: disable=import-outside-toplevel
     self.steps_per_call = steps_per_call
     batches = lambda k, e, d: epoch_batches(k, e, d["image"].shape[0], batch_size)  # noqa: E731
+    layout = layout or parallel.Layout(None)
     steps = lambda s, d, k, i, h, a: train_steps(  # noqa: E731
-        s, d, k, i, h, a, objective=objective, tx=tx, unroll=True)
+        s, d, k, i, h, a, objective=objective, tx=tx, unroll=True, batch_sharding=layout.batch)
     if runs_axis:
       batches = jax.vmap(batches, in_axes=(0, None, None))  # [R, S, B]
-      steps = jax.vmap(steps, in_axes=(0, None, 0, 0, 0, 0))
+      steps = jax.vmap(steps, in_axes=(0, None, 0, 0, 0, 0), spmd_axis_name=layout.spmd_axis_name)
     self._batches = CompiledFn(batches)
     self._steps = CompiledFn(steps, donate_argnums=0)
     self.runs_axis = runs_axis

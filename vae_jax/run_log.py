@@ -1,0 +1,78 @@
+"""The files a run writes as it trains: config.json, metrics.jsonl, summary.json and TensorBoard
+event files under <workdir>/tensorboard/ (flax.metrics.tensorboard: per-epoch scalars, the run's
+figures as images at the last epoch). Only process 0 writes (parallel.is_writer); on the other
+processes of a multi-host run every method is a no-op.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from vae_jax import config as config_lib, parallel
+
+TENSORBOARD = "tensorboard"  # Subdirectory of the run directory holding the event files.
+# Figures also logged to TensorBoard as images (file stem -> tag).
+IMAGE_FIGURES = {"reconstructions": "images/reconstructions", "prior_samples": "images/samples",
+                 "manifold": "images/manifold", "loss_curves": "images/loss_curves"}
+
+
+def _write_lines(path: Path, rows: list[dict]) -> None:
+  path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+class RunLog:
+  """Writer of one run directory's logs; `tensorboard=False` (train.tensorboard) skips events."""
+
+  def __init__(self, workdir: Path, tensorboard: bool = True):
+    self.workdir, self.writer = Path(workdir), parallel.is_writer()
+    self._tb = None
+    if self.writer and tensorboard:
+      from flax.metrics import tensorboard as tb  # pylint: disable=import-outside-toplevel
+      self._tb = tb.SummaryWriter(self.workdir / TENSORBOARD, auto_flush=False)
+
+  def start(self, config, rows: list[dict]) -> None:
+    """config.json and metrics.jsonl (the rows kept from a resumed run's checkpoint epoch)."""
+    if self.writer:
+      (self.workdir / "config.json").write_text(config_lib.to_json(config))
+      _write_lines(self.workdir / "metrics.jsonl", rows)
+
+  def epoch(self, row: dict) -> None:
+    """Appends an epoch's row to metrics.jsonl; its metrics ('train/loss', ...) and epoch_seconds
+    become TensorBoard scalars at step = epoch."""
+    if not self.writer:
+      return
+    with (self.workdir / "metrics.jsonl").open("a") as f:
+      f.write(json.dumps(row) + "\n")
+    if self._tb is not None:
+      for key, value in row.items():
+        if "/" in key or key == "epoch_seconds":
+          self._tb.scalar(key, value, row["epoch"])
+      self._tb.flush()
+
+  def finish(self, summary: dict, figure_dir: Path, figure_names: list[str]) -> None:
+    """summary.json; the final metrics as scalars and the figures as images at the last epoch;
+    closes the event file."""
+    if not self.writer:
+      return
+    (self.workdir / "summary.json").write_text(json.dumps(summary, indent=2))
+    if self._tb is None:
+      return
+    import matplotlib.image  # pylint: disable=import-outside-toplevel
+    step = summary["epoch"]
+    for key in ("eval/nll_iw", "eval/nll_iw_bits_per_dim"):
+      if key in summary:
+        self._tb.scalar(key, summary[key], step)
+    for name in figure_names:
+      tag = IMAGE_FIGURES.get(Path(name).stem)
+      if tag:
+        rgba = matplotlib.image.imread(figure_dir / name)
+        self._tb.image(tag, np.clip(rgba[..., :3], 0.0, 0.999), step, max_outputs=1)
+    self.close()
+
+  def close(self) -> None:
+    if self._tb is not None:
+      self._tb.close()
+      self._tb = None

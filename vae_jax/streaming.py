@@ -1,0 +1,179 @@
+"""Streaming input (data.on_device = never, or auto over budget): the splits stay in host memory
+(numpy, as TFDS delivered them) and the compiled programs receive chunks of whole batches,
+prepared and transferred by a background thread one chunk ahead of the device.
+
+The batch order is the on-device order (train.epoch_batches of the same (seed, epoch) keys) and
+every step, batch and key is the one of the on-device epoch, so results equal the on-device mode
+up to float summation order in the evaluation sums.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+from typing import Callable, Iterator
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from vae_jax import evaluate, parallel, train
+from vae_jax.compiled import CompiledFn
+
+DEFAULT_BUDGET_MB = 2048  # auto's budget where the device does not report its memory (CPU).
+STEPS_PER_CHUNK = 50  # Training steps per streamed chunk (one compiled scan each).
+EVAL_BATCHES_PER_CHUNK = 10
+
+
+def device_budget_bytes(budget_mb: int = 0) -> int:
+  """`budget_mb` MB, or 0 = half the first device's memory (bytes_limit of memory_stats(); the
+  CPU reports none: DEFAULT_BUDGET_MB)."""
+  if budget_mb:
+    return budget_mb * 2**20
+  stats = jax.devices()[0].memory_stats() or {}
+  return stats["bytes_limit"] // 2 if "bytes_limit" in stats else DEFAULT_BUDGET_MB * 2**20
+
+
+def keeps_on_device(mode: str, host: dict, budget_mb: int = 0) -> bool:
+  """Whether the splits go to device memory: mode 'always' / 'never', or 'auto': when the bytes
+  of every split's arrays fit in device_budget_bytes(budget_mb).
+
+  Args:
+    host: {split: {"image": uint8 [N, H, W, C], "label": int32 [N]}} numpy arrays.
+  """
+  if mode != "auto":
+    return mode == "always"
+  size = sum(a.nbytes for split in host.values() for a in split.values())
+  return size <= device_budget_bytes(budget_mb)
+
+
+def prefetch(make: Callable, items, put: Callable) -> Iterator:
+  """put(make(item)) for each item, computed one item ahead in a background thread (host
+  gathering and the transfer overlap the device's work on the previous item)."""
+  items = list(items)
+  with concurrent.futures.ThreadPoolExecutor(1) as pool:
+    job = lambda item: put(make(item))  # noqa: E731
+    pending = pool.submit(job, items[0]) if items else None
+    for i in range(len(items)):
+      ready = pending.result()
+      pending = pool.submit(job, items[i + 1]) if i + 1 < len(items) else None
+      yield ready
+
+
+class StreamedEpoch:
+  """train.train_epoch over a host-resident training set: callable like the compiled epoch,
+  (state, dataset, keys, epoch, hparams, active) -> (state, epoch means), with `dataset` numpy.
+
+  The host gathers the rows of STEPS_PER_CHUNK (or steps_per_call) batches of the epoch's order;
+  a compiled train.train_steps runs them. With runs_axis each run gathers its own order (the
+  chunk gains a leading runs axis).
+  """
+
+  def __init__(self, *, batch_size: int, objective, tx, runs_axis: bool = False, layout=None,
+               steps_per_call: int = 0):
+    layout = layout or parallel.Layout(None)
+    self.steps_per_chunk = steps_per_call or STEPS_PER_CHUNK
+    self.runs_axis, self.layout = runs_axis, layout
+    batches = lambda k, e, n: train.epoch_batches(k, e, n, batch_size)  # noqa: E731
+    steps = lambda s, d, k, i, h, a: train.train_steps(  # noqa: E731
+        s, d, k, i, h, a, objective=objective, tx=tx, unroll=steps_per_call > 0,
+        batch_sharding=layout.batch)
+    if runs_axis:
+      batches = jax.vmap(batches, in_axes=(0, None, None))  # [R, S, B]
+      steps = jax.vmap(steps, in_axes=(0, 0, 0, 0, 0, 0), spmd_axis_name=layout.spmd_axis_name)
+    self._batches = jax.jit(batches, static_argnums=2)
+    self._steps = CompiledFn(steps, donate_argnums=0)
+
+  @property
+  def compile_seconds(self) -> float:
+    return self._steps.compile_seconds
+
+  @property
+  def compiles(self) -> int:
+    return self._steps.compiles
+
+  def __call__(self, state, dataset, keys, epoch, hparams, active):
+    idx = np.asarray(self._batches(keys, epoch, len(dataset["image"])))  # [(R,) S, B]
+    axis = 1 if self.runs_axis else 0
+    num_steps, size = idx.shape[axis], idx.shape[-1]
+
+    def chunk(start):
+      rows = np.take(idx, range(start, min(start + self.steps_per_chunk, num_steps)), axis=axis)
+      flat = rows.reshape(*rows.shape[:-2], -1)  # [(R,) k * B]
+      local = np.arange(flat.shape[-1]).reshape(rows.shape[-2], size)
+      local = np.broadcast_to(local, rows.shape) if self.runs_axis else local
+      return {k: v[flat] for k, v in dataset.items()}, local
+
+    metrics = []
+    sharding = self.layout.state(self.runs_axis)
+    for batch, local in prefetch(chunk, range(0, num_steps, self.steps_per_chunk),
+                                 lambda c: parallel.put(c, sharding)):
+      state, m = self._steps(state, batch, keys, local, hparams, active)
+      metrics.append(m)
+    metrics = jax.tree.map(lambda *ms: jnp.concatenate(ms, axis=axis), *metrics)
+    return state, jax.tree.map(lambda m: jnp.mean(m, axis=axis), metrics)
+
+
+class StreamedEval:
+  """evaluate.evaluate_by_class (by_class=True) or evaluate_dataset over a host-resident dataset,
+  in chunks of EVAL_BATCHES_PER_CHUNK whole batches (the last padded and masked), batch b keyed
+  fold_in(key, b) as on the device: callable (params, dataset, key, hparams) like those programs.
+  """
+
+  def __init__(self, per_example, *, batch_size: int, num_classes: int, by_class: bool,
+               runs_axis: bool = False, layout=None, unroll: bool = False):
+    layout = layout or parallel.Layout(None)
+    self.batch_size, self.num_classes, self.by_class = batch_size, num_classes, by_class
+    self.layout = layout
+    fn = lambda p, ds, k, h, first: evaluate.class_totals(  # noqa: E731
+        per_example, p, ds, k, h, batch_size=batch_size, num_classes=num_classes,
+        first_batch=first, unroll=unroll, batch_sharding=layout.batch)
+    if runs_axis:
+      fn = jax.vmap(fn, in_axes=(0, None, 0, 0, None), spmd_axis_name=layout.spmd_axis_name)
+    self._fn = CompiledFn(fn)
+
+  @property
+  def compile_seconds(self) -> float:
+    return self._fn.compile_seconds
+
+  @property
+  def compiles(self) -> int:
+    return self._fn.compiles
+
+  def __call__(self, params, dataset, key, hparams):
+    n = len(dataset["image"])
+    rows = EVAL_BATCHES_PER_CHUNK * self.batch_size
+
+    def chunk(start):
+      idx = np.minimum(np.arange(start, start + rows), n - 1)
+      return {"image": dataset["image"][idx], "label": dataset["label"][idx],
+              "valid": np.arange(start, start + rows) < n}
+
+    totals = counts = None
+    starts = range(0, n, rows)
+    for c, start in zip(prefetch(chunk, starts, lambda c: parallel.put(
+        c, self.layout.replicated)), starts):
+      t, k = self._fn(params, c, key, hparams, jnp.int32(start // self.batch_size))
+      totals = t if totals is None else jax.tree.map(jnp.add, totals, t)
+      counts = k if counts is None else counts + k
+    means = jax.tree.map(lambda t: jnp.sum(t, axis=-1) / n, totals)
+    if not self.by_class:
+      return means
+    per_class = jax.tree.map(lambda t: jnp.where(counts > 0, t / jnp.maximum(counts, 1), jnp.nan),
+                             totals)
+    return means, per_class
+
+
+def make_programs(objective, tx, *, batch_size: int, eval_batch_size: int, elbo_samples: int = 0,
+                  num_classes: int = 10, runs_axis: bool = False, steps_per_call: int = 0,
+                  layout=None) -> dict:
+  """evaluate.make_programs' 'epoch', 'eval' and 'eval_by_class' for host-resident datasets
+  (same call signatures, numpy datasets)."""
+  per_example = evaluate.eval_per_example(objective, elbo_samples)
+  kwargs = dict(batch_size=eval_batch_size, runs_axis=runs_axis, layout=layout,
+                unroll=steps_per_call > 0)
+  return {"epoch": StreamedEpoch(batch_size=batch_size, objective=objective, tx=tx,
+                                 runs_axis=runs_axis, layout=layout,
+                                 steps_per_call=steps_per_call),
+          "eval": StreamedEval(per_example, num_classes=1, by_class=False, **kwargs),
+          "eval_by_class": StreamedEval(per_example, num_classes=num_classes, by_class=True,
+                                        **kwargs)}
