@@ -67,12 +67,13 @@ def restore_meta(workdir: str | Path, epoch: int | None = None, *,
 def restore_state(workdir: str | Path, epoch: int, abstract_state, *, directory: str = LATEST,
                   sharding=None):
   """Restores step `epoch` into the structure/shapes of `abstract_state` (from jax.eval_shape),
-  every array placed with `sharding` (e.g. replicated over a mesh; None: the default device), so
-  a checkpoint written on any device count restores on any other.
+  every array placed with `sharding` (e.g. replicated over a mesh; None: the first local
+  device), so a checkpoint written on any device count restores on any other.
 
   Raises:
     CheckpointError: missing or corrupt files, or shapes that do not match the config.
   """
+  sharding = sharding or jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
   target = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=sharding),
                         abstract_state)
   with manager(workdir, directory=directory) as mngr:

@@ -2,7 +2,7 @@
 exit with status 2.
 
   vae-jax train --config FILE [--config.a.b=VALUE ...] [--sweep KEY=V1,V2 ...] [--workdir DIR]
-                [--resume] [--reuse]
+                [--resume] [--reuse] [--distributed]
   vae-jax evaluate --workdir DIR [--k 5000]
   vae-jax sample --workdir DIR --n 64 --out FILE
   vae-jax score --workdir DIR [--n 10000] [--classifier DIR]
@@ -46,6 +46,9 @@ def _parser() -> argparse.ArgumentParser:
                       "program; each run goes to WORKDIR/<key=value,...>/")
   t.add_argument("--reuse", action="store_true", help="with --sweep: skip finished runs")
   t.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+  t.add_argument("--distributed", action="store_true",
+                 help="call jax.distributed.initialize() (automatic under SLURM / Open MPI / "
+                      "JAX_COORDINATOR_ADDRESS): one process per host, process 0 writes the run")
 
   e = sub.add_parser("evaluate", help="test-set loss and IW-NLL of a trained run")
   e.add_argument("--workdir", required=True)
@@ -89,6 +92,8 @@ def split_config_overrides(argv: list[str]) -> tuple[list[str], list[str]]:
 
 
 def _train(args, overrides):
+  from vae_jax import parallel  # pylint: disable=import-outside-toplevel
+  parallel.initialize_distributed(force=args.distributed)  # Before anything touches a device.
   from vae_jax import config as config_lib, runner  # pylint: disable=import-outside-toplevel
   from vae_jax import sweep  # pylint: disable=import-outside-toplevel
   config = config_lib.load_config(args.config)
@@ -104,8 +109,9 @@ def _train(args, overrides):
                        | {k: r["summary"][k] for k in keys if k in r["summary"]}))
     return
   summary = runner.train_and_evaluate(config, workdir, resume=args.resume,
-                                      progress=not args.no_progress)
-  print(json.dumps({"workdir": str(workdir)} | {k: summary[k] for k in keys if k in summary}))
+                                      progress=not args.no_progress and parallel.is_writer())
+  if parallel.is_writer():
+    print(json.dumps({"workdir": str(workdir)} | {k: summary[k] for k in keys if k in summary}))
 
 
 def _evaluate(args):

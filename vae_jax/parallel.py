@@ -115,8 +115,20 @@ def constrain(tree, sharding: NamedSharding | None):
 
 def put(tree, sharding: NamedSharding | None):
   """Host or device arrays placed with `sharding` (default device when None). With several
-  processes, every process passes the same values and gets its shards of the global array."""
-  return jax.device_put(tree) if sharding is None else jax.device_put(tree, sharding)
+  processes, every process passes the same values and gets its shards of the global array
+  (process-local device arrays go through the host; PRNG keys through their key data)."""
+  if sharding is None:
+    return jax.device_put(tree)
+  if jax.process_count() == 1:
+    return jax.device_put(tree, sharding)
+
+  def one(x):
+    if isinstance(x, jax.Array) and jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
+      return jax.random.wrap_key_data(one(jax.random.key_data(x)), impl=jax.random.key_impl(x))
+    if isinstance(x, jax.Array) and not x.is_fully_addressable:
+      return jax.device_put(x, sharding)  # Already global: a reshard.
+    return jax.device_put(np.asarray(x), sharding)
+  return jax.tree.map(one, tree)
 
 
 def is_writer() -> bool:

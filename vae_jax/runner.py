@@ -230,7 +230,7 @@ def train_and_evaluate_runs(configs, workdirs, *, resume: bool = False,
     return _run(configs, workdirs, splits, starts, progress, data_seconds, layout)
   except BaseException:
     for w, new in zip(workdirs, created):
-      if new and checkpointing.latest_epoch(w) is None:
+      if new and parallel.is_writer() and checkpointing.latest_epoch(w) is None:
         shutil.rmtree(w, ignore_errors=True)  # Nothing worth keeping: no half-written run.
     raise
 

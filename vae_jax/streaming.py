@@ -29,7 +29,7 @@ def device_budget_bytes(budget_mb: int = 0) -> int:
   CPU reports none: DEFAULT_BUDGET_MB)."""
   if budget_mb:
     return budget_mb * 2**20
-  stats = jax.devices()[0].memory_stats() or {}
+  stats = jax.local_devices()[0].memory_stats() or {}
   return stats["bytes_limit"] // 2 if "bytes_limit" in stats else DEFAULT_BUDGET_MB * 2**20
 
 

@@ -16,7 +16,7 @@ import json
 import shutil
 from pathlib import Path
 
-from vae_jax import checkpointing, config as config_lib, runner
+from vae_jax import checkpointing, config as config_lib, parallel, runner
 
 
 @dataclasses.dataclass(frozen=True)
@@ -107,13 +107,15 @@ def run_sweep(config, sweep_args: list[str], workdir: str | Path, *, resume: boo
                                    "continue it, --reuse to keep finished runs, or another --workdir")
   listing = [{"name": r.name, "overrides": list(r.overrides), "program": r.program,
               "workdir": str(workdir / r.name)} for r in runs]
-  created = not workdir.exists()
-  workdir.mkdir(parents=True, exist_ok=True)
-  (workdir / "sweep.json").write_text(json.dumps({"sweep": sweep_args, "runs": listing}, indent=2))
+  created, writer = not workdir.exists(), parallel.is_writer()
+  if writer:  # Process 0 of a multi-host launch (the only process otherwise).
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / "sweep.json").write_text(json.dumps({"sweep": sweep_args, "runs": listing},
+                                                   indent=2))
   try:
     return _train_programs(runs, workdir, resume, reuse, progress)
   except BaseException:
-    if created and not any(p.is_dir() for p in workdir.iterdir()):
+    if writer and created and not any(p.is_dir() for p in workdir.iterdir()):
       shutil.rmtree(workdir, ignore_errors=True)  # Nothing trained: leave nothing behind.
     raise
 
