@@ -161,11 +161,6 @@ def test_vmapped_seeds_resume_and_bad_groups(tiny, tmp_path):
   assert _rows(dirs[0]) == _rows(cut[0]) and _rows(dirs[1]) == _rows(cut[1])
   with pytest.raises(runner.RunError, match="distinct"):
     runner.train_and_evaluate_seeds(config, [0, 0], [tmp_path / "x", tmp_path / "y"])
-  with pytest.raises(runner.RunError, match="growth"):
-    runner.train_and_evaluate_seeds(tiny(**{"growth.enabled": True, "growth.increments": 4,
-                                            "growth.final_widths": 64, "growth.narrow_to": 16}),
-                                    [0, 1],
-                                    [tmp_path / "x", tmp_path / "y"])
   assert not (tmp_path / "x").exists()
 
 

@@ -206,3 +206,23 @@ def test_narrowing_run_and_sample_from_grown_checkpoint(tiny, tmp_path):
   assert widths == [[8, 4], [4, 2], [8, 4]]
   _, objective, params, _, _ = evaluate.restore_run(tmp_path / "n")
   assert growth.encoder_widths(params) == (8, 4)
+
+
+@pytest.mark.parametrize("keep, optimizer", [("first", "pad"), ("largest_norm", "reset")])
+def test_vmapped_seeds_grow_together_like_each_seed_alone(tiny, tmp_path, keep, optimizer):
+  """Growth under a runs axis: one vmapped surgery per event (widen, narrow, Adam pad/reset),
+  each run equal to training it alone."""
+  config = _growing(tiny, **{"train.epochs": 4, "growth.narrow_at": 2, "growth.keep": keep,
+                             "growth.optimizer": optimizer, "eval.iw_samples": 4,
+                             "train.tensorboard": False})
+  together = runner.train_and_evaluate_seeds(config, [0, 1], [tmp_path / "a", tmp_path / "b"],
+                                             progress=False)
+  assert {s["runs_in_program"] for s in together} == {2}
+  for seed, summary in zip((0, 1), together):
+    alone = runner.train_and_evaluate(_growing(tiny, **{
+        "train.epochs": 4, "growth.narrow_at": 2, "growth.keep": keep,
+        "growth.optimizer": optimizer, "eval.iw_samples": 4, "train.tensorboard": False,
+        "seed": seed}), tmp_path / f"alone{seed}", progress=False)
+    assert summary["encoder_widths"] == alone["encoder_widths"]
+    for key in ("eval/loss", "eval/loss_at_growth", "eval/nll_iw", "train/loss"):
+      np.testing.assert_allclose(summary[key], alone[key], rtol=2e-5, err_msg=key)

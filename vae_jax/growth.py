@@ -139,10 +139,10 @@ def narrow(params, opt_state, layer: Path, consumers: Sequence[Path], k: int, *,
     raise ValueError(f"need 1 <= k <= {width} and keep in {KEEP_POLICIES}, got {k}, {keep}")
   if keep == "first":
     idx = np.arange(k)
-  else:
-    norms = np.sqrt(np.sum(np.square(np.asarray(kernel)), 0)
-                    + np.square(np.asarray(_get(params, layer + ("bias",)))))
-    idx = np.sort(np.argsort(-norms, kind="stable")[:k])
+  else:  # jnp, not numpy: the surgery also runs under jax.vmap over a runs axis.
+    norms = jnp.sqrt(jnp.sum(jnp.square(kernel), 0)
+                     + jnp.square(_get(params, layer + ("bias",))))
+    idx = jnp.sort(jnp.argsort(-norms, stable=True)[:k])
   take = lambda tree: _take(tree, layer, consumers, idx)
   return take(params), map_param_mirrors(opt_state, params, take)
 

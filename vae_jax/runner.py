@@ -171,11 +171,11 @@ def program_key(config) -> str:
 
 def vmaps_runs(config) -> bool:
   """Whether runs of this config that differ only in traced fields share one vmapped program:
-  train.vmap_runs 'always' / 'never', or 'auto': yes, except for growth (each run has its own
-  schedule) and for conv models on the CPU whose convs vmap into grouped convs
+  train.vmap_runs 'always' / 'never', or 'auto': yes (growth too: their schedules are equal, the
+  surgery is vmapped), except for conv models on the CPU whose convs vmap into grouped convs
   (model.conv_runs=vmap: measured 4-12x slower per run than the runs one after another)."""
   mode = config.train.get("vmap_runs", "auto")
-  if config.growth.enabled or mode == "never":
+  if mode == "never":
     return False
   conv = "conv" in (config.model.encoder.kind, config.model.decoder.kind)
   grouped = conv and not models.resolve_loop_runs(config.model.get("conv_runs", "auto"))
@@ -198,8 +198,9 @@ def train_and_evaluate_runs(configs, workdirs, *, resume: bool = False,
     the summaries, in the order of `configs`.
   Raises:
     config_lib.ConfigError, data.DataError, checkpointing.CheckpointError; RunError for configs
-    that differ in untraced fields, growth with R > 1 (shapes change during training), repeated
-    or missing workdirs, or checkpoints that cannot resume together.
+    that differ in untraced fields, repeated or missing workdirs, or checkpoints that cannot
+    resume together. (With growth.enabled the runs share one schedule, so every growth event is
+    one vmapped surgery on all of them.)
   """
   workdirs = [Path(w) for w in workdirs]
   if not configs or len(configs) != len(workdirs) or len(
@@ -211,9 +212,6 @@ def train_and_evaluate_runs(configs, workdirs, *, resume: bool = False,
   if len({program_key(c) for c in configs}) > 1:
     raise RunError("runs in one program may differ only in " + ", ".join(train.TRACED_KEYS)
                    + "; train the others as separate programs (vae-jax train --sweep does)")
-  if len(configs) > 1 and configs[0].growth.enabled:
-    raise RunError("growth.enabled changes shapes during training, so runs cannot share one "
-                   "vmapped program; train each run with train_and_evaluate")
   starts = [_check_workdir(c, w, resume) for c, w in zip(configs, workdirs)]
   if len({s is None for s in starts}) > 1:
     raise RunError("some run directories hold checkpoints and others do not; resume the former "
@@ -464,10 +462,14 @@ class _Loop:
     if self.schedule[epoch] != self.widths:  # Growth: pytree surgery on params and optimizer.
       self.widths = self.schedule[epoch]
       g = self.config.growth
-      params, opt_state = growth.resize_encoder(
-          self.state.params, self.state.opt_state, self.widths,
-          jax.random.fold_in(self.keys.init, epoch), tx=self.tx, outgoing_init=g.outgoing_init,
-          keep=g.keep, optimizer=g.optimizer)
+
+      def surgery(params, opt_state, key):
+        return growth.resize_encoder(params, opt_state, self.widths, jax.random.fold_in(key, epoch),
+                                     tx=self.tx, outgoing_init=g.outgoing_init, keep=g.keep,
+                                     optimizer=g.optimizer)
+      # Runs of one program share the schedule: one vmapped surgery, each run with its own key.
+      surgery = jax.vmap(surgery) if self.runs.axis else surgery
+      params, opt_state = surgery(self.state.params, self.state.opt_state, self.keys.init)
       if g.optimizer == "reset":
         opt_state = train.set_hparams(opt_state, self.hparams)
       self.state = parallel.put(self.state.replace(params=params, opt_state=opt_state),
