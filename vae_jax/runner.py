@@ -6,10 +6,13 @@
 <workdir>/figures/*.png   loss curves, reconstructions, prior samples, latent scatter, manifold
 <workdir>/ckpt/<epoch>/   orbax checkpoints (params, optimizer state, epoch): the latest two
 <workdir>/best/<epoch>/   with early stopping: the checkpoint of the best epoch so far
+<workdir>/tensorboard/    TensorBoard event files (run_log.py)
 
 One loop serves every study: `train_and_evaluate_runs` trains R runs whose configs differ only in
 seed and traced hyperparameters (train.TRACED_KEYS) in one compiled program, vmapped over a leading
-runs axis (R = 1: no axis), each run stopping early on its own.
+runs axis (R = 1: no axis), each run stopping early on its own. Batches are sharded over the
+devices of a parallel.Layout (one device: the plain programs); the datasets live on the device or
+stream from the host (streaming.py); only process 0 of a multi-host launch writes the files.
 """
 
 from __future__ import annotations
