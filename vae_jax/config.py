@@ -96,6 +96,9 @@ def base_config() -> ml_collections.ConfigDict:
       # | never.
       vmap_runs="auto",
       tensorboard=True,  # TensorBoard event files in <workdir>/tensorboard.
+      # A step with a non-finite loss or gradient is skipped; after this many in a row the run
+      # fails (exit 2, last good checkpoint kept). 0 = never stop.
+      max_nonfinite_steps=100,
       early_stopping=dict(
           patience=0,  # Stop after this many epochs without improvement; 0 = off.
           metric="val/loss",  # A metrics.jsonl key, lower is better (val/* needs a validation split).
@@ -229,6 +232,7 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   for name in ("data.validation_size", "data.validation_seed", "data.train_subset",
                "model.conv_batch_chunks", "train.keep_checkpoints",
                "parallel.data_devices", "parallel.runs_devices", "data.device_budget_mb",
+               "train.max_nonfinite_steps",
                "eval.iw_samples", "eval.elbo_samples", "train.steps_per_call",
                "train.early_stopping.patience",
                "train.early_stopping.min_delta"):

@@ -39,7 +39,7 @@ from vae_jax import (checkpointing, config as config_lib, data, early_stopping, 
 COMPUTE_ONLY = ("model.conv_batch_chunks", "model.conv_runs", "train.steps_per_call",
                 "train.vmap_runs", "train.keep_checkpoints", "train.tensorboard",
                 "parallel.data_devices", "parallel.runs_devices", "data.on_device",
-                "data.device_budget_mb")
+                "data.device_budget_mb", "train.max_nonfinite_steps")
 # Config fields that may change between a run and its resumption (or --reuse).
 RESUMABLE_CHANGES = ("train.epochs", *COMPUTE_ONLY)
 
@@ -335,6 +335,8 @@ class _Loop:
     es = c.train.early_stopping
     self.patience, self.metric, self.min_delta = es.patience, es.metric, es.min_delta
     self.seconds = {"data": 0.0, "train": 0.0, "eval": 0.0}
+    self.streak = [0] * len(configs)  # Consecutive skipped (non-finite) steps per run.
+    self.failed = [None] * len(configs)  # Per run: why it stopped on non-finite steps.
     # Wall time of earlier invocations up to the checkpoint this one resumed from (0 if fresh):
     # summary.json's wall_seconds covers the whole run, not only its last invocation.
     self.run_start = time.perf_counter()
@@ -421,7 +423,7 @@ class _Loop:
     bar = tqdm.tqdm(range(self.epoch + 1, c.train.epochs + 1), desc="train", unit="epoch",
                     disable=not self.progress, dynamic_ncols=True)
     for epoch in bar:
-      active = [not es.stopped for es in self.es]
+      active = [not es.stopped and not failed for es, failed in zip(self.es, self.failed)]
       if not any(active):
         break
       row = self._epoch(epoch, active)
@@ -435,6 +437,7 @@ class _Loop:
                  "epoch_seconds": self.epoch_seconds, "runs_in_program": runs.n}
         self.history[i].append(row_i)
         log.epoch(row_i)
+        self._check_finite(i, epoch, latest[i])
         if self.patience:
           if self.metric not in row_i:
             raise RunError(f"train.early_stopping.metric={self.metric} is not a metric of this "
@@ -447,6 +450,8 @@ class _Loop:
       meta = {"epoch": epoch, "encoder_widths": list(self.widths),
               "elapsed_seconds": time.perf_counter() - self.run_start}
       for i in range(runs.n):
+        if self.failed[i]:  # Keep its last good checkpoint as the one to resume from.
+          continue
         if active[i] and (epoch % c.train.checkpoint_every == 0 or epoch == c.train.epochs
                           or self.es[i].stopped):
           checkpointing.save(latest[i], epoch, runs.get(self.state, i), meta)
@@ -458,6 +463,23 @@ class _Loop:
             self.best_saved[i] = self.es[i].best_epoch
       bar.set_postfix(train=f"{np.mean(row['train/loss']):.2f}",
                       test=f"{np.mean(row['eval/loss']):.2f}")
+
+  def _check_finite(self, i, epoch, mngr):
+    """Counts run i's consecutive skipped steps (train.max_nonfinite_steps, 0 = no limit);
+    at the limit the run fails: frozen from then on, its last good checkpoint kept. With one run
+    (or when every run has failed) the program stops with a RunError."""
+    limit = self.config.train.get("max_nonfinite_steps", 100)
+    for skipped in (self.nonfinite[i] if self.runs.axis else self.nonfinite):
+      self.streak[i] = self.streak[i] + 1 if skipped else 0
+      if limit and self.streak[i] >= limit and not self.failed[i]:
+        lr = self.configs[i].optim.lr
+        self.failed[i] = (
+            f"{self.workdirs[i]}: {self.streak[i]} consecutive training steps had a non-finite "
+            f"loss or gradient in epoch {epoch} (skipped, params unchanged); the last good "
+            f"checkpoint is epoch {mngr.latest_step()}; lower --config.optim.lr (now {lr}) and "
+            "train again or resume")
+    if self.failed[i] and all(self.failed):
+      raise RunError(self.failed[i])
 
   def _epoch(self, epoch, active) -> dict:
     """One epoch of every active run and its evaluation; returns {metric: [R] or scalar}."""
@@ -488,6 +510,8 @@ class _Loop:
                                             jnp.int32(epoch), self.hparams,
                                             self.runs.flags(active))
     metrics = jax.device_get(metrics)
+    self.nonfinite = np.asarray(metrics.pop("nonfinite"), bool)  # [(R,) S]: skipped steps.
+    row["train/nonfinite_steps"] = self.nonfinite.sum(-1)
     self.epoch_seconds = (time.perf_counter() - start
                           - (programs["epoch"].compile_seconds - compiled_before))
     self.seconds["train"] += self.epoch_seconds
@@ -566,5 +590,7 @@ class _Loop:
         "data_on_device": self.on_device,
         "versions": _versions(),
         "seed": self.configs[i].seed,
+        "nonfinite_steps": int(sum(r.get("train/nonfinite_steps", 0) for r in history)),
+        "failed": self.failed[i],
         "wall_seconds": time.perf_counter() - run_start,  # Every invocation, figures included.
     }

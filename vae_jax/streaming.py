@@ -110,7 +110,7 @@ class StreamedEpoch:
       state, m = self._steps(state, batch, keys, local, hparams, active)
       metrics.append(m)
     metrics = jax.tree.map(lambda *ms: jnp.concatenate(ms, axis=axis), *metrics)
-    return state, jax.tree.map(lambda m: jnp.mean(m, axis=axis), metrics)
+    return state, train.epoch_means(metrics, axis)
 
 
 class StreamedEval:

@@ -132,25 +132,39 @@ class RunKeys(flax.struct.PyTreeNode):
     return cls(*(jax.random.fold_in(root, i) for i in range(4)))
 
 
+def all_finite(tree) -> jax.Array:
+  """bool scalar: every element of every array in `tree` is finite."""
+  return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)]))
+
+
 def train_step(state: TrainState, batch, key, hparams, *, objective, tx):
   """One optimizer step on the batch mean of objective.terms' 'loss'. Pure.
+
+  A step whose loss, gradients or updates are not finite is skipped: the whole state (step
+  count, params, optimizer state) comes back unchanged and 'nonfinite' is True, so no NaN ever
+  reaches the params or a checkpoint. (optax.apply_if_finite is not used: it adds state to the optimizer,
+  changing the checkpoint layout, and accepts the update after its error budget.)
 
   Args:
     batch: {"image": uint8 [B, H, W, C], "label": int32 [B]} (preprocessed inside, binarization
       drawn from `key`). hparams: see hparams_from_config.
   Returns:
-    (new state, batch means of the terms, e.g. 'loss', 'recon', 'kl' in nats per image).
+    (new state, batch means of the terms, e.g. 'loss', 'recon', 'kl' in nats per image, plus
+    'nonfinite': bool scalar, the step was skipped).
   """
   def loss_fn(params):
     terms = objective.terms(params, batch, key, hparams)
     return jnp.mean(terms["loss"]), terms
 
   grads, terms = jax.grad(loss_fn, has_aux=True)(state.params)
+  means = jax.tree.map(jnp.mean, terms)
   opt_state = set_hparams(state.opt_state, hparams)
   updates, opt_state = tx.update(grads, opt_state, state.params)
-  state = state.replace(step=state.step + 1, params=optax.apply_updates(state.params, updates),
-                        opt_state=opt_state)
-  return state, jax.tree.map(jnp.mean, terms)
+  finite = jnp.isfinite(means["loss"]) & all_finite(grads) & all_finite(updates)
+  new = state.replace(step=state.step + 1, params=optax.apply_updates(state.params, updates),
+                      opt_state=opt_state)
+  new = jax.tree.map(lambda n, o: jnp.where(finite, n, o), new, state)
+  return new, means | {"nonfinite": ~finite}
 
 
 def epoch_batches(keys: RunKeys, epoch, n: int, batch_size: int) -> jax.Array:
@@ -191,12 +205,18 @@ def train_epoch(state: TrainState, dataset, keys: RunKeys, epoch, hparams, activ
   Args:
     epoch: int32 scalar.
   Returns:
-    (new state, epoch means of the terms).
+    (new state, epoch means of the terms and the per-step 'nonfinite' flags [S]).
   """
   idx_SxB = epoch_batches(keys, epoch, dataset["image"].shape[0], batch_size)
   state, metrics = train_steps(state, dataset, keys, idx_SxB, hparams, active,
                                objective=objective, tx=tx, batch_sharding=batch_sharding)
-  return state, jax.tree.map(jnp.mean, metrics)
+  return state, epoch_means(metrics)
+
+
+def epoch_means(metrics, axis: int = 0) -> dict:
+  """Per-step metrics [..., S, ...] -> epoch means over `axis`, except 'nonfinite', which stays
+  per step ([S] bool: the skipped steps, in order)."""
+  return {k: v if k == "nonfinite" else jnp.mean(v, axis=axis) for k, v in metrics.items()}
 
 
 class HostLoopEpoch:
@@ -244,4 +264,4 @@ class HostLoopEpoch:
       state, m = self._steps(state, dataset, keys, chunk, hparams, active)
       metrics.append(m)
     metrics = jax.tree.map(lambda *ms: jnp.concatenate(ms, axis=axis), *metrics)
-    return state, jax.tree.map(lambda m: jnp.mean(m, axis=axis), metrics)
+    return state, epoch_means(metrics, axis)
