@@ -82,3 +82,131 @@ def test_skipped_step_leaves_the_state_unchanged(tiny):
                                   objective=objective, tx=tx)
   assert bool(metrics["nonfinite"])  # A NaN learning rate: finite grads, non-finite updates.
   assert jax.tree.all(jax.tree.map(lambda a, b: bool(jnp.array_equal(a, b)), new, state))
+
+
+def _config_file(tmp_path, config):
+  from vae_jax import config as config_lib  # pylint: disable=g-import-not-at-top
+  path = tmp_path / "config.py"
+  path.write_text("import ml_collections, json\ndef get_config():\n  return "
+                  f"ml_collections.ConfigDict(json.loads({config_lib.to_json(config)!r}))\n")
+  return str(path)
+
+
+def _cli(*argv, **popen):
+  import os, subprocess, sys  # pylint: disable=g-import-not-at-top,multiple-imports
+  from pathlib import Path  # pylint: disable=g-import-not-at-top
+  env = os.environ | {"PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+  return subprocess.Popen([sys.executable, "-m", "vae_jax.cli", *argv], env=env,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen)
+
+
+def _comparable(workdir):
+  return [{k: v for k, v in r.items() if k != "epoch_seconds"} for r in _rows(workdir)]
+
+
+def test_sigkill_during_a_save_then_resume_equals_an_uninterrupted_run(tiny, tmp_path):
+  """A 3.2M-parameter MLP (40 MB checkpoints) so a save lasts long enough to be caught."""
+  import os, signal, time  # pylint: disable=g-import-not-at-top,multiple-imports
+  config = tiny(**{"train.epochs": 4, "model.encoder.widths": "2048",
+                   "model.decoder.widths": "2048", "eval.iw_samples": 4,
+                   "train.tensorboard": False, "train.keep_checkpoints": 0})
+  cfg = _config_file(tmp_path, config)
+  killed = tmp_path / "killed"
+  proc = _cli("train", "--config", cfg, "--workdir", str(killed), "--no-progress")
+  caught = None
+  while proc.poll() is None and caught is None:
+    ckpt = killed / "ckpt"
+    tmp = [p.name for p in ckpt.iterdir() if "tmp" in p.name] if ckpt.is_dir() else []
+    if tmp and int(tmp[0].split(".")[0]) >= 2:
+      os.kill(proc.pid, signal.SIGKILL)
+      caught = tmp[0]
+    time.sleep(0.001)
+  proc.communicate()
+  assert caught and proc.returncode == -signal.SIGKILL, "no save in progress was caught"
+  assert all("tmp" not in e for e in map(str, checkpointing.all_epochs(killed)))
+  resumed = _cli("train", "--config", cfg, "--workdir", str(killed), "--no-progress",
+                 "--resume")  # The dead process's lock does not block this.
+  assert resumed.wait(timeout=600) == 0, resumed.stderr.read()[-2000:]
+  full = runner.train_and_evaluate(config, tmp_path / "full", progress=False)
+  assert _comparable(killed) == _comparable(tmp_path / "full")
+  summary = json.loads((killed / "summary.json").read_text())
+  assert summary["eval/nll_iw"] == full["eval/nll_iw"] and summary["eval/loss"] == full["eval/loss"]
+
+
+def _corrupt(checkpoint_dir):
+  for path in checkpoint_dir.rglob("*"):
+    if path.is_file() and path.parent.name == "d":
+      path.write_bytes(bytes(len(path.read_bytes())))  # Same size, all zeros.
+
+
+def test_corrupt_latest_checkpoint_falls_back_to_the_newest_good_one(tiny, tmp_path, capsys):
+  base = {"eval.iw_samples": 0, "train.tensorboard": False, "train.keep_checkpoints": 0}
+  runner.train_and_evaluate(tiny(**base, **{"train.epochs": 3}), tmp_path / "r", progress=False)
+  _corrupt(tmp_path / "r" / "ckpt" / "3")
+  capsys.readouterr()
+  resumed = runner.train_and_evaluate(tiny(**base, **{"train.epochs": 4}), tmp_path / "r",
+                                      resume=True, progress=False)
+  err = capsys.readouterr().err
+  assert "skipping a bad checkpoint" in err and "resumes from epoch 2" in err
+  full = runner.train_and_evaluate(tiny(**base, **{"train.epochs": 4}), tmp_path / "full",
+                                   progress=False)
+  assert _comparable(tmp_path / "r") == _comparable(tmp_path / "full")
+  assert resumed["eval/loss"] == full["eval/loss"]
+  for epoch in checkpointing.all_epochs(tmp_path / "r"):
+    _corrupt(tmp_path / "r" / "ckpt" / str(epoch))
+  with pytest.raises(checkpointing.CheckpointError, match="no good checkpoint"):
+    runner.train_and_evaluate(tiny(**base, **{"train.epochs": 5}), tmp_path / "r", resume=True,
+                              progress=False)
+  with pytest.raises(checkpointing.CheckpointError, match="does not match its digest|unreadable"):
+    evaluate.restore_run(tmp_path / "r")
+
+
+def test_a_digest_mismatch_is_caught(tiny, tmp_path):
+  runner.train_and_evaluate(tiny(**{"eval.iw_samples": 0}), tmp_path / "r", progress=False)
+  meta = tmp_path / "r" / "ckpt" / "1" / "meta" / "metadata"
+  meta.write_text(meta.read_text().replace('"digest": "', '"digest": "0'))
+  with pytest.raises(checkpointing.CheckpointError, match="does not match its digest"):
+    evaluate.restore_run(tmp_path / "r")
+
+
+def test_second_writer_is_refused_naming_the_pid(tiny, tmp_path, capsys):
+  from vae_jax import cli, locking  # pylint: disable=g-import-not-at-top
+  workdir = tmp_path / "r"
+  runner.train_and_evaluate(tiny(**{"eval.iw_samples": 0}), workdir, progress=False)
+  import subprocess, sys  # pylint: disable=g-import-not-at-top,multiple-imports
+  holder = subprocess.Popen([sys.executable, "-c", (
+      "import sys, time; sys.path.insert(0, %r)\n"
+      "from vae_jax import locking\n"
+      "with locking.hold([%r]):\n  print('held', flush=True); time.sleep(600)\n")
+      % (str(__import__("pathlib").Path(__file__).resolve().parents[1]), str(workdir))],
+      stdout=subprocess.PIPE, text=True)
+  assert holder.stdout.readline().strip() == "held"
+  cfg = _config_file(tmp_path, tiny(**{"eval.iw_samples": 0, "train.epochs": 2}))
+  assert cli.main(["train", "--config", cfg, "--workdir", str(workdir), "--resume"]) == 2
+  err = capsys.readouterr().err.strip()
+  assert f"pid {holder.pid}" in err and "\n" not in err and "in use" in err
+  holder.kill()  # SIGKILL: the kernel releases its lock; no stale lock blocks the resume.
+  holder.wait()
+  locking.check_free(workdir)
+  assert cli.main(["train", "--config", cfg, "--workdir", str(workdir), "--resume",
+                   "--no-progress"]) == 0
+
+
+def test_resume_of_a_run_killed_before_its_first_checkpoint_starts_afresh(tiny, tmp_path, capsys):
+  config = tiny(**{"eval.iw_samples": 0})
+  workdir = tmp_path / "r"
+  workdir.mkdir()
+  from vae_jax import config as config_lib  # pylint: disable=g-import-not-at-top
+  (workdir / "config.json").write_text(config_lib.to_json(config))  # As a killed run leaves it.
+  capsys.readouterr()
+  summary = runner.train_and_evaluate(config, workdir, resume=True, progress=False)
+  assert "starting it afresh" in capsys.readouterr().err and summary["epoch"] == 1
+
+
+def test_checkpoints_by_wall_time(tiny, tmp_path, monkeypatch):
+  clock = iter(range(0, 10**6, 100))  # Every perf_counter() call: 100 s later.
+  config = tiny(**{"train.epochs": 3, "train.checkpoint_every": 10, "eval.iw_samples": 0,
+                   "train.checkpoint_minutes": 1.0, "train.keep_checkpoints": 0})
+  monkeypatch.setattr(runner.time, "perf_counter", lambda: float(next(clock)))
+  runner.train_and_evaluate(config, tmp_path / "r", progress=False)
+  assert checkpointing.all_epochs(tmp_path / "r") == [3, 2, 1]  # Not only the last epoch.

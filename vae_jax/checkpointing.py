@@ -4,9 +4,11 @@ abstract (jax.eval_shape) target so shapes and pytree structure come from the co
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import jax
+import numpy as np
 import orbax.checkpoint as ocp
 
 
@@ -37,10 +39,31 @@ def latest_epoch(workdir: str | Path, directory: str = LATEST) -> int | None:
     return mngr.latest_step()
 
 
+def digest(state) -> str:
+  """SHA-256 (hex) of every array of `state` in pytree order: shapes, dtypes and bytes."""
+  h = hashlib.sha256()
+  for leaf in jax.tree.leaves(state):
+    array = np.ascontiguousarray(jax.device_get(leaf))
+    h.update(f"{array.shape}{array.dtype}".encode())
+    h.update(array.tobytes())
+  return h.hexdigest()
+
+
 def save(mngr: ocp.CheckpointManager, epoch: int, state, meta: dict) -> None:
-  """Saves `state` (any pytree of arrays) and JSON `meta` as step `epoch` (async write)."""
+  """Saves `state` (any pytree of arrays) and JSON `meta` plus the state's `digest` as step
+  `epoch`. Asynchronous and atomic (orbax writes a temporary directory and renames it when
+  complete), so a process killed mid-save leaves the previous checkpoints as they were."""
+  meta = dict(meta, digest=digest(state))
   mngr.save(epoch, args=ocp.args.Composite(state=ocp.args.StandardSave(state),
                                            meta=ocp.args.JsonSave(meta)))
+
+
+def all_epochs(workdir: str | Path, directory: str = LATEST) -> list[int]:
+  """Epochs of the complete checkpoints in workdir/directory, newest first."""
+  if not (Path(workdir) / directory).is_dir():
+    return []
+  with manager(workdir, directory=directory) as mngr:
+    return sorted(mngr.all_steps(), reverse=True)
 
 
 def restore_meta(workdir: str | Path, epoch: int | None = None, *,
@@ -65,23 +88,30 @@ def restore_meta(workdir: str | Path, epoch: int | None = None, *,
 
 
 def restore_state(workdir: str | Path, epoch: int, abstract_state, *, directory: str = LATEST,
-                  sharding=None):
+                  sharding=None, expected_digest: str | None = None):
   """Restores step `epoch` into the structure/shapes of `abstract_state` (from jax.eval_shape),
   every array placed with `sharding` (e.g. replicated over a mesh; None: the first local
-  device), so a checkpoint written on any device count restores on any other.
+  device), so a checkpoint written on any device count restores on any other. With
+  `expected_digest` (the meta's 'digest'; checkpoints written before digests have none) the
+  restored arrays must hash to it.
 
   Raises:
-    CheckpointError: missing or corrupt files, or shapes that do not match the config.
+    CheckpointError: missing or corrupt files, shapes that do not match the config, or arrays
+      that do not match their digest.
   """
   sharding = sharding or jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
   target = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=sharding),
                         abstract_state)
   with manager(workdir, directory=directory) as mngr:
     try:
-      return mngr.restore(epoch, args=ocp.args.Composite(
+      state = mngr.restore(epoch, args=ocp.args.Composite(
           state=ocp.args.StandardRestore(target)))["state"]
     except Exception as e:  # noqa: BLE001
       raise CheckpointError(f"checkpoint {workdir}/{directory}/{epoch} is unreadable or does not "
                             f"match "
                             f"the config ({type(e).__name__}); delete it or use another --workdir"
                             ) from None
+  if expected_digest and digest(state) != expected_digest:
+    raise CheckpointError(f"checkpoint {workdir}/{directory}/{epoch} does not match its digest "
+                          "(corrupt files); delete it or use another --workdir")
+  return state

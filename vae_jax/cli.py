@@ -191,9 +191,9 @@ def run(argv: list[str]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
   from vae_jax import checkpointing, config, data, runner  # pylint: disable=import-outside-toplevel
-  from vae_jax import scoring  # pylint: disable=import-outside-toplevel
+  from vae_jax import locking, scoring  # pylint: disable=import-outside-toplevel
   user_errors = (UsageError, config.ConfigError, data.DataError, runner.RunError,
-                 checkpointing.CheckpointError, scoring.ScoreError)
+                 checkpointing.CheckpointError, scoring.ScoreError, locking.LockedError)
   try:
     run(sys.argv[1:] if argv is None else argv)
   except user_errors as e:

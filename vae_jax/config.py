@@ -86,6 +86,9 @@ def base_config() -> ml_collections.ConfigDict:
       epochs=10,
       batch_size=128,
       checkpoint_every=5,
+      # Also checkpoint at the end of the first epoch after this many minutes without one (a
+      # killed long run loses at most this plus one epoch); 0 = by epoch count only.
+      checkpoint_minutes=10.0,
       keep_checkpoints=2,  # Newest checkpoints kept in <workdir>/ckpt; 0 = every one written.
       # 0: an epoch is one compiled lax.scan. N > 0: the host calls a compiled program of N
       # unrolled steps per call, and evaluation loops are unrolled (XLA:CPU runs convolutions
@@ -232,7 +235,7 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   for name in ("data.validation_size", "data.validation_seed", "data.train_subset",
                "model.conv_batch_chunks", "train.keep_checkpoints",
                "parallel.data_devices", "parallel.runs_devices", "data.device_budget_mb",
-               "train.max_nonfinite_steps",
+               "train.max_nonfinite_steps", "train.checkpoint_minutes",
                "eval.iw_samples", "eval.elbo_samples", "train.steps_per_call",
                "train.early_stopping.patience",
                "train.early_stopping.min_delta"):

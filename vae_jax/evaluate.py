@@ -274,5 +274,6 @@ def restore_run(workdir: str | Path):
   tx = train.make_optimizer(config.optim.name)
   hparams = train.hparams_from_config(config)
   state = checkpointing.restore_state(workdir, epoch, abstract_state(objective, tx, image_shape,
-                                                                     hparams), directory=directory)
+                                                                     hparams), directory=directory,
+                                     expected_digest=meta.get("digest"))
   return config, objective, state.params, train.RunKeys.from_seed(config.seed), epoch

@@ -17,6 +17,7 @@ stream from the host (streaming.py); only process 0 of a multi-host launch write
 
 from __future__ import annotations
 
+import contextlib
 import json
 import platform
 import shutil
@@ -32,14 +33,14 @@ import numpy as np
 import tqdm
 
 from vae_jax import (checkpointing, config as config_lib, data, early_stopping, evaluate, figures,
-                     growth, models, objectives, parallel, run_log, streaming, train)
+                     growth, locking, models, objectives, parallel, run_log, streaming, train)
 
 # Config fields that change how a run is computed or what it keeps, not its results (up to float
 # rounding).
 COMPUTE_ONLY = ("model.conv_batch_chunks", "model.conv_runs", "train.steps_per_call",
                 "train.vmap_runs", "train.keep_checkpoints", "train.tensorboard",
                 "parallel.data_devices", "parallel.runs_devices", "data.on_device",
-                "data.device_budget_mb", "train.max_nonfinite_steps")
+                "data.device_budget_mb", "train.max_nonfinite_steps", "train.checkpoint_minutes")
 # Config fields that may change between a run and its resumption (or --reuse).
 RESUMABLE_CHANGES = ("train.epochs", *COMPUTE_ONLY)
 
@@ -97,7 +98,10 @@ def _check_workdir(config, workdir: Path, resume: bool) -> int | None:
       raise RunError(f"{workdir} already holds a checkpoint (epoch {latest}); pass --resume to "
                      "continue it or use another --workdir")
     return latest
-  if resume:
+  if resume and saved.exists():  # Killed before its first checkpoint: nothing to continue.
+    print(f"vae-jax: notice: {workdir} holds no checkpoint (its run stopped before the first); "
+          "starting it afresh", file=sys.stderr)
+  elif resume:
     raise RunError(f"--resume given but {workdir} has no checkpoint; drop --resume to start fresh")
   return None
 
@@ -215,6 +219,9 @@ def train_and_evaluate_runs(configs, workdirs, *, resume: bool = False,
   if len({program_key(c) for c in configs}) > 1:
     raise RunError("runs in one program may differ only in " + ", ".join(train.TRACED_KEYS)
                    + "; train the others as separate programs (vae-jax train --sweep does)")
+  writer = parallel.is_writer()
+  for w in workdirs if writer else ():  # Another live run there: refuse before anything else.
+    locking.check_free(w)
   starts = [_check_workdir(c, w, resume) for c, w in zip(configs, workdirs)]
   if len({s is None for s in starts}) > 1:
     raise RunError("some run directories hold checkpoints and others do not; resume the former "
@@ -224,14 +231,14 @@ def train_and_evaluate_runs(configs, workdirs, *, resume: bool = False,
   splits = load_data(configs[0])
   data_seconds = time.perf_counter() - start
   created = [not w.exists() for w in workdirs]
-  for w in workdirs:
-    if parallel.is_writer():
-      w.mkdir(parents=True, exist_ok=True)
+  for w in workdirs if writer else ():
+    w.mkdir(parents=True, exist_ok=True)
   try:
-    return _run(configs, workdirs, splits, starts, progress, data_seconds, layout)
+    with locking.hold(workdirs) if writer else contextlib.nullcontext():
+      return _run(configs, workdirs, splits, starts, progress, data_seconds, layout)
   except BaseException:
     for w, new in zip(workdirs, created):
-      if new and parallel.is_writer() and checkpointing.latest_epoch(w) is None:
+      if new and writer and checkpointing.latest_epoch(w) is None:
         shutil.rmtree(w, ignore_errors=True)  # Nothing worth keeping: no half-written run.
     raise
 
@@ -336,6 +343,7 @@ class _Loop:
     self.patience, self.metric, self.min_delta = es.patience, es.metric, es.min_delta
     self.seconds = {"data": 0.0, "train": 0.0, "eval": 0.0}
     self.streak = [0] * len(configs)  # Consecutive skipped (non-finite) steps per run.
+    self.saved_at = time.perf_counter()  # Of the last checkpoint (train.checkpoint_minutes).
     self.failed = [None] * len(configs)  # Per run: why it stopped on non-finite steps.
     # Wall time of earlier invocations up to the checkpoint this one resumed from (0 if fresh):
     # summary.json's wall_seconds covers the whole run, not only its last invocation.
@@ -368,6 +376,8 @@ class _Loop:
       log.start(ci, rows)
 
   def _restore_checkpoints(self, starts):
+    restored = [self._newest_good(w, s) for w, s in zip(self.workdirs, starts)]
+    starts = [epoch for epoch, _, _ in restored]
     self.history = [_read_metrics(w / "metrics.jsonl", s) for w, s in zip(self.workdirs, starts)]
     if self.patience:
       self.es = [early_stopping.replay([(r["epoch"], r[self.metric]) for r in rows],
@@ -379,15 +389,11 @@ class _Loop:
       raise RunError(f"the run directories hold checkpoints of different epochs "
                      f"({sorted(running)}); resume them one at a time or delete them")
     self.epoch = running.pop() if running else max(starts)
-    _, meta = checkpointing.restore_meta(self.workdirs[0], starts[0])
+    meta = restored[0][1]
     self.run_start -= meta.get("elapsed_seconds", 0.0)
     self.widths = tuple(meta.get("encoder_widths", self.widths))
-    objective = self.build(self.widths)[0]
-    abstract = evaluate.abstract_state(objective, self.tx, self.image_shape,
-                                       self.runs.get(self.hparams, 0))
-    self.state = parallel.put(self.runs.stack([
-        checkpointing.restore_state(w, s, abstract, sharding=self.layout.replicated)
-        for w, s in zip(self.workdirs, starts)]), self.per_run)
+    abstract = self._abstract(self.widths)
+    self.state = parallel.put(self.runs.stack([state for _, _, state in restored]), self.per_run)
     self.best = None
     if self.patience:
       for w, es in zip(self.workdirs, self.es):
@@ -397,9 +403,42 @@ class _Loop:
               "metrics.jsonl; delete that run directory or train it into another --workdir")
       self.best = parallel.put(self.runs.stack([checkpointing.restore_state(
           w, es.best_epoch, abstract, directory=checkpointing.BEST,
-          sharding=self.layout.replicated) for w, es in zip(self.workdirs, self.es)]),
-          self.per_run)
+          sharding=self.layout.replicated, expected_digest=checkpointing.restore_meta(
+              w, es.best_epoch, directory=checkpointing.BEST)[1].get("digest"))
+          for w, es in zip(self.workdirs, self.es)]), self.per_run)
     self.best_saved = [es.best_epoch for es in self.es]
+
+  def _abstract(self, widths):
+    objective = self.build(widths)[0]
+    return evaluate.abstract_state(objective, self.tx, self.image_shape,
+                                   self.runs.get(self.hparams, 0))
+
+  def _newest_good(self, workdir, latest):
+    """(epoch, meta, state) of the newest checkpoint of workdir up to `latest` that reads and
+    matches its digest; each one skipped is named in a one-line warning on stderr.
+
+    Raises:
+      checkpointing.CheckpointError: none is good.
+    """
+    skipped = []
+    for epoch in (e for e in checkpointing.all_epochs(workdir) if e <= latest):
+      try:
+        _, meta = checkpointing.restore_meta(workdir, epoch)
+        abstract = self._abstract(tuple(meta.get("encoder_widths", self.schedule[1])))
+        state = checkpointing.restore_state(workdir, epoch, abstract,
+                                            sharding=self.layout.replicated,
+                                            expected_digest=meta.get("digest"))
+      except checkpointing.CheckpointError as e:
+        skipped.append(epoch)
+        print(f"vae-jax: warning: skipping a bad checkpoint: {e}", file=sys.stderr)
+        continue
+      if skipped:
+        print(f"vae-jax: warning: {workdir} resumes from epoch {epoch}, the newest good "
+              f"checkpoint (skipped {', '.join(map(str, skipped))})", file=sys.stderr)
+      return epoch, meta, state
+    raise checkpointing.CheckpointError(
+        f"no good checkpoint in {workdir}/{checkpointing.LATEST} (tried epochs "
+        f"{', '.join(map(str, skipped)) or 'none'}); delete {workdir} and train afresh")
 
   def _copy(self, state):
     return _select(self.runs.flags([True] * self.runs.n), state, state)
@@ -449,11 +488,15 @@ class _Loop:
         self.best = _select(runs.flags(improved), self.state, self.best)
       meta = {"epoch": epoch, "encoder_widths": list(self.widths),
               "elapsed_seconds": time.perf_counter() - self.run_start}
+      # By epoch count, at the end, at a stop, or when train.checkpoint_minutes have passed.
+      due = (epoch % c.train.checkpoint_every == 0 or epoch == c.train.epochs
+             or time.perf_counter() - self.saved_at >= 60 * c.train.get("checkpoint_minutes", 0)
+             > 0)
       for i in range(runs.n):
         if self.failed[i]:  # Keep its last good checkpoint as the one to resume from.
           continue
-        if active[i] and (epoch % c.train.checkpoint_every == 0 or epoch == c.train.epochs
-                          or self.es[i].stopped):
+        if active[i] and (due or self.es[i].stopped):
+          self.saved_at = time.perf_counter()
           checkpointing.save(latest[i], epoch, runs.get(self.state, i), meta)
           # best/ is written with latest/, so a resumed run always finds the best epoch of the
           # metrics it resumes from.

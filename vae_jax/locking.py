@@ -1,0 +1,57 @@
+"""One writer per run directory: an exclusive `fcntl.flock` on <workdir>/.lock held for the run's
+life. The kernel drops the lock when its process dies (even by SIGKILL), so a killed run leaves
+no stale lock: the next process simply takes it. POSIX only; on a network filesystem flock must
+be supported (NFSv4 and Lustre do)."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+from pathlib import Path
+
+LOCK = ".lock"
+
+
+class LockedError(RuntimeError):
+  """Another live process holds the run directory; str(e) is one line naming its pid."""
+
+
+def _refusal(workdir: Path, handle) -> LockedError:
+  handle.seek(0)
+  pid = handle.read().strip() or "unknown"
+  return LockedError(f"{workdir} is in use by another vae-jax process (pid {pid}); wait for it "
+                     f"to finish, stop it, or use another --workdir")
+
+
+def check_free(workdir: str | Path) -> None:
+  """Raises LockedError if a live process holds workdir's lock (nothing is created)."""
+  path = Path(workdir) / LOCK
+  if not path.exists():
+    return
+  with path.open("r") as handle:
+    try:
+      fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+      raise _refusal(Path(workdir), handle) from None
+    fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
+def hold(workdirs):
+  """Holds the locks of every (existing) workdir for the `with` body; writes this pid into each.
+
+  Raises:
+    LockedError: one of them is held by another live process (the ones taken are released).
+  """
+  with contextlib.ExitStack() as stack:
+    for workdir in workdirs:
+      handle = stack.enter_context(open(Path(workdir) / LOCK, "a+"))  # noqa: SIM115
+      try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+      except BlockingIOError:
+        raise _refusal(Path(workdir), handle) from None
+      handle.truncate(0)
+      handle.write(str(os.getpid()))
+      handle.flush()
+    yield
