@@ -133,6 +133,9 @@ def load_config(path: str | Path) -> ml_collections.ConfigDict:
     raise ConfigError(f"config file {path} not found; pass --config with a file such as "
                       "experiments/configs/mnist_mlp.py")
   spec = importlib.util.spec_from_file_location(f"_vae_jax_config_{path.stem}", path)
+  if spec is None or path.suffix != ".py":
+    raise ConfigError(f"config file {path} is not a Python file; pass --config with a .py file "
+                      "defining get_config(), such as experiments/configs/mnist_mlp.py")
   module = importlib.util.module_from_spec(spec)
   try:
     spec.loader.exec_module(module)
