@@ -139,7 +139,8 @@ def train_and_evaluate(config, workdir: str | Path, *, resume: bool = False,
   Everything the user can get wrong is checked before the run directory is created.
 
   Raises:
-    config_lib.ConfigError, data.DataError, RunError, checkpointing.CheckpointError.
+    config_lib.ConfigError, data.DataError, RunError, checkpointing.CheckpointError,
+    locking.LockedError (see train_and_evaluate_runs).
   """
   return train_and_evaluate_runs([config], [workdir], resume=resume, progress=progress)[0]
 
@@ -200,14 +201,18 @@ def train_and_evaluate_runs(configs, workdirs, *, resume: bool = False,
   work on each, and results equal training each run alone up to float rounding. With early
   stopping each run stops on its own: its state is frozen from then on and the program ends when
   every run has stopped. epoch_seconds is the time of the whole program's epoch (all runs).
+  With growth.enabled the runs share one schedule, so every growth event is one vmapped surgery
+  on all of them. A run whose steps stay non-finite (train.max_nonfinite_steps) fails alone: its
+  summary's 'failed' says why.
 
   Returns:
     the summaries, in the order of `configs`.
   Raises:
-    config_lib.ConfigError, data.DataError, checkpointing.CheckpointError; RunError for configs
-    that differ in untraced fields, repeated or missing workdirs, or checkpoints that cannot
-    resume together. (With growth.enabled the runs share one schedule, so every growth event is
-    one vmapped surgery on all of them.)
+    config_lib.ConfigError (also: batch sizes that do not divide over the devices),
+    data.DataError, checkpointing.CheckpointError (no good checkpoint to resume from);
+    locking.LockedError: another live process holds a run directory; RunError for configs
+    that differ in untraced fields, repeated or missing workdirs, checkpoints that cannot
+    resume together, or every run failing on non-finite steps.
   """
   workdirs = [Path(w) for w in workdirs]
   if not configs or len(configs) != len(workdirs) or len(
