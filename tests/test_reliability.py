@@ -78,10 +78,12 @@ def test_skipped_step_leaves_the_state_unchanged(tiny):
   h = train.hparams_from_config(config)
   state = train.init_state(objective, tx, (28, 28, 1), jax.random.key(0), h)
   batch = {"image": jnp.zeros((4, 28, 28, 1), jnp.uint8), "label": jnp.zeros((4,), jnp.int32)}
-  new, metrics = train.train_step(state, batch, jax.random.key(1), h | {"lr": jnp.float32(jnp.nan)},
-                                  objective=objective, tx=tx)
-  assert bool(metrics["nonfinite"])  # A NaN learning rate: finite grads, non-finite updates.
+  poisoned = _Poisoned(objective, state, {"beta": jnp.float32(2.0)}, start=0)
+  new, metrics = train.train_step(state, batch, jax.random.key(1), h, objective=poisoned, tx=tx)
+  assert bool(metrics["nonfinite"])
   assert jax.tree.all(jax.tree.map(lambda a, b: bool(jnp.array_equal(a, b)), new, state))
+  new, metrics = train.train_step(state, batch, jax.random.key(1), h, objective=objective, tx=tx)
+  assert not bool(metrics["nonfinite"]) and int(new.step) == 1
 
 
 def _config_file(tmp_path, config):

@@ -8,6 +8,7 @@ from __future__ import annotations
 import ast
 import importlib.util
 import json
+import math
 from pathlib import Path
 
 import ml_collections
@@ -324,7 +325,7 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
                        data.num_classes(config.data.name) if conditional else 0)
   except ValueError as e:
     raise ConfigError(f"{e}") from None
-  if config.optim.lr <= 0 or config.optim.weight_decay < 0:
+  if not (0 < config.optim.lr < math.inf and 0 <= config.optim.weight_decay < math.inf):
     raise ConfigError(f"optim.lr must be > 0 and optim.weight_decay >= 0, got "
                       f"{config.optim.lr}, {config.optim.weight_decay}")
   return config
