@@ -74,8 +74,8 @@ def layout_from_config(config, num_runs: int = 1) -> Layout:
   """The Layout of `num_runs` runs of `config` (parallel.data_devices, parallel.runs_devices).
 
   parallel.runs_devices (default 1) must divide num_runs; parallel.data_devices = 0 means every
-  visible device not used for runs. Every batch size (train, eval, IW) must divide evenly over
-  the data devices.
+  visible device not used for runs. Every batch size in use (train, eval, and IW when
+  eval.iw_samples > 0) must divide evenly over the data devices.
 
   Raises:
     ConfigError: more devices than visible, or a size that does not divide, naming the fix.
@@ -91,7 +91,9 @@ def layout_from_config(config, num_runs: int = 1) -> Layout:
     raise ConfigError(f"parallel.runs_devices={runs_devices} x parallel.data_devices="
                       f"{p.get('data_devices', 0)} needs more than the {count} visible devices; "
                       "lower them (data_devices=0 uses every device)")
-  for name in ("train.batch_size", "eval.batch_size", "eval.iw_batch_size"):
+  sizes = ["train.batch_size", "eval.batch_size"]
+  sizes += ["eval.iw_batch_size"] if config.eval.get("iw_samples", 0) else []
+  for name in sizes:
     size = config[name.split(".")[0]][name.split(".")[1]]
     if size % data_devices:
       raise ConfigError(f"{name}={size} is not divisible by the {data_devices} data-parallel "
