@@ -252,6 +252,8 @@ def test_classifier_shapes():
     (_config(encoder="resnet"), 0, "unknown model.encoder.kind"),
     (_config(dense_init="zeros"), 0, "unknown model.dense_init"),
     (_config(decoder="conv", decoder__upsample="nearest"), 0, "unknown model.decoder.upsample"),
+    (_config(decoder="conv", decoder__project_activation="elu"), 0,
+     "unknown model.decoder.project_activation"),
     (_config("cvae"), 0, "num_classes=0"),
     (_config("classifier"), 1, "num_classes=1"),
 ])
@@ -305,28 +307,11 @@ def test_mlp_models_bit_identical_to_single_file_models(old_models, kind, dense_
                jax.jit(lambda p: apply(new, p))(p_new))
 
 
-@pytest.mark.parametrize("fast", [models.PhaseConvTranspose(5), models.Col2imConvTranspose(5)],
-                         ids=["phase", "col2im"])
-@pytest.mark.parametrize("size", [(4, 4), (3, 5)])
-def test_fast_upsampling_gradients_equal_conv_transpose(fast, size):
-  """The fast paths compute the same function of the same params: equal gradients with respect
-  to the params and the input (float rounding aside), square or not."""
-  h, w_ = size
-  x = jax.random.normal(jax.random.key(2), (2, h, w_, 3))
-  w = jax.random.normal(jax.random.key(3), (2, 2 * h, 2 * w_, 5))
-  ref = nn.ConvTranspose(5, (4, 4), strides=(2, 2), padding="SAME")
-  params = ref.init(jax.random.key(0), x)["params"]
-  loss = lambda layer: lambda p, x: jnp.sum(layer.apply({"params": p}, x) * w)  # noqa: E731
-  g_ref = jax.jit(jax.grad(loss(ref), argnums=(0, 1)))(params, x)
-  g_fast = jax.jit(jax.grad(loss(fast), argnums=(0, 1)))(params, x)
-  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4), g_fast, g_ref)
-
-
 def test_col2im_gradients_under_a_runs_axis():
   """vmap over a runs axis of params (as a sweep program does) keeps col2im's gradients equal
-  to nn.ConvTranspose's, run by run."""
+  to the transposed conv's (layers.ConvTranspose), run by run."""
   x = jax.random.normal(jax.random.key(2), (3, 2, 4, 4, 3))  # [R, B, h, w, I]
-  ref = nn.ConvTranspose(5, (4, 4), strides=(2, 2), padding="SAME")
+  ref = models.ConvTranspose(5)
   params = jax.vmap(lambda k: ref.init(k, x[0])["params"])(jax.random.split(jax.random.key(0), 3))
   loss = lambda layer: lambda p, x: jnp.sum(jnp.sin(layer.apply({"params": p}, x)))  # noqa: E731
   grads = [jax.jit(jax.vmap(jax.grad(loss(layer), argnums=(0, 1))))(params, x)

@@ -97,6 +97,8 @@ def test_cvae_bounds_are_conditional_on_the_label():
     ({"train.early_stopping.patience": 3}, "needs a validation split"),
     ({"model.encoder.kind": "cnn"}, "unknown model.encoder.kind 'cnn'"),
     ({"model.decoder.upsample": "nearest"}, "unknown model.decoder.upsample"),
+    ({"model.decoder.project_activation": "tanh"}, "unknown model.decoder.project_activation"),
+    ({"model.decoder.transpose_fan": "both"}, "unknown model.decoder.transpose_fan"),
     ({"model.encoder.kind": "conv", "model.encoder.features": "32,0"},
      "model.encoder.features[1] must be positive"),
     ({"model.kind": "classifier"}, "eval.iw_samples=5000 needs a VAE"),

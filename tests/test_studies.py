@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -62,6 +63,49 @@ def test_fc_vs_conv_runner_writes_readme_figures_and_rerenders(mnist_data_dir, t
   bad = subprocess.run([*cmd[:3], "no_such_data"], capture_output=True, text=True, cwd=tmp_path,
                        timeout=300, env=env)
   assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "data.name" in bad.stderr
+  # The records beside the README re-render the tables in a checkout without the run dirs
+  # (nothing is trained again; figures need checkpoints, so they name the rows left out).
+  record = tmp_path / "out" / "runs" / "mnist_32" / "conv_p2" / "seed=1"
+  assert {p.name for p in record.iterdir()} == {"config.json", "summary.json", "metrics.jsonl",
+                                                "iw_nll_bernoulli.json"}
+  table = [l for l in readme.splitlines() if l.startswith("| conv VAE | p2 |")]
+  shutil.rmtree(tmp_path / "runs")
+  proc = subprocess.run([*cmd, "--reuse"], capture_output=True, text=True, cwd=tmp_path,
+                        timeout=600, env=env)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  again = (tmp_path / "out" / "README.md").read_text()
+  assert [l for l in again.splitlines() if l.startswith("| conv VAE | p2 |")] == table
+  assert not (tmp_path / "runs" / "mnist_32" / "conv_p2").exists()
+  assert "not run yet" not in again
+
+
+def test_fc_vs_conv_ablation_trains_the_four_cells_and_rerenders_from_records(mnist_data_dir,
+                                                                             tmp_path):
+  tiny = ["data.train_subset=256", "model.encoder.features=4,8", "model.decoder.features=8,4",
+          "eval.batch_size=250", f"data.data_dir={mnist_data_dir}"]
+  cmd = [sys.executable, str(REPO / "experiments" / "fc_vs_conv" / "run.py"), "--ablation",
+         "--dataset", "mnist_32", "--seeds", "0", "--ablation-epochs", "1",
+         "--runs", str(tmp_path / "runs"), "--out", str(tmp_path / "out"), "--override", *tiny]
+  env = os.environ | {"PYTHONPATH": str(REPO)}
+  proc = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, timeout=600, env=env)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  text = (tmp_path / "out" / "ABLATION.md").read_text()
+  rows = [l for l in text.splitlines() if l.startswith(("| relu |", "| none |"))]
+  assert [r.split(" | ")[:2] for r in rows] == [["| relu", "in"], ["| relu", "out"],
+                                                ["| none", "in"], ["| none", "out"]]
+  configs = {d.parent.name: json.loads((d / "config.json").read_text())["model"]["decoder"]
+             for d in (tmp_path / "runs" / "mnist_32" / "ablation").glob("*/seed=0")}
+  assert configs["project=relu,fan=in"]["project_activation"] == "relu"
+  assert configs["project=none,fan=out"]["transpose_fan"] == "out"
+  assert "| 1 | 4 / 1 | 3 / 2 | 2 / 3 | 1 / 4 |" in text  # Row 1 through taps 0..3.
+  assert "reaches the same output rows" in text and "--ablation" in text
+  shutil.rmtree(tmp_path / "runs")
+  proc = subprocess.run([*cmd, "--reuse"], capture_output=True, text=True, cwd=tmp_path,
+                        timeout=600, env=env)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert [l for l in (tmp_path / "out" / "ABLATION.md").read_text().splitlines()
+          if l.startswith(("| relu |", "| none |"))] == rows
+  assert not (tmp_path / "runs").exists()  # Nothing trained again.
 
 
 def test_beta_cvae_runner_one_program_readme_figures_and_rerender(mnist_data_dir, tmp_path):

@@ -58,6 +58,12 @@ def base_config() -> ml_collections.ConfigDict:
           # 3x3 conv + depth-to-space ('phase': same params and outputs, ~2.5x faster on CPU);
           # 'auto': phase on the CPU, transpose on accelerators.
           upsample="transpose",
+          # conv: activation after the dense projection: none (PyTorch's reference VAE decoders)
+          # | relu (vae_jax before 0.2; collapsed the fc_vs_conv MSE VAE on MNIST).
+          project_activation="none",
+          # conv, torch_uniform init: a transposed conv's fan, out (PyTorch's ConvTranspose2d:
+          # 16 * C_out) | in (16 * C_in, vae_jax before 0.2).
+          transpose_fan="out",
       ),
       # Conv layers run on this many slices of each batch (same params and values; 0 = auto:
       # slices of about 16 examples on the CPU, else 1). Faster on XLA:CPU, see models/conv.py.
@@ -259,6 +265,11 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
                              ("model.decoder.kind", config.model.decoder.kind, models.ENCODER_KINDS),
                              ("model.decoder.upsample", config.model.decoder.upsample,
                               models.UPSAMPLE_MODES),
+                             ("model.decoder.project_activation",
+                              config.model.decoder.project_activation,
+                              models.PROJECT_ACTIVATIONS),
+                             ("model.decoder.transpose_fan", config.model.decoder.transpose_fan,
+                              models.TRANSPOSE_FANS),
                              ("data.name", config.data.name, data.DATASETS),
                              ("model.conv_runs", config.model.conv_runs,
                               models.CONV_RUNS_MODES),
@@ -353,9 +364,19 @@ def merged(base: dict, override: dict) -> dict:
 def with_defaults(saved: dict) -> ml_collections.ConfigDict:
   """A saved config.json dict as a ConfigDict; fields added to the library after the run was
   written take their base_config defaults (tuples stay lists); the MLP widths of runs written
-  before model.encoder/model.decoder existed move there."""
+  before model.encoder/model.decoder existed move there.
+
+  Raises:
+    ConfigError: a conv-decoder run written before vae_jax 0.2 (its kernels are in flax's tap
+      order, which the decoder no longer computes).
+  """
   saved = json.loads(json.dumps(saved))  # A copy.
   model = saved.get("model", {})
+  decoder = model.get("decoder", {})
+  if decoder.get("kind") == "conv" and "project_activation" not in decoder:
+    raise ConfigError("this run was made before vae_jax 0.2 changed the conv decoder (PyTorch's "
+                      "transposed-conv tap order and fan, no ReLU after the projection), so its "
+                      "checkpoints do not fit the model; retrain it in a new --workdir")
   for part in ("encoder", "decoder"):
     if f"{part}_widths" in model:
       model.setdefault(part, {})["widths"] = model.pop(f"{part}_widths")

@@ -53,8 +53,14 @@ def posterior(objective, params, images, labels, batch_size: int = 1000):
   return tuple(np.concatenate([np.asarray(p[j], np.float64) for p in parts]) for j in (0, 1))
 
 
+# What a run's record keeps (the small result files; no checkpoints): what a study README's
+# tables are made of, so that a study can be re-rendered in a checkout without its run dirs.
+RECORD_FILES = ("config.json", "summary.json", "metrics.jsonl", "iw_nll_bernoulli.json")
+
+
 class RunDir:
-  """One finished run directory: summary.json, metrics.jsonl rows and (lazily) restored params.
+  """One finished run directory, or its record (RECORD_FILES, no checkpoints): summary.json,
+  metrics.jsonl rows and (lazily, run directories only) restored params.
 
   Raises:
     FileNotFoundError (on construction): no summary.json, the run has not finished.
@@ -66,6 +72,11 @@ class RunDir:
     self.history = [json.loads(line) for line in
                     (self.dir / "metrics.jsonl").read_text().splitlines() if line]
     self._restored = None
+
+  @property
+  def has_checkpoint(self) -> bool:
+    """Whether params can be restored (a run directory, not a record)."""
+    return (self.dir / "ckpt").is_dir()
 
   @property
   def seed(self) -> int:
@@ -102,6 +113,28 @@ class RunDir:
     with checkpointing.manager(self.dir) as mngr:
       return sorted(mngr.all_steps())
 
+
+
+def finished_run(run_dir: Path, record_dir: Path) -> RunDir | None:
+  """The run in `run_dir` when it holds a summary.json, else its record in `record_dir` when
+  that does, else None (not finished)."""
+  for d in (run_dir, record_dir):
+    if (d / "summary.json").is_file():
+      return RunDir(d)
+  return None
+
+
+def save_record(run: RunDir, record_dir: Path) -> None:
+  """Copies RECORD_FILES of a finished run directory into `record_dir` (a study commits its
+  records beside its README; a record is left as it is)."""
+  if run.dir.resolve() == record_dir.resolve():
+    return
+  record_dir.mkdir(parents=True, exist_ok=True)
+  for name in RECORD_FILES:
+    if (run.dir / name).is_file():
+      tmp = record_dir / f".{name}.tmp"
+      tmp.write_bytes((run.dir / name).read_bytes())
+      tmp.replace(record_dir / name)
 
 
 def command_line(script: str) -> str:

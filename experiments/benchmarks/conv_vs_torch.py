@@ -9,10 +9,10 @@ Compared (the study's p1: Adam lr 1e-3, latent 128; every batch size given):
     train.steps_per_call steps per program, model.decoder.upsample='auto': 'col2im' transposed
     convs (GEMM + overlap-add) on the CPU, model.conv_batch_chunks=0: slices of about 16 images);
     vae_jax_phase: the same with the 3x3 'phase' transposed convs; vae_jax_unchunked: col2im on
-    whole batches; and, unless --skip-transpose, vae_jax_transpose: plain nn.ConvTranspose on
-    whole batches (the plain flax module), to show what each part of the fast path gains.
+    whole batches; and, unless --skip-transpose, vae_jax_transpose: plain lax.conv_transpose
+    (layers.ConvTranspose) on whole batches, to show what each part of the fast path gains.
   torch: encoder Conv2d(C,32,4,2,1)-ReLU-Conv2d(32,64)-ReLU-Conv2d(64,128)-ReLU-flatten-
-    Linear(2048,latent) x2 (mu, logvar); decoder Linear(latent,2048)-reshape(128,4,4)-ReLU-
+    Linear(2048,latent) x2 (mu, logvar); decoder Linear(latent,2048)-reshape(128,4,4)-
     ConvTranspose2d(128,64,4,2,1)-ReLU-ConvTranspose2d(64,32)-ReLU-ConvTranspose2d(32,C); loss
     F.mse_loss(sigmoid(out), x, reduction='sum') + KL (sum), divided by the batch size. The
     vae_jax objective is the per-image mean of the same terms, i.e. the same number. Data: a
@@ -62,7 +62,7 @@ class TorchConvVAE(nn.Module):
     self.mu, self.logvar = nn.Linear(2048, latent), nn.Linear(2048, latent)
     self.project = nn.Linear(latent, 2048)
     self.decoder = nn.Sequential(
-        nn.ReLU(), nn.ConvTranspose2d(128, 64, 4, 2, 1), nn.ReLU(),
+        nn.ConvTranspose2d(128, 64, 4, 2, 1), nn.ReLU(),
         nn.ConvTranspose2d(64, 32, 4, 2, 1), nn.ReLU(), nn.ConvTranspose2d(32, channels, 4, 2, 1))
 
   def forward(self, x):

@@ -25,6 +25,7 @@ def get_config():
   config.model.decoder.kind = "conv"
   config.model.decoder.features = (64, 32)
   config.model.decoder.upsample = "auto"
+  config.model.decoder.project_activation = "relu"  # Pinned: see the docstring.
   config.model.conv_batch_chunks = 0  # auto: slices of about 16 images on the CPU.
   config.model.likelihood = "bernoulli"
   config.optim.lr = 1e-3

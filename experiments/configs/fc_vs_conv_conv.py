@@ -1,9 +1,13 @@
 """fc_vs_conv_conv: the convolutional VAE of the fc_vs_conv study (tyakovenko/vaeEncoders), set p1.
 
 Model: encoder 4x4 stride-2 convs C->32->64->128 (32->16->8->4) + ReLU, dense to (mean, logvar) of
-a 128-D latent; decoder dense -> 4x4x128 -> transposed convs 128->64->32->C (4->8->16->32).
+a 128-D latent; decoder dense -> 4x4x128 (no activation, model.decoder.project_activation='none')
+-> PyTorch's ConvTranspose2d(k=4, stride=2, padding=1) 128->64->32->C (4->8->16->32).
 Objective: the study's MSE summed over pixels (between x and sigmoid(decoder output)) + KL.
-PyTorch's default init (the study is a PyTorch notebook). Adam.
+PyTorch's default init for every layer, transposed convs included (the study is a PyTorch
+notebook). Adam. vae_jax 0.1 put a ReLU after the projection: on mnist_32 every run then
+collapsed to an all-black decoder in epoch 1 (run.py --ablation, experiments/fc_vs_conv/
+ABLATION.md).
 
 Parameter sets (the study's p1-p3; p1 is this file's default):
   p1: --config.train.batch_size=64  --config.optim.lr=1e-3 --config.model.latent_dim=128

@@ -34,6 +34,7 @@ def get_config():
   config.model.decoder.kind = "conv"
   config.model.decoder.features = (128, 64, 32)
   config.model.decoder.upsample = "phase"
+  config.model.decoder.project_activation = "relu"  # Pinned: see the docstring.
   config.train.steps_per_call = 4
   config.eval.iw_samples = 100
   config.eval.iw_chunk_size = 25  # Fastest of 25 / 100 samples per decoder call, measured.

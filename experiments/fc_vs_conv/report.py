@@ -8,7 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
-from vae_jax import study
+from vae_jax import config as config_lib, study
+
+import ablation as ablation_lib  # pylint: disable=wrong-import-order
 
 SOURCE = (
     "tyakovenko/vaeEncoders (a PyTorch notebook) compares a fully-connected VAE (flatten, "
@@ -66,14 +68,22 @@ class _Run(study.RunDir):
     return out
 
 
+def record_dir(args, group_dir, dataset, model, pset, seed) -> Path:
+  """Where the record of a run lives beside the README (study.save_record)."""
+  return group_dir(args.out / "runs", dataset, model, pset) / f"seed={seed}"
+
+
 def _collect(args, group_dir):
-  """{(dataset, model, set): [_Run per finished seed]} for the requested seeds."""
+  """{(dataset, model, set): [_Run per finished seed]} for the requested seeds: the run
+  directory when it holds a summary, else the run's committed record."""
   runs = {}
   for dataset in args.dataset:
     for model in args.models:
       for pset in args.sets:
-        dirs = [group_dir(args.runs, dataset, model, pset) / f"seed={s}" for s in args.seeds]
-        runs[dataset, model, pset] = [_Run(d) for d in dirs if (d / "summary.json").is_file()]
+        found = [study.finished_run(group_dir(args.runs, dataset, model, pset) / f"seed={s}",
+                                    record_dir(args, group_dir, dataset, model, pset, s))
+                 for s in args.seeds]
+        runs[dataset, model, pset] = [_Run(r.dir) for r in found if r]
   return runs
 
 
@@ -144,7 +154,8 @@ def _figures(runs, dataset, args, out: Path) -> list[str]:
   import jax  # pylint: disable=import-outside-toplevel
   import jax.numpy as jnp  # pylint: disable=import-outside-toplevel
   from vae_jax import analysis, data, plots  # pylint: disable=import-outside-toplevel
-  first = {(m, p): rs[0] for (d, m, p), rs in runs.items() if d == dataset and rs}
+  first = {(m, p): next(r for r in rs if r.has_checkpoint) for (d, m, p), rs in runs.items()
+           if d == dataset and any(r.has_checkpoint for r in rs)}
   if not first:
     return []
   config = next(iter(first.values())).restored()[0]
@@ -196,6 +207,8 @@ def write(args, group_dir, set_overrides) -> Path:
   command = study.command_line("experiments/fc_vs_conv/run.py")
   any_summary = finished[0].summary
   cfg = json.loads((finished[0].dir / "config.json").read_text())
+  conv_run = next((r for (_, m, _), rs in runs.items() if m == "conv" for r in rs), finished[0])
+  conv_cfg = config_lib.with_defaults(json.loads((conv_run.dir / "config.json").read_text()))
   es = cfg["train"]["early_stopping"]
   iw_head = (f" Bernoulli IW-NLL K={args.iw_k} (nats) | bits/dim |" if args.iw_k else "")
   lines = [
@@ -209,10 +222,14 @@ def write(args, group_dir, set_overrides) -> Path:
       f"flatten → {' → '.join(map(str, cfg['model']['encoder']['widths']))} → (μ, log σ²) and "
       "mirrored (the write-up gives no widths: ours); conv VAE 4×4 stride-2 convs "
       f"C→{'→'.join(map(str, cfg['model']['encoder']['features']))} (32→16→8→4), dense to "
-      f"(μ, log σ²), dense → 4×4×{cfg['model']['decoder']['features'][0]} → transposed convs "
-      f"{'→'.join(map(str, cfg['model']['decoder']['features']))}→C. Init "
-      f"`{cfg['model']['dense_init']}`. Parameter counts per run are in the tables (they "
-      "depend on the latent size and C).",
+      f"(μ, log σ²), dense → 4×4×{cfg['model']['decoder']['features'][0]} "
+      f"(activation: {conv_cfg['model']['decoder']['project_activation']}) → transposed convs "
+      f"{'→'.join(map(str, cfg['model']['decoder']['features']))}→C (PyTorch's "
+      "ConvTranspose2d(k=4, stride=2, padding=1) map). Init "
+      f"`{cfg['model']['dense_init']}`"
+      + (f" (transposed convs: fan from the {conv_cfg['model']['decoder']['transpose_fan']}put "
+         "channels)" if conv_cfg['model']['dense_init'] == "torch_uniform" else "")
+      + ". Parameter counts per run are in the tables (they depend on the latent size and C).",
       "- Objective: squared error between x ∈ [0, 1] and sigmoid(decoder output), summed over "
       "pixels, + KL(q(z|x) ‖ N(0, I)), per image (the study's `reduction='sum'`); "
       f"{cfg['optim']['name']}.",
@@ -268,7 +285,11 @@ def write(args, group_dir, set_overrides) -> Path:
     names = _figures(runs, dataset, args, args.out)
     figures += names
     if names:
-      lines += [f"Figures (first seed of each row; `{command}`):", ""]
+      absent = [f"{MODELS[m]} {p}" for (d, m, p), rs in runs.items()
+                if d == dataset and rs and not any(r.has_checkpoint for r in rs)]
+      lines += [f"Figures (first seed with a checkpoint of each row; `{command}`"
+                + (f"; rows whose runs are only records here, not drawn: {', '.join(absent)}"
+                   if absent else "") + "):", ""]
       lines += [f"![{n}]({n})" for n in names] + [""]
   missing = []
   for (d, m, p), rs in runs.items():
@@ -298,6 +319,16 @@ def write(args, group_dir, set_overrides) -> Path:
       "32×32 with TensorFlow's area filter, then a seeded 30% subset of train is kept (see "
       "`vae_jax/data.py`). Both pipelines are tested on `tfds.testing.mock_data`.", "",
       f"Versions: {json.dumps(any_summary['versions'])}.", ""]
+  ablation = args.out / ablation_lib.README
+  if ablation.is_file():
+    lines += [f"Why the conv decoder has no activation after its projection and PyTorch's "
+              f"transposed-conv fan (an ablation on MNIST and Fashion-MNIST, and where each "
+              f"input pixel lands under flax's SAME and PyTorch's padding=1): "
+              f"[{ablation.name}]({ablation.name}).", ""]
+  for (dataset, model, pset), rs in runs.items():
+    for r in rs:
+      if r.has_checkpoint:
+        study.save_record(r, record_dir(args, group_dir, dataset, model, pset, r.seed))
   readme = args.out / "README.md"
   readme.write_text("\n".join(lines))
   print(f"wrote {readme} and {len(figures)} figures", flush=True)

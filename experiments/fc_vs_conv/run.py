@@ -8,10 +8,18 @@ experiments/fc_vs_conv/README.md, its tables and figures.
       [--models fc conv] [--sets p1 p2 p3] [--reuse] [--resume] [--iw-k 100] [--iw-images 2000]
       [--train-only | --report-only]
       [--override KEY=VALUE ...]
+  python experiments/fc_vs_conv/run.py --ablation [--dataset ...] [--seeds ...]
+      [--ablation-set p1] [--ablation-epochs 2] [--reuse] [--resume]
+
+--ablation trains and reports the conv decoder ablation instead (ablation.py, ABLATION.md):
+projection ReLU on/off x transposed-conv fan C_in / C_out, one set, a few epochs per run.
 
 Run directories: checkpoints/fc_vs_conv/<dataset>/<model>_<set>/seed=<s>/ (the sweep's layout).
---reuse keeps runs that hold a summary.json (so adding seeds trains only the new ones, and a
-finished study re-renders without training); --resume continues runs that hold a checkpoint.
+--reuse keeps runs that hold a summary.json in their run directory or a record beside the README
+(<out>/runs/..., written by the report: summary, metrics, config, IW-NLL; so a study spans
+checkouts, adding seeds trains only the new ones, and a finished study re-renders without
+training; figures are drawn from runs with checkpoints); --resume continues runs that hold a
+checkpoint.
 """
 
 import argparse
@@ -41,13 +49,19 @@ def group_dir(runs: Path, dataset: str, model: str, pset: str) -> Path:
 
 
 def train_group(dataset, model, pset, args) -> None:
-  """Trains (or reuses / resumes) the seeds of one (dataset, model, set) as one sweep."""
+  """Trains (or reuses / resumes) the seeds of one (dataset, model, set) as one sweep; with
+  --reuse, seeds whose record is committed beside the README are not trained again."""
   from vae_jax import config as config_lib, sweep  # pylint: disable=import-outside-toplevel
+  import report  # pylint: disable=import-outside-toplevel
+  seeds = [s for s in args.seeds if not (args.reuse and (report.record_dir(
+      args, group_dir, dataset, model, pset, s) / "summary.json").is_file())]
+  if not seeds:
+    return
   config = config_lib.load_config(CONFIGS[model])
   config_lib.apply_overrides(config, [f"data.name={dataset}", f"train.epochs={args.max_epochs}",
                                       *set_overrides(pset), *args.override])
   start = time.perf_counter()
-  results = sweep.run_sweep(config, [f"seed={','.join(map(str, args.seeds))}"],
+  results = sweep.run_sweep(config, [f"seed={','.join(map(str, seeds))}"],
                             group_dir(args.runs, dataset, model, pset), resume=args.resume,
                             reuse=args.reuse, progress=False)
   losses = ", ".join(f"{r['summary']['eval/loss']:.2f}@{r['summary']['best_epoch']}"
@@ -72,9 +86,21 @@ def main(argv=None):
                       help="K of the normalized figure (Bernoulli IW-NLL; 0 skips it)")
   parser.add_argument("--iw-images", type=int, default=2000,
                       help="first N test images of the normalized figure")
+  parser.add_argument("--ablation", action="store_true",
+                      help="train and report the conv decoder ablation (ABLATION.md) instead")
+  parser.add_argument("--ablation-set", choices=sorted(SETS), default="p1")
+  parser.add_argument("--ablation-epochs", type=int, default=2)
   study.add_study_arguments(parser, RUNS, HERE)
   args = parser.parse_args(argv)
+  args.conv_config = CONFIGS["conv"]
+  import ablation  # pylint: disable=import-outside-toplevel
   import report  # pylint: disable=import-outside-toplevel
+  if args.ablation:
+    return study.run_study(
+        args, [functools.partial(ablation.train, d, act, fan, args,
+                                 set_overrides(args.ablation_set))
+               for d in args.dataset for act, fan in ablation.CELLS],
+        functools.partial(ablation.write, args, args.ablation_set))
   return study.run_study(
       args, [functools.partial(train_group, d, m, p, args)
              for d in args.dataset for m in args.models for p in args.sets],

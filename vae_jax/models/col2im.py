@@ -1,6 +1,9 @@
-"""A 4x4 stride-2 SAME transposed conv computed as one matrix product and an overlap-add (the
+"""A 4x4 stride-2 transposed conv computed as one matrix product and an overlap-add (the
 GEMM + col2im formulation of a transposed conv, as Caffe's deconvolution layer and PyTorch's
 slow_conv_transpose2d compute it), with its own VJP.
+
+`conv_transpose` computes flax's SAME map; the layer, Col2imConvTranspose, stores its kernel in
+PyTorch's tap order (layers.ConvTranspose) and hands it over reversed.
 
 nn.ConvTranspose(O, (4, 4), strides=(2, 2), padding='SAME') maps x [B, h, w, I] to [B, 2h, 2w, O].
 Every input pixel (i, j) contributes x[i, j] @ kernel[ky, kx] ([O]) to one output pixel per tap
@@ -23,6 +26,8 @@ from __future__ import annotations
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+
+from vae_jax.models import layers
 
 # Kernel tap k (row or column) of output phase a reads input offset d: out[2i + a] += in[i + d]
 # through tap k, for (a, d) = _TAPS[k].
@@ -116,9 +121,9 @@ add_bias.defvjp(_add_bias_fwd, _add_bias_bwd)
 
 
 class Col2imConvTranspose(nn.Module):
-  """nn.ConvTranspose(features, (4, 4), strides=(2, 2), padding='SAME') computed by
-  `conv_transpose`: the same params (kernel [4, 4, I, O], bias [O]), initializers and outputs
-  up to float rounding. [B, h, w, I] -> [B, 2h, 2w, O]."""
+  """layers.ConvTranspose(features) (PyTorch's ConvTranspose2d(I, O, 4, 2, 1)) computed by
+  `conv_transpose` on the kernel with its taps reversed: the same params (kernel [4, 4, I, O],
+  bias [O]), initializers and outputs up to float rounding. [B, h, w, I] -> [B, 2h, 2w, O]."""
 
   features: int
   kernel_init: nn.initializers.Initializer = nn.linear.default_kernel_init
@@ -126,7 +131,8 @@ class Col2imConvTranspose(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
-    kernel = self.param("kernel", self.kernel_init, (4, 4, x.shape[-1], self.features))
+    kernel = self.param("kernel", layers.flipped(self.kernel_init),
+                        (4, 4, x.shape[-1], self.features))
     bias = self.param("bias", self.bias_init, (self.features,))
     x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias)
-    return add_bias(conv_transpose(x, kernel), bias)
+    return add_bias(conv_transpose(x, kernel[::-1, ::-1]), bias)

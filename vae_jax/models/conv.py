@@ -2,8 +2,10 @@
 layout, Radford et al., 2016), with a dense projection to and from the latent.
 
 Encoder: [B, H, W, C] -> conv/conv_0..conv_{n-1} (ReLU; H -> H / 2^n) -> flatten -> dense heads.
-Decoder: [B, Z] -> `project` dense -> reshape [B, H / 2^n, W / 2^n, features[0]] -> ReLU ->
+Decoder: [B, Z] -> `project` dense -> reshape [B, H / 2^n, W / 2^n, features[0]] (no activation by
+default, as PyTorch reference VAE decoders; project_activation='relu' adds one) ->
 deconv_0..deconv_{n-2} (x2 each, features[1:], ReLU) -> `out` (x2, C channels, no activation).
+The x2 steps are PyTorch's ConvTranspose2d(k=4, stride=2, padding=1) (layers.ConvTranspose).
 For features (32, 64, 128) / (128, 64, 32) on 32x32 images: 32 -> 16 -> 8 -> 4 -> 8 -> 16 -> 32.
 
 Init: flax's conv defaults for 'lecun_normal', PyTorch's conv default for 'torch_uniform' (see
@@ -25,12 +27,13 @@ from vae_jax.models import col2im, layers, runs_conv
 from vae_jax.models.mlp import POSTERIOR_HEADS
 
 UPSAMPLE_MODES = ("transpose", "col2im", "phase", "subpixel", "auto")
+PROJECT_ACTIVATIONS = ("none", "relu")  # After the decoder's dense projection.
 
-# Output phase a of a 4x4 stride-2 SAME transposed conv (pixel 2i + a) reads input pixels i - 1,
-# i, i + 1 (3x3 tap u = 0, 1, 2) through these taps of the 4x4 kernel; 4 marks "no tap" (a zero
-# appended to the kernel). From lax.conv_transpose's SAME padding: the 2x-dilated input is padded
-# by 2 on both sides and correlated with the unflipped kernel. Tested against nn.ConvTranspose.
-_PHASE_TAPS = np.array([[0, 2, 4], [4, 1, 3]])  # [phase a, tap u] -> 4x4 kernel tap.
+# Output phase a of a 4x4 stride-2 transposed conv (pixel 2i + a) reads input pixels i - 1, i,
+# i + 1 (3x3 tap u = 0, 1, 2) through these taps of the 4x4 kernel; 4 marks "no tap" (a zero
+# appended to the kernel). From PyTorch's map (layers.ConvTranspose): input j reaches output
+# 2j + t - 1 through tap t, so t = 2(i - j) + 1 + a. Tested against a NumPy reference.
+_PHASE_TAPS = np.array([[3, 1, 4], [4, 2, 0]])  # [phase a, tap u] -> 4x4 kernel tap.
 
 
 def check_divisible(image_shape: Sequence[int], num_layers: int) -> None:
@@ -52,7 +55,7 @@ def depth_to_space(x_BxHxWx4C: jax.Array) -> jax.Array:
 
 
 def phase_kernel(kernel_4x4xIxO: jax.Array) -> jax.Array:
-  """The 4x4 kernel of a stride-2 SAME transposed conv rearranged as a 3x3 stride-1 kernel
+  """The 4x4 kernel of a stride-2 transposed conv (layers.ConvTranspose) rearranged as a 3x3 stride-1 kernel
   [3, 3, I, 4 * O] whose output, after depth_to_space, is the transposed conv's output (the
   phase / sub-pixel decomposition of a strided transposed conv; Shi et al., 2016)."""
   kp = jnp.pad(kernel_4x4xIxO, ((0, 1), (0, 1), (0, 0), (0, 0)))
@@ -62,7 +65,7 @@ def phase_kernel(kernel_4x4xIxO: jax.Array) -> jax.Array:
 
 
 class PhaseConvTranspose(nn.Module):
-  """nn.ConvTranspose(features, (4, 4), strides=(2, 2), padding='SAME') computed as one 3x3
+  """layers.ConvTranspose(features) (PyTorch's ConvTranspose2d(I, O, 4, 2, 1)) computed as one 3x3
   stride-1 conv (phase_kernel) and depth_to_space: the same params (kernel [4, 4, I, O], bias
   [O]), the same initializers and the same outputs up to float rounding, but a fast backward pass
   on XLA:CPU, where the kernel gradient of a transposed conv (a conv with input dilation) takes a
@@ -78,7 +81,8 @@ class PhaseConvTranspose(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
-    kernel = self.param("kernel", self.kernel_init, (4, 4, x.shape[-1], self.features))
+    kernel = self.param("kernel", layers.flipped(self.kernel_init),
+                        (4, 4, x.shape[-1], self.features))
     bias = self.param("bias", self.bias_init, (self.features,))
     x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias)  # As flax's own layers do.
     y = runs_conv.conv(x, phase_kernel(kernel), loop_runs=self.loop_runs)
@@ -177,10 +181,16 @@ class ConvDecoder(nn.Module):
       accelerator).
     batch_chunks: the upsampling convs run on this many slices of the batch (see ConvEncoder).
     conv_runs: how the 'phase' / 'subpixel' convs batch under a runs axis (see ConvEncoder).
+    project_activation: 'none' (default; the PyTorch reference decoders feed the projection to
+      the first transposed conv as is) or 'relu' (vae_jax before 0.2: under the fc_vs_conv
+      study's squared-error objective on MNIST it collapsed every run to an all-black decoder,
+      experiments/fc_vs_conv/README.md).
+    transpose_fan: the torch_uniform fan of the transposed convs, layers.TRANSPOSE_FANS: 'out'
+      (PyTorch's, 16 * C_out) or 'in' (16 * C_in, vae_jax before 0.2).
 
   Raises:
     ValueError: on construction, when H or W is not a multiple of 2^n, features is empty or
-      upsample is unknown.
+      upsample, project_activation or transpose_fan is unknown.
   """
 
   features: Sequence[int]
@@ -189,6 +199,8 @@ class ConvDecoder(nn.Module):
   upsample: str = "transpose"
   batch_chunks: int = 1
   conv_runs: str = "vmap"
+  project_activation: str = "none"
+  transpose_fan: str = "out"
 
   def __post_init__(self):
     if not self.features:
@@ -196,6 +208,12 @@ class ConvDecoder(nn.Module):
     if self.upsample not in UPSAMPLE_MODES:
       raise ValueError(f"unknown upsample {self.upsample!r}; choose one of "
                        f"{', '.join(UPSAMPLE_MODES)}")
+    if self.project_activation not in PROJECT_ACTIVATIONS:
+      raise ValueError(f"unknown project_activation {self.project_activation!r}; choose one of "
+                       f"{', '.join(PROJECT_ACTIVATIONS)}")
+    if self.transpose_fan not in layers.TRANSPOSE_FANS:
+      raise ValueError(f"unknown transpose_fan {self.transpose_fan!r}; choose one of "
+                       f"{', '.join(layers.TRANSPOSE_FANS)}")
     check_divisible(self.image_shape, len(self.features))
     super().__post_init__()
 
@@ -205,15 +223,14 @@ class ConvDecoder(nn.Module):
     mode = self.upsample
     if mode == "auto":
       mode = "col2im" if jax.default_backend() == "cpu" else "transpose"
+    inits = layers.transpose_inits(self.dense_init, 4, in_channels, features, self.transpose_fan)
     if mode == "transpose":
-      return layers.conv(features, in_channels, self.dense_init, name, transpose=True)
+      return layers.ConvTranspose(features, name=name, **inits)
     if mode == "col2im":
-      return col2im.Col2imConvTranspose(features, name=name,
-                                        **layers.conv_inits(self.dense_init, 16 * in_channels))
+      return col2im.Col2imConvTranspose(features, name=name, **inits)
     loop_runs = resolve_loop_runs(self.conv_runs)
     if mode == "phase":
-      return PhaseConvTranspose(features, name=name, loop_runs=loop_runs,
-                                **layers.conv_inits(self.dense_init, 16 * in_channels))
+      return PhaseConvTranspose(features, name=name, loop_runs=loop_runs, **inits)
     layer = layers.conv(4 * features, in_channels, self.dense_init, name, kernel=3, stride=1,
                         loop_runs=loop_runs)
     return lambda x: depth_to_space(layer(x))
@@ -226,7 +243,9 @@ class ConvDecoder(nn.Module):
     h0, w0 = h // 2 ** n, w // 2 ** n
     zc = layers.append_flat(z, cond)
     x = layers.dense(h0 * w0 * f0, zc.shape[-1], self.dense_init, "project")(zc)
-    x = nn.relu(x.reshape((z.shape[0], h0, w0, f0)))
+    x = x.reshape((z.shape[0], h0, w0, f0))
+    if self.project_activation == "relu":
+      x = nn.relu(x)
     ups = [self._up(f, f_in, f"deconv_{i}") for i, (f_in, f) in enumerate(
         zip(self.features, self.features[1:]))] + [self._up(c, self.features[-1], "out")]
 

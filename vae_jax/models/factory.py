@@ -88,10 +88,13 @@ def build_model(model_config, image_shape: Sequence[int], num_classes: int = 0,
   if _kind("decoder.kind", dec_cfg.get("kind", "mlp"), ENCODER_KINDS) == "mlp":
     decoder = mlp.MLPDecoder(_sizes("decoder.widths", dec_cfg.widths), image_shape, init)
   else:
-    decoder = conv.ConvDecoder(_sizes("decoder.features", dec_cfg.features, nonempty=True),
-                               image_shape, init, _kind("decoder.upsample", dec_cfg.get(
-                                   "upsample", "transpose"), conv.UPSAMPLE_MODES),
-                               int(model_config.get("conv_batch_chunks", 1)), conv_runs)
+    decoder = conv.ConvDecoder(
+        _sizes("decoder.features", dec_cfg.features, nonempty=True), image_shape, init,
+        _kind("decoder.upsample", dec_cfg.get("upsample", "transpose"), conv.UPSAMPLE_MODES),
+        int(model_config.get("conv_batch_chunks", 1)), conv_runs,
+        _kind("decoder.project_activation", dec_cfg.get("project_activation", "none"),
+              conv.PROJECT_ACTIVATIONS),
+        _kind("decoder.transpose_fan", dec_cfg.get("transpose_fan", "out"), layers.TRANSPOSE_FANS))
   if kind == "cvae":
     return CVAE(encoder, decoder, int(num_classes))
   return (Autoencoder if kind == "ae" else VAE)(encoder, decoder)
