@@ -9,6 +9,7 @@ the projection, fan from C_in) stays reachable bit for bit.
 """
 
 import importlib.util
+import json
 from pathlib import Path
 
 import flax.linen as nn
@@ -174,3 +175,18 @@ def test_projection_activation(activation):
     models.ConvDecoder((2,), (4, 4, 1), project_activation="tanh")
   with pytest.raises(ValueError, match="transpose_fan"):
     models.ConvDecoder((2,), (4, 4, 1), transpose_fan="both")
+
+
+def test_pre_0_2_conv_run_directories_are_refused_in_one_line():
+  """A conv-decoder config.json without model.decoder.project_activation was written by 0.1,
+  whose kernels are in flax's tap order: restoring it would compute another function."""
+  from vae_jax import config as config_lib  # pylint: disable=import-outside-toplevel
+  saved = json.loads(config_lib.to_json(config_lib.base_config()))
+  saved["model"]["decoder"]["kind"] = "conv"
+  assert config_lib.with_defaults(saved).model.decoder.project_activation == "none"
+  del saved["model"]["decoder"]["project_activation"]
+  with pytest.raises(config_lib.ConfigError, match="before vae_jax 0.2") as e:
+    config_lib.with_defaults(saved)
+  assert "\n" not in str(e.value)
+  saved["model"]["decoder"]["kind"] = "mlp"  # MLP runs are unchanged: still read.
+  assert config_lib.with_defaults(saved).model.decoder.kind == "mlp"
