@@ -98,6 +98,28 @@ def _record(args, dataset, activation, fan, seed) -> Path:
   return _group(args.out / "runs", dataset, activation, fan) / f"seed={seed}"
 
 
+def _findings(finished: dict) -> list[str]:
+  """Per setting of each factor: runs collapsed, and the last epoch's mean test loss over the
+  runs that did not collapse (from the cells' runs, {(activation, fan): [RunDir]})."""
+  lines = []
+  for index, factor, values in ((0, "projection activation", ACTIVATIONS),
+                                (1, "transposed-conv fan", FANS)):
+    parts = []
+    for value in values:
+      runs = [r for cell, rs in finished.items() if cell[index] == value for r in rs]
+      if not runs:
+        continue
+      last = [r.history[-1] for r in runs]
+      kept = [h["eval/loss"] for h in last if h["eval/kl"] >= COLLAPSED_KL]
+      parts.append(f"`{value}`: {sum(h['eval/kl'] < COLLAPSED_KL for h in last)} of "
+                   f"{len(runs)} runs collapsed"
+                   + (f", mean test loss of the runs that did not, last epoch: {np.mean(kept):.2f}"
+                      if kept else ""))
+    if parts:
+      lines.append(f"- By {factor}: " + "; ".join(parts) + ".")
+  return lines
+
+
 def write(args, set_name: str) -> Path:
   """ABLATION.md from the cells' run directories (or records): per dataset and cell, test loss
   and KL after each epoch (mean ± sd over seeds) and how many runs collapsed."""
@@ -115,7 +137,7 @@ def write(args, set_name: str) -> Path:
            f"(nats for the KL); a run with test KL below {COLLAPSED_KL} nats counts as "
            "collapsed.", ""]
   for dataset in args.dataset:
-    rows = []
+    rows, finished = [], {}
     for activation, fan in CELLS:
       runs = [r for r in (study.finished_run(
           _group(args.runs, dataset, activation, fan) / f"seed={s}",
@@ -123,6 +145,7 @@ def write(args, set_name: str) -> Path:
       if not runs:
         rows.append(f"| {activation} | {fan} | not run yet |" + " |" * 4)
         continue
+      finished[activation, fan] = runs
       for r in runs:
         if r.has_checkpoint:
           study.save_record(r, _record(args, dataset, activation, fan, r.seed))
@@ -137,7 +160,7 @@ def write(args, set_name: str) -> Path:
               "| projection activation | transposed-conv fan | seeds | "
               + " | ".join(f"test loss, epoch {e + 1}" for e in range(n_epochs))
               + f" | test KL, epoch {n_epochs} | collapsed |",
-              "|---|---|---|" + "---|" * (n_epochs + 2), *rows, ""]
+              "|---|---|---|" + "---|" * (n_epochs + 2), *rows, "", *_findings(finished), ""]
   lines += ["## flax SAME vs PyTorch padding=1", "", *_landing_lines()]
   path = args.out / README
   path.write_text("\n".join(lines))

@@ -17,13 +17,14 @@ from vae_jax.models.conv import (CONV_RUNS_MODES, PROJECT_ACTIVATIONS, UPSAMPLE_
                                  ConvDecoder, ConvEncoder, PhaseConvTranspose, resolve_loop_runs)
 from vae_jax.models.factory import (ENCODER_KINDS, MODEL_KINDS, build_model, init_params,
                                     mlp_model, param_count)
-from vae_jax.models.layers import DENSE_INITS, MLP, TRANSPOSE_FANS, ConvStack, ConvTranspose, dense
+from vae_jax.models.layers import (DENSE_INITS, MLP, TRANSPOSE_FANS, ConvStack, ConvTranspose,
+                                   dense)
 from vae_jax.models.mlp import CODE_HEADS, POSTERIOR_HEADS, MLPDecoder, MLPEncoder
 
 __all__ = [
     "Autoencoder", "CODE_HEADS", "CONV_RUNS_MODES", "CVAE", "Classifier", "Col2imConvTranspose",
-    "ConvDecoder", "ConvEncoder", "ConvStack", "ConvTranspose", "DENSE_INITS", "ENCODER_KINDS", "MLP", "MLPDecoder", "MLPEncoder",
-    "MODEL_KINDS", "POSTERIOR_HEADS", "PROJECT_ACTIVATIONS", "PhaseConvTranspose", "TRANSPOSE_FANS",
-    "UPSAMPLE_MODES", "VAE",
+    "ConvDecoder", "ConvEncoder", "ConvStack", "ConvTranspose", "DENSE_INITS", "ENCODER_KINDS",
+    "MLP", "MLPDecoder", "MLPEncoder", "MODEL_KINDS", "POSTERIOR_HEADS", "PROJECT_ACTIVATIONS",
+    "PhaseConvTranspose", "TRANSPOSE_FANS", "UPSAMPLE_MODES", "VAE",
     "build_model", "dense", "init_params", "mlp_model", "param_count", "resolve_loop_runs",
 ]

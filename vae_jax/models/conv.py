@@ -55,8 +55,8 @@ def depth_to_space(x_BxHxWx4C: jax.Array) -> jax.Array:
 
 
 def phase_kernel(kernel_4x4xIxO: jax.Array) -> jax.Array:
-  """The 4x4 kernel of a stride-2 transposed conv (layers.ConvTranspose) rearranged as a 3x3 stride-1 kernel
-  [3, 3, I, 4 * O] whose output, after depth_to_space, is the transposed conv's output (the
+  """The 4x4 kernel of a stride-2 transposed conv (layers.ConvTranspose) rearranged as a 3x3
+  stride-1 kernel [3, 3, I, 4 * O] whose output, after depth_to_space, is the transposed conv's output (the
   phase / sub-pixel decomposition of a strided transposed conv; Shi et al., 2016)."""
   kp = jnp.pad(kernel_4x4xIxO, ((0, 1), (0, 1), (0, 0), (0, 0)))
   w = kp[_PHASE_TAPS[:, None, :, None], _PHASE_TAPS[None, :, None, :]]  # [a, b, u, v, I, O]
@@ -65,8 +65,8 @@ def phase_kernel(kernel_4x4xIxO: jax.Array) -> jax.Array:
 
 
 class PhaseConvTranspose(nn.Module):
-  """layers.ConvTranspose(features) (PyTorch's ConvTranspose2d(I, O, 4, 2, 1)) computed as one 3x3
-  stride-1 conv (phase_kernel) and depth_to_space: the same params (kernel [4, 4, I, O], bias
+  """layers.ConvTranspose(features) (PyTorch's ConvTranspose2d(I, O, 4, 2, 1)) computed as one
+  3x3 stride-1 conv (phase_kernel) and depth_to_space: the same params (kernel [4, 4, I, O], bias
   [O]), the same initializers and the same outputs up to float rounding, but a fast backward pass
   on XLA:CPU, where the kernel gradient of a transposed conv (a conv with input dilation) takes a
   slow path (about 40x slower than the forward pass, measured on 2 cores).
@@ -184,7 +184,7 @@ class ConvDecoder(nn.Module):
     project_activation: 'none' (default; the PyTorch reference decoders feed the projection to
       the first transposed conv as is) or 'relu' (vae_jax before 0.2: under the fc_vs_conv
       study's squared-error objective on MNIST it collapsed every run to an all-black decoder,
-      experiments/fc_vs_conv/README.md).
+      experiments/fc_vs_conv/ABLATION.md).
     transpose_fan: the torch_uniform fan of the transposed convs, layers.TRANSPOSE_FANS: 'out'
       (PyTorch's, 16 * C_out) or 'in' (16 * C_in, vae_jax before 0.2).
 

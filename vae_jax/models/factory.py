@@ -94,7 +94,8 @@ def build_model(model_config, image_shape: Sequence[int], num_classes: int = 0,
         int(model_config.get("conv_batch_chunks", 1)), conv_runs,
         _kind("decoder.project_activation", dec_cfg.get("project_activation", "none"),
               conv.PROJECT_ACTIVATIONS),
-        _kind("decoder.transpose_fan", dec_cfg.get("transpose_fan", "out"), layers.TRANSPOSE_FANS))
+        _kind("decoder.transpose_fan", dec_cfg.get("transpose_fan", "out"),
+              layers.TRANSPOSE_FANS))
   if kind == "cvae":
     return CVAE(encoder, decoder, int(num_classes))
   return (Autoencoder if kind == "ae" else VAE)(encoder, decoder)

@@ -94,7 +94,8 @@ def transpose_inits(init: str, kernel: int, in_channels: int, out_channels: int,
   if init == "lecun_normal":
     return {}
   channels = out_channels if fan == "out" else in_channels
-  kernel_init, bias_init = _torch_uniform_inits(kernel * kernel * channels, transposed=fan == "out")
+  kernel_init, bias_init = _torch_uniform_inits(kernel * kernel * channels,
+                                                transposed=fan == "out")
   return dict(kernel_init=kernel_init, bias_init=bias_init)
 
 
