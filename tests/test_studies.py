@@ -99,6 +99,7 @@ def test_fc_vs_conv_ablation_trains_the_four_cells_and_rerenders_from_records(mn
   assert configs["project=none,fan=out"]["transpose_fan"] == "out"
   assert "| 1 | 4 / 1 | 3 / 2 | 2 / 3 | 1 / 4 |" in text  # Row 1 through taps 0..3.
   assert "reaches the same output rows" in text and "--ablation" in text
+  assert "- By projection activation: `relu`: " in text and "of 2 runs collapsed" in text
   shutil.rmtree(tmp_path / "runs")
   proc = subprocess.run([*cmd, "--reuse"], capture_output=True, text=True, cwd=tmp_path,
                         timeout=600, env=env)
