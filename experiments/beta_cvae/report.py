@@ -409,8 +409,12 @@ def write(args) -> Path:
          "ReLU" if cfg.model.encoder.kind == "conv" else
          f"MLP {'-'.join(map(str, cfg.model.encoder.widths))}")
       + f", dense to (μ, log σ²) of a {CORE_LATENT}-D latent; "
-      + (f"dense → {sizes[-1]}×{sizes[-1]}×{cfg.model.decoder.features[0]} → transposed convs "
-         f"{'→'.join(map(str, cfg.model.decoder.features))}→1 ({up})"
+      + (f"dense → {sizes[-1]}×{sizes[-1]}×{cfg.model.decoder.features[0]}"
+         + (" + ReLU" if cfg.model.decoder.project_activation == "relu" else "")
+         + f" → transposed convs {'→'.join(map(str, cfg.model.decoder.features))}→1 ({up})"
+         + (" (the ReLU after the projection is pinned in the config, where vae_jax's default "
+            "has none since 0.2; its docstring gives both settings measured on one seed)"
+            if cfg.model.decoder.project_activation == "relu" else "")
          if cfg.model.decoder.kind == "conv" else
          f"MLP decoder {'-'.join(map(str, cfg.model.decoder.widths))}")
       + f"; {core[0].run.summary['param_count']:,} params. Bernoulli likelihood on the grayscale "
