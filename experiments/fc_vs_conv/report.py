@@ -122,7 +122,6 @@ def _claim(runs, dataset, sets) -> list[str]:
     fc, conv = runs[dataset, "fc", pset], runs[dataset, "conv", pset]
     if not fc or not conv:
       lines.append(f"- {pset}: not answered (a model has no finished run).")
-      held.append(False)
       continue
     loss = [_mean([r.summary["eval/loss"] for r in rs]) for rs in (fc, conv)]
     stop = [_mean([r.stop or r.summary["epoch"] for r in rs]) for rs in (fc, conv)]
@@ -142,9 +141,12 @@ def _claim(runs, dataset, sets) -> list[str]:
                  + f". A decoder that outputs 0 everywhere scores {black:.2f} on this test set: "
                  "where the two agree, the decoder's sigmoid has saturated at 0, where the "
                  "squared error has (almost) no gradient. Such a run stops early at a high loss.")
-  verdict = ("holds on every set" if all(held) else
-             "holds on no set" if not any(held) else
-             f"holds on {sum(held)} of {len(held)} sets")
+  answered = (f" (answered on {len(held)} of {len(sets)} sets)" if len(held) < len(sets)
+              else "")
+  verdict = ("is not answered on any set" if not held else
+             f"holds on every set answered{answered}" if all(held) else
+             f"holds on no set answered{answered}" if not any(held) else
+             f"holds on {sum(held)} of {len(held)} sets answered{answered}")
   return [f"The claim \"conv reaches lower loss and stops earlier than FC on every set\" "
           f"{verdict} here:", "", *lines]
 
