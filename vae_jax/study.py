@@ -124,6 +124,12 @@ def finished_run(run_dir: Path, record_dir: Path) -> RunDir | None:
   return None
 
 
+def untrained_seeds(seeds, reuse: bool, record_of) -> list:
+  """The seeds to train: all of them, or with --reuse those without a summary in their record
+  directory `record_of(seed)`."""
+  return [s for s in seeds if not (reuse and (record_of(s) / "summary.json").is_file())]
+
+
 def save_record(run: RunDir, record_dir: Path) -> None:
   """Copies RECORD_FILES of a finished run directory into `record_dir` (a study commits its
   records beside its README; a record is left as it is)."""

@@ -21,7 +21,7 @@ README = "ABLATION.md"
 ACTIVATIONS = ("relu", "none")
 FANS = ("in", "out")
 CELLS = tuple(itertools.product(ACTIVATIONS, FANS))
-COLLAPSED_KL = 0.1  # nats per image, as the study README's collapse criterion.
+COLLAPSED_KL = 0.1  # nats per image: a run whose test KL is below this ignores its latent.
 
 
 def cell_name(activation: str, fan: str) -> str:
@@ -75,8 +75,8 @@ def _landing_lines(size: int = 4) -> list[str]:
 def train(dataset: str, activation: str, fan: str, args, base_overrides: list[str]) -> None:
   """Trains one cell's seeds as one vmapped sweep for args.ablation_epochs epochs."""
   from vae_jax import config as config_lib, sweep  # pylint: disable=import-outside-toplevel
-  seeds = [s for s in args.seeds if not (args.reuse and (
-      _record(args, dataset, activation, fan, s) / "summary.json").is_file())]
+  seeds = study.untrained_seeds(args.seeds, args.reuse,
+                                lambda s: _record(args, dataset, activation, fan, s))
   if not seeds:
     return
   config = config_lib.load_config(args.conv_config)

@@ -24,7 +24,7 @@ SOURCE = (
     "achieves lower loss and stops earlier'.")
 MODELS = {"fc": "FC-VAE", "conv": "conv VAE"}
 INTERP_STEPS = 10
-COLLAPSED_KL = 0.1  # nats per image: a run whose test KL is below this ignores its latent.
+COLLAPSED_KL = ablation_lib.COLLAPSED_KL  # nats per image: below it a run ignores its latent.
 NUM_IMAGES = 12  # Images per row of the sample and reconstruction figures.
 
 

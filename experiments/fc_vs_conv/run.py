@@ -53,8 +53,8 @@ def train_group(dataset, model, pset, args) -> None:
   --reuse, seeds whose record is committed beside the README are not trained again."""
   from vae_jax import config as config_lib, sweep  # pylint: disable=import-outside-toplevel
   import report  # pylint: disable=import-outside-toplevel
-  seeds = [s for s in args.seeds if not (args.reuse and (report.record_dir(
-      args, group_dir, dataset, model, pset, s) / "summary.json").is_file())]
+  seeds = study.untrained_seeds(
+      args.seeds, args.reuse, lambda s: report.record_dir(args, group_dir, dataset, model, pset, s))
   if not seeds:
     return
   config = config_lib.load_config(CONFIGS[model])
