@@ -286,5 +286,16 @@ def test_preprocess_errors(images):
     data.preprocess(images, "sepia")
   with pytest.raises(ValueError, match="PRNG key"):
     data.preprocess(images, "binarize_dynamic")
-  with pytest.raises(TypeError, match="uint8"):
-    data.preprocess(images.astype(jnp.float32), "grayscale")
+  with pytest.raises(TypeError, match="uint8 or float32"):
+    data.preprocess(images.astype(jnp.int32), "grayscale")
+
+
+def test_preprocess_keeps_float_images(images):
+  """Float images are taken as already in [0, 1] (from_arrays keeps them): the same floats as
+  their uint8 originals give, and the same binarization draws."""
+  x = images.astype(jnp.float32) / 255.0
+  np.testing.assert_array_equal(data.preprocess(x, "grayscale"),
+                                data.preprocess(images, "grayscale"))
+  key = jax.random.key(3)
+  np.testing.assert_array_equal(data.preprocess(x, "binarize_dynamic", key),
+                                data.preprocess(images, "binarize_dynamic", key))

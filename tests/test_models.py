@@ -265,7 +265,7 @@ def test_build_model_errors(cfg, num_classes, match):
 
 def test_build_model_encoder_widths_override():
   model = models.build_model(_config(), (28, 28, 1), encoder_widths=(12, 7))
-  assert model.encoder.hidden_widths == (12, 7) and model.decoder.hidden_widths == (400,)
+  assert model.encoder.widths == (12, 7) and model.decoder.widths == (400,)
 
 
 # -- Bit-identity with 13fc5f4 --------------------------------------------------------------------

@@ -12,8 +12,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 
 
-class CheckpointError(RuntimeError):
-  """A checkpoint is missing or unreadable; str(e) is one line naming the problem and the fix."""
+from vae_jax.errors import CheckpointError  # noqa: F401  # Raised here; the public name stays.
 
 
 LATEST = "ckpt"  # The newest checkpoints of a run (resume from here).

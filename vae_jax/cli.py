@@ -17,6 +17,8 @@ import json
 import sys
 from pathlib import Path
 
+from vae_jax import errors
+
 USAGE_EXIT = 2
 
 
@@ -190,13 +192,9 @@ def run(argv: list[str]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-  from vae_jax import checkpointing, config, data, runner  # pylint: disable=import-outside-toplevel
-  from vae_jax import locking, scoring  # pylint: disable=import-outside-toplevel
-  user_errors = (UsageError, config.ConfigError, data.DataError, runner.RunError,
-                 checkpointing.CheckpointError, scoring.ScoreError, locking.LockedError)
   try:
     run(sys.argv[1:] if argv is None else argv)
-  except user_errors as e:
+  except (UsageError, *errors.USER_ERRORS) as e:
     print(f"vae-jax: error: {e}", file=sys.stderr)
     return USAGE_EXIT
   except KeyboardInterrupt:

@@ -14,8 +14,7 @@ from pathlib import Path
 import ml_collections
 
 
-class ConfigError(ValueError):
-  """Bad config input the user can fix; str(e) is one line naming the problem and the fix."""
+from vae_jax.errors import ConfigError  # noqa: F401  # Raised here; the public name stays.
 
 
 def base_config() -> ml_collections.ConfigDict:

@@ -28,8 +28,8 @@ import jax.numpy as jnp
 import numpy as np
 
 
-class DataError(Exception):
-  """Bad data input the user can fix; ``str(e)`` is one line naming the problem and the fix."""
+from vae_jax.errors import DataError  # noqa: F401  # Raised here; the public name stays.
+from vae_jax.sources import Source, as_source, from_arrays, from_iterable  # noqa: F401  # Public.
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -479,6 +479,46 @@ def load_split(name: str, split: str,
   return _load_split_cached(name, spec, split, data_dir)
 
 
+def from_tfds(name: str, split: str = "train", data_dir: str | None = None) -> Source:
+  """A Source of a named dataset variant (a key of `DATASETS`; see `load_split`).
+
+  Raises:
+    DataError: as `load_split`.
+  """
+  images, labels = load_split(name, split, data_dir)
+  return Source(images, labels, num_classes(name))
+
+
+def from_folder(root: str | Path, split: str = "train") -> Source:
+  """A Source of an image folder ``root/<split>/<label>/<image>`` (PNG / JPEG), read by TFDS's
+  own ``tfds.folder_dataset.ImageFolder`` builder; labels are the class folders' indices in the
+  builder's (sorted) order.
+
+  Returns:
+    uint8 images [N, H, W, C] (every image must have one shape), int32 labels [N].
+  Raises:
+    DataError: no such folder or split, no images, or images of different shapes.
+  """
+  tfds = _tfds()
+  root = Path(root)
+  if not (root / split).is_dir():
+    raise DataError(f"{root / split} is not a folder; arrange the images as "
+                    f"{root}/{split}/<class>/<image>.png")
+  builder = tfds.folder_dataset.ImageFolder(str(root))
+  images, labels = [], []
+  for example in tfds.as_numpy(builder.as_dataset(split=split, shuffle_files=False)):
+    images.append(np.asarray(example["image"], np.uint8))
+    labels.append(int(example["label"]))
+  shapes = sorted({x.shape for x in images})
+  if not images:
+    raise DataError(f"no images in {root / split}; add PNG or JPEG files under its class folders")
+  if len(shapes) > 1:
+    raise DataError(f"the images in {root / split} differ in shape ({shapes[0]} and "
+                    f"{shapes[-1]}); resize them to one shape first")
+  return Source(np.stack(images), np.asarray(labels, np.int32),
+                builder.info.features["label"].num_classes)
+
+
 @functools.lru_cache(maxsize=4)
 def _load_split_cached(name: str, spec: DatasetSpec, split: str, data_dir: str):
   """The split, decoded once per process (a sweep or a test session loads it many times);
@@ -573,29 +613,32 @@ def validation_split(images, labels, size: int, seed: int) -> tuple[tuple, tuple
 PREPROCESS_MODES = ("grayscale", "binarize_dynamic", "binarize_threshold")
 
 
-def preprocess(x_uint8: jax.Array, mode: str, key: jax.Array | None = None) -> jax.Array:
-  """Maps uint8 images to float32 in [0, 1]; pure JAX, jit-safe (``mode`` is static).
+def preprocess(images: jax.Array, mode: str, key: jax.Array | None = None) -> jax.Array:
+  """Maps images to float32 in [0, 1]; pure JAX, jit-safe (``mode`` is static).
 
   Args:
-    x_uint8: uint8 ``[..., H, W, C]``.
-    mode: "grayscale" (x / 255), "binarize_dynamic" (a fresh Bernoulli(x / 255)
-      draw with ``key``; use a new key for every batch) or "binarize_threshold"
-      (x / 255 > 0.5).
+    images: uint8 ``[..., H, W, C]`` (0..255, divided by 255) or float32 (already in [0, 1],
+      as `from_arrays` keeps float images).
+    mode: "grayscale" (x), "binarize_dynamic" (a fresh Bernoulli(x) draw with ``key``; use a
+      new key for every batch) or "binarize_threshold" (x > 0.5).
     key: PRNG key, required by "binarize_dynamic" only.
 
   Returns:
-    float32 array with the shape of ``x_uint8``.
+    float32 array with the shape of ``images``.
 
   Raises:
     ValueError: unknown ``mode``, or no ``key`` for "binarize_dynamic".
-    TypeError: ``x_uint8`` is not uint8 (guards against normalising twice).
+    TypeError: ``images`` neither uint8 nor float32 (guards against normalising twice).
   """
   if mode not in PREPROCESS_MODES:
     raise ValueError(f"unknown preprocess mode {mode!r}; choose one of {PREPROCESS_MODES}")
-  x_uint8 = jnp.asarray(x_uint8)
-  if x_uint8.dtype != jnp.uint8:
-    raise TypeError(f"preprocess expects uint8 images, got {x_uint8.dtype}")
-  x = x_uint8.astype(jnp.float32) / 255.0
+  images = jnp.asarray(images)
+  if images.dtype == jnp.uint8:
+    x = images.astype(jnp.float32) / 255.0
+  elif images.dtype == jnp.float32:
+    x = images
+  else:
+    raise TypeError(f"preprocess expects uint8 or float32 images, got {images.dtype}")
   if mode == "grayscale":
     return x
   if mode == "binarize_threshold":

@@ -12,7 +12,7 @@ import json
 import math
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -250,9 +250,19 @@ def abstract_state(objective, tx, image_shape, hparams):
                                                  hparams))
 
 
-def restore_run(workdir: str | Path):
-  """(config, objective, params, keys, epoch) of a run directory: its best checkpoint when the
-  run used early stopping (the state its summary reports), else its latest.
+class RestoredRun(NamedTuple):
+  """A trained run read back: its config (ConfigDict; a fit's fit.json dict), objective, params
+  (pytree), train.RunKeys and the epoch of the checkpoint read."""
+  config: Any
+  objective: Any
+  params: Any
+  keys: train.RunKeys
+  epoch: int
+
+
+def restore_run(workdir: str | Path) -> RestoredRun:
+  """The RestoredRun of a run directory made from a config: its best checkpoint when the run
+  used early stopping (the state its summary reports), else its latest.
 
   Raises:
     checkpointing.CheckpointError: no run directory, no checkpoint, or unreadable checkpoint.
@@ -276,4 +286,4 @@ def restore_run(workdir: str | Path):
   state = checkpointing.restore_state(workdir, epoch, abstract_state(objective, tx, image_shape,
                                                                      hparams), directory=directory,
                                      expected_digest=meta.get("digest"))
-  return config, objective, state.params, train.RunKeys.from_seed(config.seed), epoch
+  return RestoredRun(config, objective, state.params, train.RunKeys.from_seed(config.seed), epoch)

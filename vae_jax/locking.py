@@ -13,8 +13,7 @@ from pathlib import Path
 LOCK = ".lock"
 
 
-class LockedError(RuntimeError):
-  """Another live process holds the run directory; str(e) is one line naming its pid."""
+from vae_jax.errors import LockedError  # noqa: F401  # Raised here; the public name stays.
 
 
 def _refusal(workdir: Path, handle) -> LockedError:

@@ -23,7 +23,7 @@ and capability flags has_posterior (KL, prior samples, ELBO, IW-NLL), can_decode
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import flax
 import jax
@@ -31,6 +31,32 @@ import jax.numpy as jnp
 
 from vae_jax import data
 from vae_jax import distributions as dist
+
+
+@runtime_checkable
+class Model(Protocol):
+  """What an autoencoding model offers the objectives (models.VAE, CVAE, Autoencoder): flax
+  modules with encode(x [B, H, W, C], label=None), decode(z [B, Z], label=None) -> logits
+  [B, H, W, C], __call__(x, key, label=None) and `num_classes` (0: labels ignored)."""
+
+  num_classes: int
+
+  def encode(self, x, label=None): ...
+  def decode(self, z, label=None): ...
+
+
+@runtime_checkable
+class Objective(Protocol):
+  """The objective protocol the loop, evaluation and figures talk to (module docstring):
+  VAEObjective, AutoencoderObjective and ClassifierObjective implement it."""
+
+  model: Any
+  has_posterior: bool
+  can_decode: bool
+
+  def terms(self, params, batch, key, hparams) -> dict: ...
+  def eval_terms(self, params, batch, key, hparams, elbo_samples: int = 0) -> dict: ...
+  def init_params(self, key, image_shape): ...
 
 
 def neg_elbo(model, params, x_BxHxWxC, key, label_B=None, *, beta=1.0,

@@ -18,7 +18,7 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
-from vae_jax.config import ConfigError
+from vae_jax.errors import ConfigError
 
 RUNS, DATA = "runs", "data"  # Mesh axis names.
 

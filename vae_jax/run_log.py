@@ -33,10 +33,13 @@ class RunLog:
       from flax.metrics import tensorboard as tb  # pylint: disable=import-outside-toplevel
       self._tb = tb.SummaryWriter(self.workdir / TENSORBOARD, auto_flush=False)
 
-  def start(self, config, rows: list[dict]) -> None:
-    """config.json and metrics.jsonl (the rows kept from a resumed run's checkpoint epoch)."""
+  def start(self, config, rows: list[dict], filename: str = "config.json") -> None:
+    """`filename` (config.json: the resolved ConfigDict; a fit's fit.json: a dict) and
+    metrics.jsonl (the rows kept from a resumed run's checkpoint epoch)."""
     if self.writer:
-      (self.workdir / "config.json").write_text(config_lib.to_json(config))
+      text = (json.dumps(config, indent=2, sort_keys=True) if isinstance(config, dict)
+              else config_lib.to_json(config))
+      (self.workdir / filename).write_text(text)
       _write_lines(self.workdir / "metrics.jsonl", rows)
 
   def epoch(self, row: dict) -> None:

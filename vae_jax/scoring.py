@@ -20,8 +20,7 @@ from vae_jax import data, evaluate, figures, metrics
 BATCH = 500
 
 
-class ScoreError(ValueError):
-  """A run or classifier that cannot be scored; str(e) is one line naming the problem and fix."""
+from vae_jax.errors import ScoreError  # noqa: F401  # Raised here; the public name stays.
 
 
 def default_classifier_dir(dataset: str) -> Path:

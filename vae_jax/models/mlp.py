@@ -28,13 +28,13 @@ class MLPEncoder(nn.Module):
   The pixels are flattened and the condition, if given, concatenated to them: [B, H*W*C + K].
 
   Attributes:
-    hidden_widths: widths of the dense ReLU layers mlp/hidden_0.. (may be empty).
+    widths: widths of the dense ReLU layers mlp/hidden_0.. (may be empty).
     latent_dim: Z, the width of every head.
     dense_init: one of layers.DENSE_INITS.
     heads: head names; POSTERIOR_HEADS gives (mean, logvar), CODE_HEADS gives the code alone.
   """
 
-  hidden_widths: Sequence[int]
+  widths: Sequence[int]
   latent_dim: int
   dense_init: str = "lecun_normal"
   heads: Sequence[str] = POSTERIOR_HEADS
@@ -44,7 +44,7 @@ class MLPEncoder(nn.Module):
     """x [B, H, W, C] float, cond [B, K] float or None -> (mean, logvar) [B, Z] each, or the
     code [B, Z] when there is one head."""
     h = layers.append_flat(x.reshape((x.shape[0], -1)), cond)
-    h = layers.MLP(self.hidden_widths, self.dense_init, name="mlp")(h)
+    h = layers.MLP(self.widths, self.dense_init, name="mlp")(h)
     return layers.dense_heads(h, self.heads, self.latent_dim, self.dense_init)
 
 
@@ -53,18 +53,18 @@ class MLPDecoder(nn.Module):
   [B, H, W, C] (Bernoulli logits; the 'mse' likelihood compares sigmoid(output) with x).
 
   Attributes:
-    hidden_widths: widths of the dense ReLU layers mlp/hidden_0.. (may be empty).
+    widths: widths of the dense ReLU layers mlp/hidden_0.. (may be empty).
     image_shape: (H, W, C) of the output.
     dense_init: one of layers.DENSE_INITS.
   """
 
-  hidden_widths: Sequence[int]
+  widths: Sequence[int]
   image_shape: Sequence[int]
   dense_init: str = "lecun_normal"
 
   @nn.compact
   def __call__(self, z: jax.Array, cond: jax.Array | None = None) -> jax.Array:
     """z [B, Z], cond [B, K] or None -> output [B, H, W, C]."""
-    h = layers.MLP(self.hidden_widths, self.dense_init, name="mlp")(layers.append_flat(z, cond))
+    h = layers.MLP(self.widths, self.dense_init, name="mlp")(layers.append_flat(z, cond))
     out = layers.dense(math.prod(self.image_shape), h.shape[-1], self.dense_init, "out")(h)
     return out.reshape((z.shape[0], *self.image_shape))

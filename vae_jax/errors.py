@@ -1,0 +1,31 @@
+"""Every error vae_jax raises for input a user can fix. A leaf module: it imports nothing of
+vae_jax, so any module may raise these without an import cycle. `str(e)` is always one line naming
+the problem and the fix; the CLI prints it and exits with status 2 (`USER_ERRORS`).
+"""
+
+
+class ConfigError(ValueError):
+  """A bad config file, config value or override."""
+
+
+class DataError(Exception):
+  """Bad data input (a missing or malformed dataset, arrays of a wrong shape or dtype)."""
+
+
+class RunError(RuntimeError):
+  """A run cannot start or continue (a conflicting run directory, every run non-finite, ...)."""
+
+
+class CheckpointError(RuntimeError):
+  """A checkpoint is missing or unreadable."""
+
+
+class LockedError(RuntimeError):
+  """Another live process holds a run directory."""
+
+
+class ScoreError(ValueError):
+  """A score (FID / IS, anomaly score) cannot be computed from the given runs."""
+
+
+USER_ERRORS = (ConfigError, DataError, RunError, CheckpointError, LockedError, ScoreError)
