@@ -4,7 +4,6 @@ import sys
 import tempfile
 
 import flax.linen as nn
-import jax.numpy as jnp
 import numpy as np
 import optax
 

@@ -67,3 +67,35 @@ def tiny_vae():
   c.latent_dim, c.encoder.widths, c.decoder.widths = 3, (16,), (16,)
   model = models.build_model(c, (3, 4, 1))
   return model, models.init_params(model, jax.random.key(0), (3, 4, 1))
+
+
+# -- Two lanes: `pytest -m "not slow"` (unit and small integration, minutes) and the full suite.
+# A test is slow when it trains or reads real data (it asks for mnist_data_dir, directly or
+# through `tiny`), or starts processes; the rest run in the fast lane.
+# Also slow: conv programs that take > 9 s each to compile and run on 2 cores (measured with
+# --durations), whose plain-layer or MLP twins stay in the fast lane.
+SLOW_FIXTURES = {"mnist_data_dir"}
+SLOW_MODULES = {"test_fuzz_cli", "test_studies", "test_study_reports", "test_parallel",
+                "test_fc_vs_conv_configs"}
+SLOW_TESTS = (
+    "test_models.py::test_conv_batch_chunks_change_the_computation_not_the_model",
+    "test_models.py::test_conv_runs_loop_equals_vmapped_grouped_convs",
+    "test_gradients.py::test_negative_elbo_gradients_match_finite_differences[conv",
+    "test_protocol.py::test_conv_config_trains_one_epoch_on_mock_cifar10",
+    "test_protocol.py::test_protocol_for_every_kind[vae-conv-conv",
+    "test_protocol.py::test_protocol_for_every_kind[cvae-conv-mlp",
+    "test_train.py::test_vmapped_beta_and_lr_runs_equal_separate_runs",
+    "test_train.py::test_host_loop_epoch_equals_scan_epoch_when_steps_do_not_divide",
+    "test_analysis.py::test_project_2d_separates_two_clusters[tsne]",
+    "test_growth.py::test_narrow_then_widen_keeps_params_and_optimizer_state_consistent",
+)
+
+
+def pytest_collection_modifyitems(config, items):
+  del config
+  for item in items:
+    module = item.module.__name__.rsplit(".", 1)[-1]
+    node = item.nodeid.rsplit("/", 1)[-1]
+    if (SLOW_FIXTURES & set(getattr(item, "fixturenames", ())) or module in SLOW_MODULES
+        or node.startswith(SLOW_TESTS)):
+      item.add_marker(pytest.mark.slow)

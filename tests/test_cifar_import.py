@@ -9,7 +9,7 @@ import tarfile
 import numpy as np
 import pytest
 
-from vae_jax import cifar_import, cli, data
+from vae_jax import cifar_import, cli, data, importers
 
 _N = 3  # Records per batch file in these synthetic archives (the official files hold 10000).
 _NAMES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
@@ -59,11 +59,11 @@ def _by_content(images, labels):
 
 @pytest.fixture(scope="module")
 def imported(tmp_path_factory):
-  """(data_dir, expected splits) of a synthetic archive imported with `data.import_dataset`."""
+  """(data_dir, expected splits) of a synthetic archive imported with `importers.import_dataset`."""
   tmp = tmp_path_factory.mktemp("cifar")
   expected = _write_folder(tmp / "src" / cifar_import.FOLDER)
   archive = _write_archive(tmp / "src" / cifar_import.FOLDER, tmp / cifar_import.ARCHIVE)
-  path = data.import_dataset("cifar10", str(archive), str(tmp / "tfds"))
+  path = importers.import_dataset("cifar10", str(archive), str(tmp / "tfds"))
   assert path == str(tmp / "tfds" / "cifar10" / "3.0.2")
   return str(tmp / "tfds"), expected
 
@@ -98,7 +98,7 @@ def test_standard_tfds_dataset(imported):
 
 def test_import_is_idempotent(imported, tmp_path):
   # Already prepared: returns at once, without reading the (here missing) source.
-  path = data.import_dataset("cifar10", str(tmp_path / "nowhere"), imported[0])
+  path = importers.import_dataset("cifar10", str(tmp_path / "nowhere"), imported[0])
   assert path.endswith("cifar10/3.0.2")
 
 
@@ -154,7 +154,7 @@ def test_bad_source_raises_one_line(tmp_path, corrupt, message, as_archive):
   if as_archive and "missing" in message:
     message = "holds no cifar-10-batches-bin/test_batch.bin; re-download cifar-10-binary.tar.gz"
   with pytest.raises(data.DataError, match=message) as e:
-    data.import_dataset("cifar10", str(src), str(tmp_path / "tfds"))
+    importers.import_dataset("cifar10", str(src), str(tmp_path / "tfds"))
   assert "\n" not in str(e.value)
   assert not (tmp_path / "tfds" / "cifar10" / "3.0.2" / "dataset_info.json").exists()
 

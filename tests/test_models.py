@@ -1,10 +1,9 @@
 """Models: shapes and parameter counts through jax.eval_shape (no compute), conditioning, the
-factory's errors, and bit-identity of MLP models with the single-file models.py of 13fc5f4."""
+factory's errors, and bit-identity of MLP models with the single-file models.py of 13fc5f4
+(digests in tests/golden.json)."""
 
-import importlib.util
+import json
 from pathlib import Path
-import subprocess
-import sys
 
 import flax.linen as nn
 import jax
@@ -13,10 +12,9 @@ import ml_collections
 import numpy as np
 import pytest
 
-from vae_jax import models
+from vae_jax import checkpointing, models
 
-REPO = Path(__file__).resolve().parents[1]
-OLD_COMMIT = "13fc5f4"  # Last commit with vae_jax/models.py as one file.
+GOLDEN = Path(__file__).resolve().parent / "golden.json"
 
 
 def _config(kind="vae", encoder="mlp", decoder="mlp", **top):
@@ -269,42 +267,20 @@ def test_build_model_encoder_widths_override():
 
 
 # -- Bit-identity with 13fc5f4 --------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def old_models(tmp_path_factory):
-  """vae_jax/models.py as of OLD_COMMIT, imported from git (skipped without the history)."""
-  try:
-    source = subprocess.run(["git", "show", f"{OLD_COMMIT}:vae_jax/models.py"], cwd=REPO,
-                            capture_output=True, text=True, check=True, timeout=30).stdout
-  except (OSError, subprocess.SubprocessError):
-    pytest.skip(f"git history with {OLD_COMMIT} is not available")
-  path = tmp_path_factory.mktemp("old") / "old_models.py"
-  path.write_text(source)
-  spec = importlib.util.spec_from_file_location("_old_vae_jax_models", path)
-  module = importlib.util.module_from_spec(spec)
-  sys.modules[spec.name] = module  # Flax's dataclass transform looks the module up.
-  try:
-    spec.loader.exec_module(module)
-    yield module
-  finally:
-    del sys.modules[spec.name]
-
-
 @pytest.mark.parametrize("kind", ["vae", "ae"])
 @pytest.mark.parametrize("dense_init", ["torch_uniform", "lecun_normal"])
-def test_mlp_models_bit_identical_to_single_file_models(old_models, kind, dense_init):
+def test_mlp_models_bit_identical_to_single_file_models(kind, dense_init):
+  """Params and outputs equal, bit for bit, those of the single-file models.py of 13fc5f4, whose
+  digests tests/golden.json keeps."""
+  golden = json.loads(GOLDEN.read_text())["mlp_models"][f"{kind}/{dense_init}"]
   shape, enc, dec, latent = (28, 28, 1), (64, 32), (48,), 5
-  old_cls = {"vae": old_models.VAE, "ae": old_models.Autoencoder}[kind]
-  old = old_cls(enc, dec, latent, shape, dense_init)
   new = models.build_model(_config(kind, latent_dim=latent, dense_init=dense_init,
                                    encoder__widths=enc, decoder__widths=dec), shape)
-  p_old = old_models.init_params(old, jax.random.key(7), shape)
-  p_new = models.init_params(new, jax.random.key(7), shape)
-  assert jax.tree.structure(p_old) == jax.tree.structure(p_new)
-  jax.tree.map(np.testing.assert_array_equal, p_old, p_new)
+  params = models.init_params(new, jax.random.key(7), shape)
   x = jax.random.uniform(jax.random.key(1), (3, *shape))
-  apply = lambda m, p: m.apply({"params": p}, x, jax.random.key(2))  # noqa: E731
-  jax.tree.map(np.testing.assert_array_equal, jax.jit(lambda p: apply(old, p))(p_old),
-               jax.jit(lambda p: apply(new, p))(p_new))
+  outputs = jax.jit(lambda p: new.apply({"params": p}, x, jax.random.key(2)))(params)
+  assert checkpointing.digest(params) == golden["params"]
+  assert checkpointing.digest(outputs) == golden["outputs"]
 
 
 def test_col2im_gradients_under_a_runs_axis():

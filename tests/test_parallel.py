@@ -43,6 +43,12 @@ print("ALL_REDUCE", "all-reduce" in text)
 code = cli.main(["train", "--config", {config!r}, "--workdir", workdir + "_bad", *overrides,
                  "--config.train.batch_size=100"])
 print("BAD_EXIT", code)
+# The config's own evaluation sizes (500, 100) round up to the 8 devices: no flag needed.
+code = cli.main(["train", "--config", {config!r}, "--workdir", workdir + "_defaults",
+                 "--no-progress", f"--config.data.data_dir={{data_dir}}",
+                 "--config.data.train_subset=1024", "--config.train.epochs=1",
+                 "--config.eval.iw_samples=2", "--config.train.tensorboard=False"])
+print("DEFAULTS_EXIT", code)
 """
 
 
@@ -81,6 +87,7 @@ def test_eight_devices_match_one_device_and_checkpoints_cross_device_counts(
   assert "ALL_REDUCE True" in proc.stdout  # The gradient is reduced across the data devices.
   assert "BAD_EXIT 2" in proc.stdout and "not divisible by the 8" in proc.stderr
   assert not (tmp_path / "eight_bad").exists()
+  assert "DEFAULTS_EXIT 0" in proc.stdout
   # The same run on this process's one device.
   assert cli.main(["train", "--config", MNIST_MLP, "--workdir", str(one), "--no-progress",
                    *overrides]) == 0

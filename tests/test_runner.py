@@ -1,11 +1,12 @@
 """End to end on a real-MNIST subset: the run-directory contract, determinism, resume."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from vae_jax import checkpointing, early_stopping, runner
+from vae_jax import checkpointing, config as config_lib, early_stopping, runner
 
 METRIC_KEYS = {"epoch", "train/loss", "eval/loss", "eval/recon", "eval/kl", "epoch_seconds"}
 SUMMARY_KEYS = {"eval/loss", "eval/nll_iw", "eval/nll_iw_k", "param_count", "compile_seconds",
@@ -151,3 +152,16 @@ def test_exclude_classes_drops_them_from_train_and_validation_not_test(tiny):
   for bad in ("10", "0,1,2,3,4,5,6,7,8,9"):
     with pytest.raises(config_lib.ConfigError, match="data.exclude_classes"):
       config_lib.validate(tiny(**{"data.exclude_classes": bad}))
+
+
+def test_mnist_mlp_reproduces_its_golden_numbers(mnist_data_dir, tmp_path):
+  """experiments/configs/mnist_mlp.py, seed 0: the test loss of epochs 1-3 is the one every
+  version since the first has printed (tests/golden.json), through the whole config path."""
+  root = Path(__file__).resolve().parents[1]
+  golden = json.loads((root / "tests" / "golden.json").read_text())["mnist_mlp_eval_loss"]
+  config = config_lib.load_config(root / "experiments" / "configs" / "mnist_mlp.py")
+  config_lib.apply_overrides(config, [f"data.data_dir={mnist_data_dir}", "train.epochs=3",
+                                      "eval.iw_samples=0", "train.tensorboard=False"])
+  runner.train_and_evaluate(config, tmp_path / "golden", progress=False)
+  losses = [r["eval/loss"] for r in _metrics(tmp_path / "golden")]
+  np.testing.assert_allclose(losses, golden, rtol=1e-6)

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-ROOTS = ("vae_jax", "experiments", "tests")
+ROOTS = ("vae_jax", "experiments", "tests", "examples")
 
 
 def block_indent_errors(source: str) -> list[str]:

@@ -1,5 +1,5 @@
 """Offline import of CIFAR-10 into TFDS from the official binary archive (`vae-jax data import
-cifar10 --from SRC`; `data.import_dataset` dispatches here).
+cifar10 --from SRC`; `importers.import_dataset` dispatches here).
 
 SRC is ``cifar-10-binary.tar.gz``, its extracted ``cifar-10-batches-bin/`` folder, or a folder
 holding either. Each of data_batch_1..5.bin and test_batch.bin holds 10000 records of 3073 bytes:

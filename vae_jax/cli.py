@@ -168,8 +168,8 @@ def _score(args):
 
 
 def _data_import(args):
-  from vae_jax import data  # pylint: disable=import-outside-toplevel
-  path = data.import_dataset(args.name, args.src, args.data_dir)
+  from vae_jax import importers  # pylint: disable=import-outside-toplevel
+  path = importers.import_dataset(args.name, args.src, args.data_dir)
   print(f"prepared {args.name} in {path}")
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import ml_collections
 
 
+from vae_jax import data, distributions, growth, models, optimizers
 from vae_jax.errors import ConfigError  # noqa: F401  # Raised here; the public name stays.
 
 
@@ -251,7 +252,6 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     value = get_path(config, name)
     if value < 0:
       raise ConfigError(f"{name} must be >= 0, got {value}; set --config.{name}")
-  from vae_jax import data, distributions, models, train  # pylint: disable=import-outside-toplevel
   excluded = tuple(config.data.get("exclude_classes", ()))
   if excluded and config.data.name in data.DATASETS:
     k = data.num_classes(config.data.name)
@@ -277,7 +277,7 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
                              ("data.on_device", config.data.on_device,
                               ("auto", "always", "never")),
                              ("model.dense_init", config.model.dense_init, models.DENSE_INITS),
-                             ("optim.name", config.optim.name, train.OPTIMIZERS),
+                             ("optim.name", config.optim.name, optimizers.OPTIMIZERS),
                              ("data.preprocess", config.data.preprocess, data.PREPROCESS_MODES),
                              ("model.likelihood", config.model.likelihood,
                               distributions.LIKELIHOODS)):
@@ -324,7 +324,6 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     if g.every_epochs < 1 or g.narrow_at < 0:
       raise ConfigError(f"growth.every_epochs must be >= 1 and growth.narrow_at >= 0, got "
                         f"{g.every_epochs}, {g.narrow_at}")
-    from vae_jax import growth  # pylint: disable=import-outside-toplevel
     for name, known in (("keep", growth.KEEP_POLICIES), ("outgoing_init", growth.OUTGOING_INITS),
                         ("optimizer", growth.OPTIMIZER_POLICIES)):
       if g[name] not in known:

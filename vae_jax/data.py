@@ -23,12 +23,11 @@ import zlib
 from pathlib import Path
 from unittest import mock
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 
 
 from vae_jax.errors import DataError  # noqa: F401  # Raised here; the public name stays.
+from vae_jax.pixels import PREPROCESS_MODES, preprocess  # noqa: F401  # Public here too.
 from vae_jax.sources import Source, as_source, from_arrays, from_iterable  # noqa: F401  # Public.
 
 
@@ -46,7 +45,7 @@ class DatasetSpec:
     source_shape: (H, W, C) of the images as stored in TFDS.
     num_classes: number of classes of ``label_key``; 0 without labels.
     idx_import: its TFDS dataset can be prepared offline with `import_idx` (cifar10 has
-      its own importer; every offline import is listed in `_IMPORT_SOURCES`).
+      its own importer; every offline import is listed in `IMPORT_SOURCES`).
     pad_to: zero-pad H and W symmetrically (the odd pixel at the bottom / right)
       to this size, or None.
     crop: center-crop to ``crop x crop`` (after padding), or None.
@@ -118,8 +117,8 @@ DATASETS: dict[str, DatasetSpec] = {
                            subset_fraction=0.3, subset_seed=0),
 }
 
-# Variants `import_dataset` prepares offline -> what `vae-jax data import NAME --from` takes.
-_IMPORT_SOURCES = {
+# Variants `importers.import_dataset` prepares offline -> what `vae-jax data import NAME --from` takes.
+IMPORT_SOURCES = {
     "mnist": "a folder holding the four MNIST IDX files",
     "fashion_mnist": "a folder holding the four Fashion-MNIST IDX files",
     "cifar10": "the official cifar-10-binary.tar.gz or its extracted folder",
@@ -176,12 +175,12 @@ def num_classes(name: str) -> int:
   return _spec(name).num_classes
 
 
-def _importer(spec: DatasetSpec, importable=tuple(_IMPORT_SOURCES)) -> str | None:
+def _importer(spec: DatasetSpec, importable=tuple(IMPORT_SOURCES)) -> str | None:
   """The variant among ``importable`` that reads the same TFDS dataset as ``spec``, if any."""
   return next((k for k in importable if DATASETS[k].tfds_name == spec.tfds_name), None)
 
 
-def _check_importable(name: str, importable: list[str], how: str) -> DatasetSpec:
+def check_importable(name: str, importable: list[str], how: str) -> DatasetSpec:
   """``name``'s spec if it is in ``importable``; else a DataError naming the variant to import."""
   if name not in DATASETS:
     raise DataError(f"unknown dataset {name!r}; importable: {', '.join(importable)}")
@@ -316,7 +315,7 @@ def import_idx(name: str, src_dir: str, data_dir: str | None = None) -> str:
   Raises:
     DataError: unknown or non-importable ``name``, or missing / invalid IDX files.
   """
-  spec = _check_importable(name, [k for k, v in DATASETS.items() if v.idx_import],
+  spec = check_importable(name, [k for k, v in DATASETS.items() if v.idx_import],
                            "from IDX files")
   tfds = _tfds()
   builder = tfds.builder(spec.tfds_name, data_dir=default_data_dir(data_dir))
@@ -333,26 +332,6 @@ def import_idx(name: str, src_dir: str, data_dir: str | None = None) -> str:
     size = sum(path.stat().st_size for path, _ in checked.values())
     _prepare_from_local_files(tfds, builder, files, size)
   return os.fspath(builder.data_dir)
-
-
-def import_dataset(name: str, src: str, data_dir: str | None = None) -> str:
-  """Prepares variant ``name``'s standard TFDS dataset offline from its original files, as
-  `vae-jax data import` does: `import_idx` (mnist, fashion_mnist) or
-  `cifar_import.import_cifar10` (cifar10).
-
-  Returns:
-    The prepared dataset directory, e.g. ``<data_dir>/cifar10/3.0.2``.
-
-  Raises:
-    DataError: unknown or non-importable ``name``, or missing / invalid source files.
-  """
-  _check_importable(name, list(_IMPORT_SOURCES), "offline (TFDS downloads it where there is "
-                    "network)")
-  if name == "cifar10":
-    from vae_jax import cifar_import  # pylint: disable=g-import-not-at-top  # It imports this one.
-
-    return cifar_import.import_cifar10(src, data_dir)
-  return import_idx(name, src, data_dir)
 
 
 _PROBE_ADDRESS = ("storage.googleapis.com", 443)  # TFDS's GCS mirror; also hosts MNIST.
@@ -398,7 +377,7 @@ def _prepared_builder(tfds, name: str, spec: DatasetSpec, data_dir: str):
     return builder
   if importer := _importer(spec):
     fix = (f"run: vae-jax data import {importer} --from DIR --data-dir {data_dir}, DIR being "
-           f"{_IMPORT_SOURCES[importer]}")
+           f"{IMPORT_SOURCES[importer]}")
   else:
     fix = (f"{spec.tfds_name} has no offline import, so it needs network or a TFDS data dir that "
            f"holds it: run where there is network, or prepare it with TFDS elsewhere and copy "
@@ -608,41 +587,3 @@ def validation_split(images, labels, size: int, seed: int) -> tuple[tuple, tuple
   perm = np.random.default_rng(seed).permutation(n)
   val_idx, train_idx = np.sort(perm[:size]), np.sort(perm[size:])
   return (images[train_idx], labels[train_idx]), (images[val_idx], labels[val_idx])
-
-
-PREPROCESS_MODES = ("grayscale", "binarize_dynamic", "binarize_threshold")
-
-
-def preprocess(images: jax.Array, mode: str, key: jax.Array | None = None) -> jax.Array:
-  """Maps images to float32 in [0, 1]; pure JAX, jit-safe (``mode`` is static).
-
-  Args:
-    images: uint8 ``[..., H, W, C]`` (0..255, divided by 255) or float32 (already in [0, 1],
-      as `from_arrays` keeps float images).
-    mode: "grayscale" (x), "binarize_dynamic" (a fresh Bernoulli(x) draw with ``key``; use a
-      new key for every batch) or "binarize_threshold" (x > 0.5).
-    key: PRNG key, required by "binarize_dynamic" only.
-
-  Returns:
-    float32 array with the shape of ``images``.
-
-  Raises:
-    ValueError: unknown ``mode``, or no ``key`` for "binarize_dynamic".
-    TypeError: ``images`` neither uint8 nor float32 (guards against normalising twice).
-  """
-  if mode not in PREPROCESS_MODES:
-    raise ValueError(f"unknown preprocess mode {mode!r}; choose one of {PREPROCESS_MODES}")
-  images = jnp.asarray(images)
-  if images.dtype == jnp.uint8:
-    x = images.astype(jnp.float32) / 255.0
-  elif images.dtype == jnp.float32:
-    x = images
-  else:
-    raise TypeError(f"preprocess expects uint8 or float32 images, got {images.dtype}")
-  if mode == "grayscale":
-    return x
-  if mode == "binarize_threshold":
-    return (x > 0.5).astype(jnp.float32)
-  if key is None:
-    raise ValueError("preprocess mode 'binarize_dynamic' needs a PRNG key (a new one per batch)")
-  return jax.random.bernoulli(key, x).astype(jnp.float32)

@@ -66,6 +66,16 @@ def class_totals(per_example_fn: Callable, params, dataset, key, hparams, *, bat
   return totals, jnp.sum(onehot, axis=(0, 1))
 
 
+def padded_chunk(dataset, start: int, rows: int) -> dict:
+  """Rows start .. start + rows - 1 of `dataset` ({"image": [N, ...], "label": [N]}; numpy or
+  device arrays), the last row repeated past the end, with "valid": bool [rows] marking the real
+  rows: the host side of every exact evaluation in pieces (class_totals masks "valid")."""
+  n = len(dataset["image"])
+  idx = np.minimum(np.arange(start, start + rows), n - 1)
+  return {"image": dataset["image"][idx], "label": dataset["label"][idx],
+          "valid": np.arange(start, start + rows) < n}
+
+
 def evaluate_by_class(per_example_fn: Callable, params, dataset, key, hparams, *,
                       batch_size: int, num_classes: int, unroll: bool = False,
                       batch_sharding=None):
@@ -173,15 +183,13 @@ def iw_nll(objective, params, dataset, key, *, num_samples: int, batch_size: int
   num_batches = -(-n // batch_size)
   per_chunk = -(-num_batches // chunks)
   rows = per_chunk * batch_size
-  labels = dataset["label"] if objective.conditional else jnp.zeros((n,), jnp.int32)
+  if not objective.conditional:
+    dataset = dict(dataset, label=jnp.zeros((n,), jnp.int32))
   total = 0.0
   starts = range(0, n, rows)
   for start in tqdm.tqdm(starts, desc=f"IW-NLL K={num_samples}", unit="chunk",
                          disable=not progress, dynamic_ncols=True, leave=False):
-    stop = min(start + rows, n)
-    idx = np.minimum(np.arange(start, start + rows), n - 1)
-    chunk = {"image": dataset["image"][idx], "label": labels[idx],
-             "valid": jnp.asarray(np.arange(start, start + rows) < stop)}
+    chunk = padded_chunk(dataset, start, rows)
     sums, _ = fn(params, chunk, key, jnp.int32(start // batch_size))
     total += float(sums["nll_iw"][0])
   return total / n, fn.compile_seconds
@@ -213,30 +221,31 @@ def per_example_scores(objective, params, images, labels, key, *, iw_samples: in
                                           chunk_size)
     return out
 
-  n = len(images)
   parts = []
-  for b, start in enumerate(range(0, n, batch_size)):
-    idx = np.minimum(np.arange(start, start + batch_size), n - 1)  # The last batch is padded.
-    out = scores(params, {"image": jnp.asarray(images[idx]), "label": jnp.asarray(labels[idx])},
-                 jax.random.fold_in(key, b))
-    parts.append({k: np.asarray(v, np.float64)[:min(batch_size, n - start)]
-                  for k, v in out.items()})
+  for b, start in enumerate(range(0, len(images), batch_size)):
+    chunk = padded_chunk({"image": images, "label": labels}, start, batch_size)
+    valid = chunk.pop("valid")
+    out = scores(params, jax.device_put(chunk), jax.random.fold_in(key, b))
+    parts.append({k: np.asarray(v, np.float64)[valid] for k, v in out.items()})
   return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 
 def final_metrics(config, objective, params, test, keys, progress: bool = False,
-                  batch_sharding=None) -> dict:
+                  layout=None) -> dict:
   """IW-NLL with K = config.eval.iw_samples (skipped if 0), also in bits/dim, with timings;
-  batches sharded by `batch_sharding` (see iw_nll)."""
+  batches of eval.iw_batch_size rounded up to the layout's data devices and sharded over them
+  (parallel.Layout; see iw_nll)."""
+  layout = layout or parallel.Layout(None)
   k = config.eval.iw_samples
   if not k:
     return {"compile_seconds": 0.0, "compiles": 0}
   start = time.perf_counter()
   nll, compile_seconds = iw_nll(objective, params, test, jax.random.fold_in(keys.eval, 1),
-                                num_samples=k, batch_size=config.eval.iw_batch_size,
+                                num_samples=k,
+                                batch_size=parallel.round_up(config.eval.iw_batch_size, layout),
                                 chunk_size=config.eval.iw_chunk_size, progress=progress,
                                 unroll=config.train.steps_per_call > 0,
-                                batch_sharding=batch_sharding)
+                                batch_sharding=layout.batch)
   pixels = math.prod(test["image"].shape[1:])
   return {"eval/nll_iw": nll, "eval/nll_iw_k": k,
           "eval/nll_iw_bits_per_dim": nll / (pixels * math.log(2.0)),
@@ -280,7 +289,8 @@ def restore_run(workdir: str | Path) -> RestoredRun:
   directory = checkpointing.BEST if best else checkpointing.LATEST
   epoch, meta = checkpointing.restore_meta(workdir, directory=directory)
   image_shape = data.image_shape(config.data.name)
-  objective = objectives.from_config(config, image_shape, meta.get("encoder_widths"))
+  objective = objectives.from_config(config, image_shape, meta.get("encoder_widths"),
+                                    num_classes=data.num_classes(config.data.name))
   tx = train.make_optimizer(config.optim.name)
   hparams = train.hparams_from_config(config)
   state = checkpointing.restore_state(workdir, epoch, abstract_state(objective, tx, image_shape,

@@ -10,10 +10,11 @@ import fcntl
 import os
 from pathlib import Path
 
-LOCK = ".lock"
-
+import jax
 
 from vae_jax.errors import LockedError  # noqa: F401  # Raised here; the public name stays.
+
+LOCK = ".lock"
 
 
 def _refusal(workdir: Path, handle) -> LockedError:
@@ -54,3 +55,9 @@ def hold(workdirs):
       handle.write(str(os.getpid()))
       handle.flush()
     yield
+
+
+def is_writer() -> bool:
+  """Whether this process writes the run directory (process 0; the only one on one host).
+  Checkpoints are written by orbax on every process, which coordinates the multi-host save."""
+  return jax.process_index() == 0

@@ -29,8 +29,7 @@ import flax
 import jax
 import jax.numpy as jnp
 
-from vae_jax import data
-from vae_jax import distributions as dist
+from vae_jax import distributions as dist, models, pixels
 
 
 @runtime_checkable
@@ -184,7 +183,6 @@ class _Base:
 
   def init_params(self, key, image_shape):
     """The model's initial param pytree (see models.init_params)."""
-    from vae_jax import models  # pylint: disable=import-outside-toplevel
     return models.init_params(self.model, key, image_shape, self.num_classes)
 
   def inputs(self, batch, key) -> tuple[jax.Array, jax.Array | None, jax.Array]:
@@ -192,13 +190,13 @@ class _Base:
     any) is drawn from one half of `key`, the other half is left for the latents."""
     k_data, k_z = jax.random.split(key)
     label = batch["label"] if self.conditional else None
-    return data.preprocess(batch["image"], self.preprocess, k_data), label, k_z
+    return pixels.preprocess(batch["image"], self.preprocess, k_data), label, k_z
 
   def images(self, batch, key=None) -> jax.Array:
     """The floats [B, H, W, C] that `terms` sees for this batch and key (key may be None unless
     preprocess is binarize_dynamic)."""
     if key is None:
-      return data.preprocess(batch["image"], self.preprocess)
+      return pixels.preprocess(batch["image"], self.preprocess)
     return self.inputs(batch, key)[0]
 
   def decode_mean(self, params, z_BxZ, label_B=None) -> jax.Array:
@@ -308,18 +306,17 @@ OBJECTIVES = {"vae": VAEObjective, "cvae": VAEObjective, "ae": AutoencoderObject
               "classifier": ClassifierObjective}
 
 
-def from_config(config, image_shape, encoder_widths=None):
+def from_config(config, image_shape, encoder_widths=None, *, num_classes: int = 0):
   """The objective (and its model, see models.build_model) that a run's config describes.
 
   Args:
     image_shape: (H, W, C) after the dataset's geometry (data.image_shape).
     encoder_widths: overrides model.encoder.widths (growth changes them).
+    num_classes: K of the dataset (data.num_classes); read by cvae and classifier only.
   Raises:
     ValueError: bad model sizes or kinds (see models.build_model).
   """
-  from vae_jax import models  # pylint: disable=import-outside-toplevel
-  num_classes = data.num_classes(config.data.name) if config.model.kind in (
-      "cvae", "classifier") else 0
+  num_classes = num_classes if config.model.kind in ("cvae", "classifier") else 0
   model = models.build_model(config.model, image_shape, num_classes, encoder_widths)
   return OBJECTIVES[config.model.kind](model=model, preprocess=config.data.preprocess,
                                        likelihood=config.model.likelihood)

@@ -19,6 +19,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from vae_jax.errors import ConfigError
+from vae_jax.locking import is_writer  # noqa: F401  # Public here too.
 
 RUNS, DATA = "runs", "data"  # Mesh axis names.
 
@@ -74,8 +75,9 @@ def layout_from_config(config, num_runs: int = 1) -> Layout:
   """The Layout of `num_runs` runs of `config` (parallel.data_devices, parallel.runs_devices).
 
   parallel.runs_devices (default 1) must divide num_runs; parallel.data_devices = 0 means every
-  visible device not used for runs. Every batch size in use (train, eval, and IW when
-  eval.iw_samples > 0) must divide evenly over the data devices.
+  visible device not used for runs. train.batch_size must divide evenly over the data devices;
+  the evaluation batch sizes are rounded up to a multiple of them where they are used
+  (`round_up`: evaluation is exact and masked, so only the padding changes).
 
   Raises:
     ConfigError: more devices than visible, or a size that does not divide, naming the fix.
@@ -91,20 +93,22 @@ def layout_from_config(config, num_runs: int = 1) -> Layout:
     raise ConfigError(f"parallel.runs_devices={runs_devices} x parallel.data_devices="
                       f"{p.get('data_devices', 0)} needs more than the {count} visible devices; "
                       "lower them (data_devices=0 uses every device)")
-  sizes = ["train.batch_size", "eval.batch_size"]
-  sizes += ["eval.iw_batch_size"] if config.eval.get("iw_samples", 0) else []
-  for name in sizes:
-    size = config[name.split(".")[0]][name.split(".")[1]]
-    if size % data_devices:
-      raise ConfigError(f"{name}={size} is not divisible by the {data_devices} data-parallel "
-                        f"devices; set --config.{name} to a multiple of {data_devices} or "
-                        f"--config.parallel.data_devices to a divisor of {size}")
+  size = config.train.batch_size
+  if size % data_devices:
+    raise ConfigError(f"train.batch_size={size} is not divisible by the {data_devices} "
+                      f"data-parallel devices; set --config.train.batch_size to a multiple of "
+                      f"{data_devices} or --config.parallel.data_devices to a divisor of {size}")
   if runs_devices * data_devices == 1:
     return Layout(None)
   devices = np.asarray(jax.devices()[: runs_devices * data_devices]).reshape(runs_devices,
                                                                              data_devices)
   mesh = Mesh(devices, (RUNS, DATA), axis_types=(jax.sharding.AxisType.Auto,) * 2)
   return Layout(mesh, runs_devices, data_devices)
+
+
+def round_up(batch_size: int, layout: Layout) -> int:
+  """The smallest multiple of the layout's data devices >= batch_size (evaluation batches)."""
+  return -(-batch_size // layout.data_devices) * layout.data_devices
 
 
 def constrain(tree, sharding: NamedSharding | None):
@@ -131,12 +135,6 @@ def put(tree, sharding: NamedSharding | None):
       return jax.device_put(x, sharding)  # Already global: a reshard.
     return jax.device_put(np.asarray(x), sharding)
   return jax.tree.map(one, tree)
-
-
-def is_writer() -> bool:
-  """Whether this process writes the run directory (process 0; the only one on one host).
-  Checkpoints are written by orbax on every process, which coordinates the multi-host save."""
-  return jax.process_index() == 0
 
 
 def cluster_detected(environ=None) -> bool:

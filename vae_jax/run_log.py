@@ -1,6 +1,6 @@
 """The files a run writes as it trains: config.json, metrics.jsonl, summary.json and TensorBoard
 event files under <workdir>/tensorboard/ (flax.metrics.tensorboard: per-epoch scalars, the run's
-figures as images at the last epoch). Only process 0 writes (parallel.is_writer); on the other
+figures as images at the last epoch). Only process 0 writes (locking.is_writer); on the other
 processes of a multi-host run every method is a no-op.
 """
 
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vae_jax import config as config_lib, parallel
+from vae_jax import config as config_lib, locking
 
 TENSORBOARD = "tensorboard"  # Subdirectory of the run directory holding the event files.
 # Figures also logged to TensorBoard as images (file stem -> tag).
@@ -27,7 +27,7 @@ class RunLog:
   """Writer of one run directory's logs; `tensorboard=False` (train.tensorboard) skips events."""
 
   def __init__(self, workdir: Path, tensorboard: bool = True):
-    self.workdir, self.writer = Path(workdir), parallel.is_writer()
+    self.workdir, self.writer = Path(workdir), locking.is_writer()
     self._tb = None
     if self.writer and tensorboard:
       from flax.metrics import tensorboard as tb  # pylint: disable=import-outside-toplevel

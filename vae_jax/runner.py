@@ -28,7 +28,6 @@ from importlib import metadata
 from pathlib import Path
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import tqdm
 
@@ -264,8 +263,8 @@ def _run(configs, workdirs, splits, starts, progress, data_seconds, layout) -> l
   image_shape = splits["train"][0].shape[1:]
   num_classes = data.num_classes(c.data.name)
   programs = loop_lib.Programs(
-      lambda widths: objectives.from_config(c, image_shape, widths), tx,
-      batch_size=c.train.batch_size, eval_batch_size=c.eval.batch_size,
+      lambda widths: objectives.from_config(c, image_shape, widths, num_classes=num_classes), tx,
+      batch_size=c.train.batch_size, eval_batch_size=parallel.round_up(c.eval.batch_size, layout),
       elbo_samples=c.eval.elbo_samples, num_classes=num_classes, runs_axis=runs.axis,
       steps_per_call=c.train.steps_per_call, layout=layout, on_device=on_device)
   loop = loop_lib.Loop(
@@ -325,7 +324,7 @@ def _finish(configs, workdirs, loop, state, host, logs, progress, info) -> list[
   for i, (ci, w) in enumerate(zip(configs, workdirs)):
     params, keys_i = runs.get(final_state.params, i), runs.get(loop.keys, i)
     final = evaluate.final_metrics(ci, objective, params, loop.data["test"], keys_i,
-                                   progress=progress, batch_sharding=loop.layout.batch)
+                                   progress=progress, layout=loop.layout)
     start = time.perf_counter()
     written = []
     if parallel.is_writer():  # On host copies: a local computation, not one over the mesh.

@@ -143,15 +143,10 @@ class StreamedEval:
     n = len(dataset["image"])
     rows = EVAL_BATCHES_PER_CHUNK * self.batch_size
 
-    def chunk(start):
-      idx = np.minimum(np.arange(start, start + rows), n - 1)
-      return {"image": dataset["image"][idx], "label": dataset["label"][idx],
-              "valid": np.arange(start, start + rows) < n}
-
     totals = counts = None
     starts = range(0, n, rows)
-    for c, start in zip(prefetch(chunk, starts, lambda c: parallel.put(
-        c, self.layout.replicated)), starts):
+    for c, start in zip(prefetch(lambda s: evaluate.padded_chunk(dataset, s, rows), starts,
+                                 lambda c: parallel.put(c, self.layout.replicated)), starts):
       t, k = self._fn(params, c, key, hparams, jnp.int32(start // self.batch_size))
       totals = t if totals is None else jax.tree.map(jnp.add, totals, t)
       counts = k if counts is None else counts + k

@@ -14,7 +14,7 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from vae_jax import checkpointing, data, evaluate, train
+from vae_jax import checkpointing, config as config_lib, data, evaluate, scoring, train
 
 
 def mean_sd(values, digits: int = 2) -> str:
@@ -172,7 +172,6 @@ def run_study(args, train_steps, write_report) -> int:
     The exit status: 0 or 2.
   """
   import sys  # pylint: disable=import-outside-toplevel
-  from vae_jax import config as config_lib  # pylint: disable=import-outside-toplevel
   try:
     for step in [] if args.report_only else train_steps:
       step()
@@ -199,7 +198,6 @@ def run_score(workdir: str | Path) -> dict | None:
   Raises:
     scoring.ScoreError: as scoring.score_run (e.g. an AE run: no prior to sample).
   """
-  from vae_jax import scoring  # pylint: disable=import-outside-toplevel
   name = json.loads((Path(workdir) / "config.json").read_text())["data"]["name"]
   if not (scoring.default_classifier_dir(name) / "summary.json").is_file():
     return None
@@ -210,7 +208,6 @@ def score_note(scores, dataset: str) -> str:
   """One README sentence naming what the FID / IS columns are and their references (classifier
   hash and accuracy, FID floor, real-data IS), from the first of `scores` that is not None; or
   how to get the columns when none was scored."""
-  from vae_jax import scoring  # pylint: disable=import-outside-toplevel
   scored = next((s for s in scores if s), None)
   clf = scoring.default_classifier_dir(dataset)
   if scored is None:

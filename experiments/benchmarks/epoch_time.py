@@ -41,7 +41,7 @@ def main():
     train_xy = rng.integers(0, 256, (60000, *shape), dtype=np.uint8), np.zeros(60000, np.int32)
     test_xy = train_xy[0][:10000], train_xy[1][:10000]
     source = f"random uint8 images ({name} not prepared)"
-  objective = objectives.from_config(cfg, shape)
+  objective = objectives.from_config(cfg, shape, num_classes=data.num_classes(cfg.data.name))
   tx = train.make_optimizer(cfg.optim.name)
   hparams = train.hparams_from_config(cfg)
   train_x = train_xy[0]

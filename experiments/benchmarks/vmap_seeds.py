@@ -23,7 +23,7 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 
-from vae_jax import cli, config as config_lib, evaluate, objectives, runner, train
+from vae_jax import cli, config as config_lib, data, evaluate, objectives, runner, train
 
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "ae_vs_vae.py"
 
@@ -54,7 +54,8 @@ def main():
   images = splits["train"][0]
   dataset = jax.device_put({"image": images, "label": splits["train"][1]})
   image_shape = images.shape[1:]
-  objective = objectives.from_config(config, image_shape)
+  objective = objectives.from_config(config, image_shape,
+                                       num_classes=data.num_classes(config.data.name))
   tx = train.make_optimizer(config.optim.name)
   hparams = train.hparams_from_config(config)
   init = lambda k, h: train.init_state(objective, tx, image_shape, k, h)  # noqa: E731

@@ -343,7 +343,7 @@ def _speed(beta_runs, solo):
   if program[0].summary["device"].startswith("cpu") and config.model.conv_runs in ("auto",
                                                                                    "loop"):
     lines[0] += (f" Its convs loop over the runs axis (`model.conv_runs={config.model.conv_runs}`,"
-                 " `vae_jax/models/runs_conv.py`; vmapped convs become grouped convs, which "
+                 " `vae_jax/kernels/runs_conv.py`; vmapped convs become grouped convs, which "
                  "XLA:CPU runs slower than one conv per run), so on the CPU one program saves "
                  "compiles and passes over the data, not conv time.")
   if twin:

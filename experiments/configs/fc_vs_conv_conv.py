@@ -23,7 +23,7 @@ Command (the study runner runs every set and seed: experiments/fc_vs_conv/run.py
       --workdir checkpoints/fc_vs_conv/conv_p1
 
 The transposed convs are computed as one GEMM + overlap-add on the CPU (the same layer and
-params; see vae_jax/models/col2im.py) and as nn.ConvTranspose elsewhere
+params; see vae_jax/kernels/col2im.py) and as nn.ConvTranspose elsewhere
 (model.decoder.upsample='auto').
 """
 

@@ -11,7 +11,7 @@ Shape letters: B batch, H/W/C image, Z latent size, K classes.
 """
 
 from vae_jax.models.classifier import Classifier
-from vae_jax.models.col2im import Col2imConvTranspose
+from vae_jax.kernels.col2im import Col2imConvTranspose
 from vae_jax.models.composites import CVAE, VAE, Autoencoder
 from vae_jax.models.conv import (CONV_RUNS_MODES, PROJECT_ACTIVATIONS, UPSAMPLE_MODES,
                                  ConvDecoder, ConvEncoder, PhaseConvTranspose, resolve_loop_runs)

@@ -25,7 +25,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from vae_jax.models import runs_conv
+from vae_jax.kernels import runs_conv
+from vae_jax.kernels.common import flipped  # noqa: F401  # Also models.layers.flipped.
 
 DENSE_INITS = ("lecun_normal", "torch_uniform")
 TRANSPOSE_FANS = ("out", "in")  # A transposed conv's torch_uniform fan: kh * kw * C_out | C_in.
@@ -97,14 +98,6 @@ def transpose_inits(init: str, kernel: int, in_channels: int, out_channels: int,
   kernel_init, bias_init = _torch_uniform_inits(kernel * kernel * channels,
                                                 transposed=fan == "out")
   return dict(kernel_init=kernel_init, bias_init=bias_init)
-
-
-def flipped(init: nn.initializers.Initializer) -> nn.initializers.Initializer:
-  """`init`'s draw with the two spatial axes of the kernel [kh, kw, ...] reversed: the same
-  distribution for every init used here (i.i.d. entries). ConvTranspose stores this, so that
-  flax's 'SAME' transposed conv with kernel K, which vae_jax computed before 0.2, is this
-  layer with kernel flip(K): the same seed trains the same numbers as before, bit for bit."""
-  return lambda key, shape, dtype=jnp.float32: init(key, shape, dtype)[::-1, ::-1]
 
 
 class ConvTranspose(nn.Module):

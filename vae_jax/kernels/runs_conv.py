@@ -8,7 +8,7 @@ axis instead, for the forward pass and for both halves of its VJP (jax.custom_vj
 gradients are exact (first order only: no forward mode and no gradient of a gradient through it).
 
 `Conv` is nn.Conv on this op: same params (kernel [kh, kw, I, O], bias [O]), same initializers
-and init values; its bias gradient is a matrix-vector product (col2im.add_bias).
+and init values; its bias gradient is a matrix-vector product (common.add_bias).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 from jax import custom_batching
 
-from vae_jax.models import col2im
+from vae_jax.kernels.common import add_bias
 
 _DIMS = ("NHWC", "HWIO", "NHWC")
 
@@ -102,5 +102,4 @@ class Conv(nn.Module):
                                                      self.features))
     bias = self.param("bias", self.bias_init, (self.features,))
     x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias)
-    return col2im.add_bias(conv(x, kernel, self.strides, self.padding, loop_runs=self.loop_runs),
-                           bias)
+    return add_bias(conv(x, kernel, self.strides, self.padding, loop_runs=self.loop_runs), bias)

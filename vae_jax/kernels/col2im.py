@@ -3,7 +3,7 @@ GEMM + col2im formulation of a transposed conv, as Caffe's deconvolution layer a
 slow_conv_transpose2d compute it), with its own VJP.
 
 `conv_transpose` computes flax's SAME map; the layer, Col2imConvTranspose, stores its kernel in
-PyTorch's tap order (layers.ConvTranspose) and hands it over reversed.
+PyTorch's tap order (models.layers.ConvTranspose) and hands it over reversed.
 
 nn.ConvTranspose(O, (4, 4), strides=(2, 2), padding='SAME') maps x [B, h, w, I] to [B, 2h, 2w, O].
 Every input pixel (i, j) contributes x[i, j] @ kernel[ky, kx] ([O]) to one output pixel per tap
@@ -27,7 +27,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from vae_jax.models import layers
+from vae_jax.kernels.common import add_bias, flipped
 
 # Kernel tap k (row or column) of output phase a reads input offset d: out[2i + a] += in[i + d]
 # through tap k, for (a, d) = _TAPS[k].
@@ -101,27 +101,8 @@ def _conv_transpose_bwd(res, g):
 conv_transpose.defvjp(_conv_transpose_fwd, _conv_transpose_bwd)
 
 
-@jax.custom_vjp
-def add_bias(y: jax.Array, bias: jax.Array) -> jax.Array:
-  """y [..., C] + bias [C], whose bias gradient is a matrix-vector product (ones @ dy) rather
-  than a reduction over the leading axes (which XLA:CPU vectorizes poorly for small C)."""
-  return y + bias
-
-
-def _add_bias_fwd(y, bias):
-  return y + bias, None
-
-
-def _add_bias_bwd(_, g):
-  c = g.shape[-1]
-  return g, jnp.ones((g.size // c,), g.dtype) @ g.reshape(-1, c)
-
-
-add_bias.defvjp(_add_bias_fwd, _add_bias_bwd)
-
-
 class Col2imConvTranspose(nn.Module):
-  """layers.ConvTranspose(features) (PyTorch's ConvTranspose2d(I, O, 4, 2, 1)) computed by
+  """models.layers.ConvTranspose(features) (PyTorch's ConvTranspose2d(I, O, 4, 2, 1)) computed by
   `conv_transpose` on the kernel with its taps reversed: the same params (kernel [4, 4, I, O],
   bias [O]), initializers and outputs up to float rounding. [B, h, w, I] -> [B, 2h, 2w, O]."""
 
@@ -131,7 +112,7 @@ class Col2imConvTranspose(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
-    kernel = self.param("kernel", layers.flipped(self.kernel_init),
+    kernel = self.param("kernel", flipped(self.kernel_init),
                         (4, 4, x.shape[-1], self.features))
     bias = self.param("bias", self.bias_init, (self.features,))
     x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias)
