@@ -54,11 +54,11 @@ def test_score_refuses_runs_it_cannot_score(capsys, trained, tmp_path):
                   "--classifier", trained["classifier"]], "--n must be >= 2")
 
 
-def test_cached_score_reuses_score_json_while_the_classifier_is_the_same(trained):
-  from vae_jax import scoring  # pylint: disable=import-outside-toplevel
-  first = scoring.cached_score(trained["vae"], 100, trained["classifier"])
-  path = scoring.Path(trained["vae"]) / "score.json"
+def test_cached_score_reuses_its_eval_cache_while_the_classifier_is_the_same(trained):
+  from vae_jax import evaluators  # pylint: disable=import-outside-toplevel
+  first = evaluators.cached_score(trained["vae"], 100, trained["classifier"])
+  path = evaluators.cache_path(trained["vae"], "fid_is")
   stamp = path.stat().st_mtime_ns
-  assert scoring.cached_score(trained["vae"], 100, trained["classifier"]) == first
+  assert evaluators.cached_score(trained["vae"], 100, trained["classifier"]) == first
   assert path.stat().st_mtime_ns == stamp
-  assert scoring.cached_score(trained["vae"], 120, trained["classifier"])["n"] == 120
+  assert evaluators.cached_score(trained["vae"], 120, trained["classifier"])["n"] == 120

@@ -51,8 +51,8 @@ def test_fc_vs_conv_runner_writes_readme_figures_and_rerenders(mnist_data_dir, t
   figures = {p.name for p in (tmp_path / "out").glob("*.png")}
   assert {"mnist_32_samples.png", "mnist_32_reconstructions.png", "mnist_32_curves.png",
           "mnist_32_interpolation_0.png"} <= figures
-  assert json.loads((tmp_path / "runs" / "mnist_32" / "conv_p2" / "seed=1" /
-                     "iw_nll_bernoulli.json").read_text())["k"] == 4
+  assert json.loads((tmp_path / "runs" / "mnist_32" / "conv_p2" / "seed=1" / "eval" /
+                     "iw_nll.json").read_text())["result"]["k"] == 4
   metrics = tmp_path / "runs" / "mnist_32" / "fc_p2" / "seed=0" / "metrics.jsonl"
   before = metrics.read_text()
   proc = subprocess.run([*cmd, "--reuse"], capture_output=True, text=True, cwd=tmp_path,
@@ -66,8 +66,8 @@ def test_fc_vs_conv_runner_writes_readme_figures_and_rerenders(mnist_data_dir, t
   # The records beside the README re-render the tables in a checkout without the run dirs
   # (nothing is trained again; figures need checkpoints, so they name the rows left out).
   record = tmp_path / "out" / "runs" / "mnist_32" / "conv_p2" / "seed=1"
-  assert {p.name for p in record.iterdir()} == {"config.json", "summary.json", "metrics.jsonl",
-                                                "iw_nll_bernoulli.json"}
+  assert {str(p.relative_to(record)) for p in record.rglob("*") if p.is_file()} == {
+      "config.json", "summary.json", "metrics.jsonl", "eval/iw_nll.json"}
   table = [l for l in readme.splitlines() if l.startswith("| conv VAE | p2 |")]
   shutil.rmtree(tmp_path / "runs")
   proc = subprocess.run([*cmd, "--reuse"], capture_output=True, text=True, cwd=tmp_path,
@@ -162,7 +162,7 @@ def test_anomaly_runner_scores_aurocs_and_rerenders_from_the_cache(mnist_data_di
   assert "Nalisnick et al.'s finding is" in readme and "shared/" not in readme
   assert {p.name for p in (tmp_path / "out").glob("*.png")} == {"roc_heldout.png",
                                                                "roc_fashion_mnist.png"}
-  cache = tmp_path / "runs" / "fashion" / "seed=0" / "scores.npz"
+  cache = tmp_path / "runs" / "fashion" / "seed=0" / "eval" / "scores.npz"
   before = cache.stat().st_mtime_ns
   proc = subprocess.run([*cmd, "--reuse"], capture_output=True, text=True, cwd=tmp_path,
                         timeout=600, env=env)  # Re-renders from the cached scores.

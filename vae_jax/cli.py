@@ -12,7 +12,6 @@ exit with status 2.
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import sys
 from pathlib import Path
@@ -117,25 +116,15 @@ def _train(args, overrides):
 
 
 def _evaluate(args):
-  import jax  # pylint: disable=import-outside-toplevel
-  from vae_jax import data, evaluate, train  # pylint: disable=import-outside-toplevel
-  from vae_jax.compiled import CompiledFn  # pylint: disable=import-outside-toplevel
+  from vae_jax import evaluate, evaluators  # pylint: disable=import-outside-toplevel
   if args.k < 1:
     raise UsageError(f"--k must be >= 1, got {args.k}")
-  config, objective, params, keys, epoch = evaluate.restore_run(args.workdir)
-  images, labels = data.load_split(config.data.name, "test", config.data.data_dir or None)
-  test = jax.device_put({"image": images, "label": labels})
-  unroll = config.train.steps_per_call > 0
-  eval_fn = functools.partial(evaluate.evaluate_dataset, evaluate.eval_per_example(objective),
-                              batch_size=config.eval.batch_size, unroll=unroll)
-  values = CompiledFn(eval_fn)(params, test, keys.eval, train.hparams_from_config(config))
-  result = {"epoch": epoch, **{f"eval/{k}": float(v) for k, v in values.items()}}
+  _, objective, _, _, _ = evaluate.restore_run(args.workdir)  # Refuses a bad run in one line.
+  result = evaluators.evaluate_run(args.workdir, "test_means")  # Cached in <workdir>/eval/.
   if objective.has_posterior and objective.normalized:
-    result["eval/nll_iw"], _ = evaluate.iw_nll(
-        objective, params, test, jax.random.fold_in(keys.eval, 1), num_samples=args.k,
-        batch_size=config.eval.iw_batch_size, chunk_size=config.eval.iw_chunk_size,
-        progress=sys.stderr.isatty(), unroll=unroll)
-    result["eval/nll_iw_k"] = args.k
+    iw = evaluators.evaluate_run(args.workdir, "iw_nll", k=args.k,
+                                 options={"progress": sys.stderr.isatty()})
+    result = result | {"eval/nll_iw": iw["nll"], "eval/nll_iw_k": args.k}
   print(json.dumps(result))
 
 

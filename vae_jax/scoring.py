@@ -135,27 +135,3 @@ def score_run(workdir: str | Path, n: int = 10000, classifier_dir: str | Path | 
           "classifier_test_accuracy": 1.0 - classifier[3]["eval/error"],
           "metric": "classifier-FID / classifier-IS (features and probabilities of the in-repo "
                     "CNN classifier, not Inception)"}
-
-
-def cached_score(workdir: str | Path, n: int = 10000, classifier_dir: str | Path | None = None,
-                 seed: int = 0) -> dict:
-  """score_run, kept in <workdir>/score.json and reused while the classifier (by its params
-  hash), n and seed are the same: study reports re-render without rescoring.
-
-  Raises:
-    ScoreError: as score_run.
-  """
-  path = Path(workdir) / "score.json"
-  if not path.is_file():
-    result = score_run(workdir, n, classifier_dir, seed)
-  else:
-    saved = json.loads(path.read_text())
-    clf_dir = Path(classifier_dir) if classifier_dir else default_classifier_dir(
-        json.loads((Path(workdir) / "config.json").read_text())["data"]["name"])
-    classifier = load_classifier(clf_dir)
-    if (saved.get("n"), saved.get("seed"), saved.get("classifier_hash")) == (
-        n, seed, metrics.params_hash(classifier[2])):
-      return saved
-    result = score_run(workdir, n, clf_dir, seed, classifier)
-  path.write_text(json.dumps(result, indent=2))
-  return result

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import functools
 import json
+import shlex
 import statistics
+import sys
 from pathlib import Path
 
 import jax
 import numpy as np
 
-from vae_jax import checkpointing, config as config_lib, data, evaluate, scoring, train
+from vae_jax import checkpointing, config as config_lib, data, evaluate, evaluators, scoring, train
 
 
 def mean_sd(values, digits: int = 2) -> str:
@@ -55,7 +57,7 @@ def posterior(objective, params, images, labels, batch_size: int = 1000):
 
 # What a run's record keeps (the small result files; no checkpoints): what a study README's
 # tables are made of, so that a study can be re-rendered in a checkout without its run dirs.
-RECORD_FILES = ("config.json", "summary.json", "metrics.jsonl", "iw_nll_bernoulli.json")
+RECORD_FILES = ("config.json", "summary.json", "metrics.jsonl", "eval/iw_nll.json")
 
 
 class RunDir:
@@ -135,18 +137,17 @@ def save_record(run: RunDir, record_dir: Path) -> None:
   records beside its README; a record is left as it is)."""
   if run.dir.resolve() == record_dir.resolve():
     return
-  record_dir.mkdir(parents=True, exist_ok=True)
   for name in RECORD_FILES:
     if (run.dir / name).is_file():
-      tmp = record_dir / f".{name}.tmp"
+      target = record_dir / name
+      target.parent.mkdir(parents=True, exist_ok=True)
+      tmp = target.with_name(f".{target.name}.tmp")
       tmp.write_bytes((run.dir / name).read_bytes())
-      tmp.replace(record_dir / name)
+      tmp.replace(target)
 
 
 def command_line(script: str) -> str:
   """The command that is running, as a README names it: 'python <script> <arguments>'."""
-  import shlex  # pylint: disable=import-outside-toplevel
-  import sys  # pylint: disable=import-outside-toplevel
   return " ".join(["python", script, *map(shlex.quote, sys.argv[1:])])
 
 
@@ -192,7 +193,7 @@ def readme_head(title: str, command: str, source: str, reuse_note: str = "") -> 
 
 
 def run_score(workdir: str | Path) -> dict | None:
-  """The run's classifier-FID / IS (`vae-jax score`'s dict, cached in <workdir>/score.json),
+  """The run's classifier-FID / IS (`vae-jax score`'s dict, cached in <workdir>/eval/fid_is.json),
   or None when no classifier is trained for its dataset (see score_note).
 
   Raises:
@@ -201,7 +202,7 @@ def run_score(workdir: str | Path) -> dict | None:
   name = json.loads((Path(workdir) / "config.json").read_text())["data"]["name"]
   if not (scoring.default_classifier_dir(name) / "summary.json").is_file():
     return None
-  return scoring.cached_score(workdir)
+  return evaluators.cached_score(workdir)
 
 
 def score_note(scores, dataset: str) -> str:

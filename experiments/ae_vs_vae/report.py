@@ -20,12 +20,6 @@ SOURCE = (
     f"{WRITEUP_CHOICE} for its VAE on the validation split.")
 
 
-def _ms(values, digits=2):
-  values = [float(v) for v in values]
-  sd = statistics.stdev(values) if len(values) > 1 else 0.0
-  return f"{statistics.mean(values):.{digits}f} ± {sd:.{digits}f}"
-
-
 class _Study:
   """Reads summaries and metrics of every (kind, latent, seed)."""
 
@@ -237,7 +231,7 @@ def readme_text(args, summary, rows, run_dir, score=None):
       "|---|---|---|---|---|---|---|---|---|",
   ]
   for latent in st.latents:
-    f = lambda k, key: _ms(st.final(k, latent, key))  # noqa: E731
+    f = lambda k, key: study.mean_sd(st.final(k, latent, key))  # noqa: E731
     scored = [x for x in scores[latent] if x]
     lines.append(f"| {latent} | {f('ae', 'eval/mse')} | {f('vae', 'eval/mse')} | "
                  f"{f('vae', 'eval/kl')} | {f('vae', 'eval/loss')} | {f('ae', 'val/mse')} | "

@@ -10,7 +10,7 @@ Run directories: checkpoints/ae_vs_vae/<ae|vae>_z<latent>/seed<s>/ (the runner's
 --reuse keeps (model, latent) groups whose runs all have a summary.json and re-renders; --resume
 continues a group whose runs all hold a checkpoint (others start afresh); each VAE
 run's classifier-FID / IS is computed once (checkpoints/classifier_mnist, `vae-jax score`) and
-cached in its score.json.
+cached in its eval/fid_is.json.
 """
 
 import argparse

@@ -3,7 +3,6 @@
 import json
 import math
 import statistics
-import time
 from pathlib import Path
 
 import numpy as np
@@ -25,32 +24,22 @@ SCORES = {"nll_iw": "IW-NLL", "neg_elbo": "−ELBO", "recon": "reconstruction te
           "complexity": "IW-NLL − PNG bits (Serrà)"}
 
 
-def _scores(run: study.RunDir, sets: dict, k: int) -> dict:
-  """{set name: {score: float64 [N]}} of the run's best state on each test set, cached in
-  scores.npz (recomputed when K or the sets change)."""
-  cache = run.dir / "scores.npz"
-  if cache.is_file():
-    saved = np.load(cache)
-    if int(saved["k"]) == k and all(f"{name}/nll_iw" in saved for name in sets):
-      return {name: {s: saved[f"{name}/{s}"] for s in ("nll_iw", "neg_elbo", "recon")}
-              for name in sets}
-  import jax  # pylint: disable=import-outside-toplevel
-  from vae_jax import evaluate  # pylint: disable=import-outside-toplevel
-  config, objective, params, keys, _ = run.restored()
-  start, out = time.perf_counter(), {}
-  for i, (name, (x, y)) in enumerate(sets.items()):
-    out[name] = evaluate.per_example_scores(objective, params, x, y,
-                                            jax.random.fold_in(keys.eval, 100 + i),
-                                            iw_samples=k, chunk_size=config.eval.iw_chunk_size)
-    del out[name]["kl"]
-  np.savez(cache, k=k, seconds=time.perf_counter() - start,
-           **{f"{n}/{s}": v for n, d in out.items() for s, v in d.items()})
-  return out
+DATASETS = {"mnist": "mnist", "fashion": "fashion_mnist"}  # Test set name -> data.name.
+
+
+def _scores(run: study.RunDir, sets: list[str], k: int) -> dict:
+  """{set name: {score: float64 [N]}} of the run's best state on each test set (names of
+  DATASETS): the 'scores' evaluator, cached in the run's eval/scores.npz."""
+  from vae_jax import evaluators  # pylint: disable=import-outside-toplevel
+  saved = evaluators.evaluate_run(run.dir, "scores", k=k, sets=[DATASETS[s] for s in sets])
+  return {name: {s: saved[f"{DATASETS[name]}/{s}"] for s in ("nll_iw", "neg_elbo", "recon")}
+          for name in sets}
 
 
 def _scoring_seconds(run: study.RunDir) -> float:
   """Seconds the run's cached scores took to compute (all its test sets)."""
-  return float(np.load(run.dir / "scores.npz")["seconds"])
+  from vae_jax import evaluators  # pylint: disable=import-outside-toplevel
+  return float(np.load(evaluators.cache_path(run.dir, "scores"))["seconds"])
 
 
 def _ms(values, digits=3):
@@ -73,7 +62,7 @@ def _heldout(args, groups, mnist):
       continue
     auc = {s: [] for s in ("nll_iw", "neg_elbo", "recon")}
     for r in runs:
-      sc = _scores(r, {"mnist": (x, y)}, args.iw_k)["mnist"]
+      sc = _scores(r, ["mnist"], args.iw_k)["mnist"]
       for s in auc:
         auc[s].append(metrics.auroc(sc[s][y == d], sc[s][y != d]))
       if r is runs[0]:
@@ -96,7 +85,7 @@ def _fashion(args, groups, mnist, fashion):
   pixels = math.prod(mnist[0].shape[1:])
   auc, nll, first = {s: [] for s in SCORES}, {"mnist": [], "fashion": []}, None
   for r in runs:
-    sc = _scores(r, {"mnist": mnist, "fashion": fashion}, args.iw_k)
+    sc = _scores(r, ["mnist", "fashion"], args.iw_k)
     for name in sc:
       sc[name]["complexity"] = sc[name]["nll_iw"] / math.log(2.0) - bits[name]
       nll[name].append(float(np.mean(sc[name]["nll_iw"])))

@@ -13,8 +13,8 @@ Model: the mnist_mlp VAE (784-400-20, Bernoulli likelihood, Adam 1e-3, batch 128
 IW-NLL with K = 1000 over 10k test images per run does not fit the 2-core CPU budget.
 Run directories (sweep layout, checkpoints/anomaly/):
   heldout_<d>/seed=<s>/   trained without digit d (seeds --seeds for --seeded-digits, else the
-                          first seed); scores.npz: per-test-image scores
-  fashion/seed=<s>/       trained on Fashion-MNIST; scores.npz: scores of both test sets
+                          first seed); eval/scores.npz: per-test-image scores
+  fashion/seed=<s>/       trained on Fashion-MNIST; eval/scores.npz: scores of both test sets
 """
 
 import argparse

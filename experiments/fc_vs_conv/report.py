@@ -3,7 +3,6 @@
 import json
 import math
 import statistics
-import time
 from pathlib import Path
 
 import numpy as np
@@ -45,27 +44,10 @@ class _Run(study.RunDir):
 
   def bernoulli_iw_nll(self, k: int, images: int) -> dict:
     """IW-NLL (K = k) of the first `images` test images under a Bernoulli likelihood with the
-    decoder's means (sigmoid of its outputs); cached in the run directory."""
-    cache = self.dir / "iw_nll_bernoulli.json"
-    if cache.is_file():
-      saved = json.loads(cache.read_text())
-      if saved["k"] == k and saved["images"] == images:
-        return saved
-    import jax  # pylint: disable=import-outside-toplevel
-    from vae_jax import data, evaluate  # pylint: disable=import-outside-toplevel
-    config, objective, params, keys, _ = self.restored()
-    x, y = data.load_split(config.data.name, "test", config.data.data_dir or None)
-    test = jax.device_put({"image": x[:images], "label": y[:images]})
-    start = time.perf_counter()
-    nll, compile_seconds = evaluate.iw_nll(
-        objective.replace(likelihood="bernoulli"), params, test, jax.random.fold_in(keys.eval, 1),
-        num_samples=k, batch_size=config.eval.iw_batch_size, chunk_size=config.eval.iw_chunk_size,
-        unroll=config.train.steps_per_call > 0)
-    out = {"k": k, "images": len(x[:images]), "nll": nll,
-           "bits_per_dim": nll / (math.prod(x.shape[1:]) * math.log(2.0)),
-           "seconds": time.perf_counter() - start - compile_seconds}
-    cache.write_text(json.dumps(out, indent=2))
-    return out
+    decoder's means (sigmoid of its outputs): the 'iw_nll' evaluator, cached in eval/."""
+    from vae_jax import evaluators  # pylint: disable=import-outside-toplevel
+    return evaluators.evaluate_run(self.dir, "iw_nll", k=k, images=images,
+                                   likelihood="bernoulli")
 
 
 def record_dir(args, group_dir, dataset, model, pset, seed) -> Path:

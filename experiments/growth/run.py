@@ -20,7 +20,6 @@ import json
 import multiprocessing
 import os
 import shutil
-import statistics
 from pathlib import Path
 
 import numpy as np
@@ -111,9 +110,9 @@ def score(name, seed):
 
 
 def _ms(values, digits=2):
-  values = list(values)
-  sd = statistics.stdev(values) if len(values) > 1 else 0.0
-  return f"{statistics.mean(values):.{digits}f} ± {sd:.{digits}f}"
+  """study.mean_sd (vae_jax is imported inside functions: workers set XLA flags first)."""
+  from vae_jax import study  # pylint: disable=import-outside-toplevel
+  return study.mean_sd(list(values), digits)
 
 
 def _series(name, seeds, key):

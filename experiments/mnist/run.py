@@ -1,5 +1,5 @@
 """Foundation results: trains mnist_mlp and mnist_2d on real MNIST over seeds, scores each run's
-prior samples (classifier-FID / IS, `vae-jax score`, cached in the run's score.json) when
+prior samples (classifier-FID / IS, `vae-jax score`, cached in the run's eval/fid_is.json) when
 checkpoints/classifier_mnist exists, then writes experiments/mnist/results.md (mean +- sd over
 seeds) and copies the first seed's figures here.
 
