@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+import sys
 
 import pytest
+
+# The study runners' shared package (experiments/common), importable as `common` as they do.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
 
 # Real IDX datasets live beside the repo: <X>/main (this repo) and <X>/shared/datasets.
 SHARED_DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"

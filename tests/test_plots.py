@@ -12,6 +12,7 @@ import pytest  # noqa: E402
 from scipy.stats import norm  # noqa: E402
 
 from vae_jax import plots  # noqa: E402
+from common import plots as study_plots  # noqa: E402  # experiments/common (conftest)
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -160,49 +161,49 @@ def test_manifold_grid_order_matches_latents(tmp_path):
 
 def test_per_class_lines(tmp_path):
   values = np.random.default_rng(0).uniform(10, 40, size=(3, 10))
-  out = plots.per_class_lines(values, ["z=2", "z=5", "z=10"], tmp_path / "pc.png",
+  out = study_plots.per_class_lines(values, ["z=2", "z=5", "z=10"], tmp_path / "pc.png",
                               ylabel="test MSE", sd=values / 10, title="per class")
   _assert_png(out, tmp_path / "pc.png")
   with pytest.raises(ValueError, match="one label per line"):
-    plots.per_class_lines(values, ["z=2"], tmp_path / "bad.png", ylabel="test MSE")
+    study_plots.per_class_lines(values, ["z=2"], tmp_path / "bad.png", ylabel="test MSE")
 
 
 def test_stopping_curves_marks_best_and_stop(tmp_path):
   history = [{"epoch": e, "train/loss": 10.0 / e, "val/loss": 11.0 / e} for e in range(1, 8)]
   runs = [{"label": "a", "history": history, "best_epoch": 2, "stopped_epoch": 7},
           {"label": "b", "history": history, "best_epoch": 7, "stopped_epoch": None}]
-  path = plots.stopping_curves({"p1": runs, "p2": runs[:1]}, tmp_path / "c.png", ylabel="loss")
+  path = study_plots.stopping_curves({"p1": runs, "p2": runs[:1]}, tmp_path / "c.png", ylabel="loss")
   assert path.stat().st_size > 0
   with pytest.raises(ValueError, match="empty"):
-    plots.stopping_curves({}, tmp_path / "d.png", ylabel="loss")
+    study_plots.stopping_curves({}, tmp_path / "d.png", ylabel="loss")
 
 
 def test_curve_panels_and_errors(tmp_path):
   runs = np.random.default_rng(0).uniform(1, 2, size=(3, 4))
-  out = plots.curve_panels({"KL": {"β=1": runs, "β=4": runs / 2}, "recon": {"β=1": runs}},
+  out = study_plots.curve_panels({"KL": {"β=1": runs, "β=4": runs / 2}, "recon": {"β=1": runs}},
                            [1, 2, 3, 4], tmp_path / "c.png")
   _assert_png(out, tmp_path / "c.png")
   with pytest.raises(ValueError, match="3 epochs, expected 4"):
-    plots.curve_panels({"KL": {"β=1": runs[:, :3]}}, [1, 2, 3, 4], tmp_path / "d.png")
+    study_plots.curve_panels({"KL": {"β=1": runs[:, :3]}}, [1, 2, 3, 4], tmp_path / "d.png")
 
 
 def test_sorted_profiles_and_rate_distortion(tmp_path):
   kl = np.random.default_rng(0).exponential(1.0, size=(3, 20))
-  out = plots.sorted_profiles({"β=1": kl, "β=8": np.zeros((3, 5))}, tmp_path / "k.png",
+  out = study_plots.sorted_profiles({"β=1": kl, "β=8": np.zeros((3, 5))}, tmp_path / "k.png",
                               ylabel="KL", xlabel="dimension (sorted)", threshold=0.01)
   _assert_png(out, tmp_path / "k.png")
-  out = plots.rate_distortion({"β=1": ([25.0, 26.0], [70.0, 71.0]), "β=4": ([9.0], [95.0])},
+  out = study_plots.rate_distortion({"β=1": ([25.0, 26.0], [70.0, 71.0]), "β=4": ([9.0], [95.0])},
                               tmp_path / "rd.png")
   _assert_png(out, tmp_path / "rd.png")
   with pytest.raises(ValueError, match="differ"):
-    plots.rate_distortion({"β=1": ([1.0, 2.0], [3.0])}, tmp_path / "bad.png")
+    study_plots.rate_distortion({"β=1": ([1.0, 2.0], [3.0])}, tmp_path / "bad.png")
 
 
 def test_roc_curves(tmp_path):
   rng = np.random.default_rng(0)
-  out = plots.roc_curves({"digit 1": {"NLL": (rng.normal(1, 1, 50), rng.normal(0, 1, 80))},
+  out = study_plots.roc_curves({"digit 1": {"NLL": (rng.normal(1, 1, 50), rng.normal(0, 1, 80))},
                           "OOD": {"a": ([3.0, 4.0], [1.0, 2.0]), "b": ([1.0], [2.0])}},
                          tmp_path / "roc.png")
   _assert_png(out, tmp_path / "roc.png")
   with pytest.raises(ValueError, match="empty"):
-    plots.roc_curves({}, tmp_path / "bad.png")
+    study_plots.roc_curves({}, tmp_path / "bad.png")

@@ -141,7 +141,8 @@ def study_inputs(images_uint8, preprocess, key):
 
 def _figures(st, out: Path, chosen):
   import jax.numpy as jnp  # pylint: disable=import-outside-toplevel
-  from vae_jax import data, plots  # pylint: disable=import-outside-toplevel
+  from vae_jax import data  # pylint: disable=import-outside-toplevel
+  from common import plots  # pylint: disable=import-outside-toplevel
   for kind, name in KINDS.items():
     pc = st.per_class(kind)
     plots.per_class_lines(pc.mean(1), [f"latent {z}" for z in st.latents],
@@ -190,7 +191,7 @@ def readme_text(args, summary, rows, run_dir, score=None):
   seed) read a run, score(latent, seed) gives a VAE run's classifier-FID / IS dict or None
   (study.run_score; None: no scores). args: seeds, latents, epochs, override, and optionally
   flat."""
-  from vae_jax import study  # pylint: disable=import-outside-toplevel
+  from common import study  # pylint: disable=import-outside-toplevel
   st = _Study(args, summary, rows, run_dir)
   scores = {z: [score(z, s) if score else None for s in st.seeds] for z in st.latents}
   flat = getattr(args, "flat", FLAT)

@@ -14,10 +14,13 @@ cached in its eval/fid_is.json.
 """
 
 import argparse
+import sys
 import json
 import shutil
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # experiments/: `common`.
 
 HERE = Path(__file__).parent
 CONFIG = HERE.parent / "configs" / "ae_vs_vae.py"
@@ -84,7 +87,7 @@ def main():
       done = all((_dir(kind, latent, s) / "summary.json").exists() for s in args.seeds)
       if not (args.reuse and done):
         _train(kind, latent, args)
-  from vae_jax import study  # pylint: disable=import-outside-toplevel
+  from common import study  # pylint: disable=import-outside-toplevel
   report.write(args, _summary, _rows, _dir, lambda z, s: study.run_score(_dir("vae", z, s)))
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vae_jax import study
+from common import study
 
 SOURCE = (
     "The beta_cvae seed (a course-project proposal, 'Image Generation and Representation "
@@ -97,7 +97,8 @@ def _fashion(args, groups, mnist, fashion):
 
 
 def write(args, groups) -> Path:
-  from vae_jax import data, plots  # pylint: disable=import-outside-toplevel
+  from vae_jax import data  # pylint: disable=import-outside-toplevel
+  from common import plots  # pylint: disable=import-outside-toplevel
   any_run = next((args.runs / name / f"seed={s[0]}" for name, _, s in groups
                   if (args.runs / name / f"seed={s[0]}" / "summary.json").is_file()), None)
   if any_run is None:

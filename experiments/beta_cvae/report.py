@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vae_jax import study
+from common import study
 
 SOURCE = (
     "The seed is a course-project proposal, 'Image Generation and Representation Learning with "
@@ -187,7 +187,7 @@ def _score_line(stats):
 
 
 def _fig_curves(out, beta_runs, betas, core):
-  from vae_jax import plots  # pylint: disable=import-outside-toplevel
+  from common import plots  # pylint: disable=import-outside-toplevel
   panels = {"test −ELBO (recon + KL)": {}, "test reconstruction term": {}, "test KL": {}}
   epochs = None
   for b, runs in zip(betas, beta_runs):
@@ -206,7 +206,8 @@ def _fig_curves(out, beta_runs, betas, core):
 
 
 def _fig_dims(out, beta_stats, betas, latent_stats, latents):
-  from vae_jax import analysis, plots  # pylint: disable=import-outside-toplevel
+  from vae_jax import analysis  # pylint: disable=import-outside-toplevel
+  from common import plots  # pylint: disable=import-outside-toplevel
   by_beta = {f"β = {b:g}": st for b, st in zip(betas, beta_stats) if st}
   plots.sorted_profiles({k: np.stack([x.kl_dims for x in st]) for k, st in by_beta.items()},
                         out / "kl_per_dimension.png", ylabel="test KL per dimension (nats)",
@@ -232,7 +233,8 @@ def _fig_latent_space(out, core, test, tsne_points):
   """PCA / t-SNE, interpolation, arithmetic and uncertainty of the core run."""
   import jax  # pylint: disable=import-outside-toplevel
   import jax.numpy as jnp  # pylint: disable=import-outside-toplevel
-  from vae_jax import analysis, plots  # pylint: disable=import-outside-toplevel
+  from vae_jax import analysis  # pylint: disable=import-outside-toplevel
+  from common import plots  # pylint: disable=import-outside-toplevel
   x, y = test
   objective, params = core.objective, core.params
   decode = jax.jit(lambda z: objective.decode_mean(params, z))
@@ -283,7 +285,7 @@ def _fig_latent_space(out, core, test, tsne_points):
 def _fig_samples(out, core, beta_first, betas):
   """Prior samples of one fixed z over training (core run) and across β (first seed)."""
   import jax  # pylint: disable=import-outside-toplevel
-  from vae_jax import plots  # pylint: disable=import-outside-toplevel
+  from common import plots  # pylint: disable=import-outside-toplevel
   objective = core.objective
   z = jax.random.normal(jax.random.key(0), (SHOWN, core.mean.shape[1]))
   decode = jax.jit(lambda p, z: objective.decode_mean(p, z))
@@ -304,7 +306,7 @@ def _fig_samples(out, core, beta_first, betas):
 def _fig_cvae(out, cvae, test):
   import jax  # pylint: disable=import-outside-toplevel
   import jax.numpy as jnp  # pylint: disable=import-outside-toplevel
-  from vae_jax import plots  # pylint: disable=import-outside-toplevel
+  from common import plots  # pylint: disable=import-outside-toplevel
   x, y = test
   objective, params = cvae.objective, cvae.params
   decode = jax.jit(lambda z, label: objective.decode_mean(params, z, label))

@@ -26,7 +26,8 @@ import sys
 import time
 from pathlib import Path
 
-from vae_jax import study
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # experiments/: `common`.
+from common import study  # noqa: E402  # pylint: disable=wrong-import-position
 
 HERE = Path(__file__).parent
 CONFIG = HERE.parent / "configs" / "beta_cvae.py"

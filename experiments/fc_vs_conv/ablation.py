@@ -15,7 +15,7 @@ from pathlib import Path
 import jax.numpy as jnp
 import numpy as np
 
-from vae_jax import study
+from common import study
 
 README = "ABLATION.md"
 ACTIVATIONS = ("relu", "none")

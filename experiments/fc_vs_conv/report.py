@@ -7,7 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from vae_jax import config as config_lib, study
+from vae_jax import config as config_lib
+from common import study
 
 import ablation as ablation_lib  # pylint: disable=wrong-import-order
 
@@ -137,7 +138,8 @@ def _figures(runs, dataset, args, out: Path) -> list[str]:
   """Interpolation, prior samples, reconstructions and curves of the first finished seed."""
   import jax  # pylint: disable=import-outside-toplevel
   import jax.numpy as jnp  # pylint: disable=import-outside-toplevel
-  from vae_jax import analysis, data, plots  # pylint: disable=import-outside-toplevel
+  from vae_jax import analysis, data  # pylint: disable=import-outside-toplevel
+  from common import plots  # pylint: disable=import-outside-toplevel
   first = {(m, p): next(r for r in rs if r.has_checkpoint) for (d, m, p), rs in runs.items()
            if d == dataset and any(r.has_checkpoint for r in rs)}
   if not first:

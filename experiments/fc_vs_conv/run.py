@@ -28,7 +28,8 @@ import sys
 import time
 from pathlib import Path
 
-from vae_jax import study
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # experiments/: `common`.
+from common import study  # noqa: E402  # pylint: disable=wrong-import-position
 
 HERE = Path(__file__).parent
 CONFIGS = {m: HERE.parent / "configs" / f"fc_vs_conv_{m}.py" for m in ("fc", "conv")}

@@ -15,6 +15,7 @@ checkpoints/growth/study.json (the README's benchmark sentence reads it).
 """
 
 import argparse
+import sys
 import concurrent.futures as cf
 import json
 import multiprocessing
@@ -23,6 +24,8 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # experiments/: `common`.
 
 HERE = Path(__file__).parent
 CONFIGS = HERE.parent / "configs"
@@ -105,13 +108,13 @@ def _summary(name, seed):
 
 def score(name, seed):
   """The run's classifier-FID / IS (study.run_score; None without an MNIST classifier)."""
-  from vae_jax import study  # pylint: disable=import-outside-toplevel
+  from common import study  # pylint: disable=import-outside-toplevel
   return study.run_score(RUNS / f"{name}-s{seed}")
 
 
 def _ms(values, digits=2):
   """study.mean_sd (vae_jax is imported inside functions: workers set XLA flags first)."""
-  from vae_jax import study  # pylint: disable=import-outside-toplevel
+  from common import study  # pylint: disable=import-outside-toplevel
   return study.mean_sd(list(values), digits)
 
 
@@ -151,7 +154,7 @@ def _paired(a, b, seeds, key):
 
 
 def _figures(seeds, epochs):
-  from vae_jax import plots  # pylint: disable=import-outside-toplevel
+  from common import plots  # pylint: disable=import-outside-toplevel
   ep = np.arange(1, epochs + 1)
   elbo_key = next(k for k in _rows("fixed", seeds[0])[0] if k.startswith("eval/elbo_l"))
   for arm in ("approach1", "approach2"):
@@ -230,7 +233,7 @@ def benchmark_sentences(n_arms, epochs, n_seeds, main_seconds, total_seconds, de
 
 def readme_text(args):
   """README.md of the study from the run directories under RUNS (scores: `score`)."""
-  from vae_jax import study  # pylint: disable=import-outside-toplevel
+  from common import study  # pylint: disable=import-outside-toplevel
   seeds, ab_seeds = args.seeds, args.ablation_seeds
   first = _summary("fixed", seeds[0])
   elbo_key = next(k for k in first if k.startswith("eval/elbo_l"))

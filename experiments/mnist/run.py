@@ -10,10 +10,13 @@ and re-renders without retraining (or rescoring, while the classifier is the sam
 """
 
 import argparse
+import sys
 import json
 import shutil
 import statistics
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # experiments/: `common`.
 
 HERE = Path(__file__).parent
 CONFIGS = HERE.parent / "configs"
@@ -22,7 +25,7 @@ CONFIGS = HERE.parent / "configs"
 def results_text(seeds, summaries, scores):
   """results.md from {config name: [summary per seed]} and {config name: [score dict or None per
   seed]}; K, the device and the FID references come from the runs."""
-  from vae_jax import study  # pylint: disable=import-outside-toplevel
+  from common import study  # pylint: disable=import-outside-toplevel
   lines = ["| config | seeds | epochs | test loss (−ELBO) | IW-NLL (K) | test KL | classifier-FID | "
            "classifier-IS | params | median epoch s | images/s |", "|" + "---|" * 11]
   for name, runs in summaries.items():
@@ -44,7 +47,8 @@ def results_text(seeds, summaries, scores):
 
 
 def main():
-  from vae_jax import config as config_lib, runner, study  # pylint: disable=import-outside-toplevel
+  from vae_jax import config as config_lib, runner  # pylint: disable=import-outside-toplevel
+  from common import study  # pylint: disable=import-outside-toplevel
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
   parser.add_argument("--configs", nargs="+", default=["mnist_mlp", "mnist_2d"])
