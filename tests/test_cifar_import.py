@@ -88,7 +88,7 @@ def test_red_plane_loads_as_red(imported):
 
 
 def test_standard_tfds_dataset(imported):
-  tfds = data._tfds()  # pylint: disable=protected-access
+  tfds = data.tfds_module()
   builder = tfds.builder("cifar10", data_dir=imported[0])
   assert builder.is_prepared() and str(builder.version) == "3.0.2"
   assert builder.info.features["label"].names == _NAMES

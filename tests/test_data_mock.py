@@ -17,7 +17,7 @@ _SHAPES = {"mnist": (28, 28, 1), "fashion_mnist": (28, 28, 1), "mnist_32": (32, 
 
 @pytest.fixture(scope="module")
 def tfds():
-  data._tfds()  # pylint: disable=protected-access  # TF without GPUs, as load_split imports it.
+  data.tfds_module()  # TF without GPUs, as load_split imports it.
   import tensorflow_datasets  # pylint: disable=g-import-not-at-top
 
   return tensorflow_datasets

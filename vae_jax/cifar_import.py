@@ -18,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from vae_jax import data
+from vae_jax import datasets, idx_import
+from vae_jax.errors import DataError, one_line
 
-# pylint: disable=protected-access  # data's private helpers (_tfds, _one_line, ...) serve here too.
 
 ARCHIVE = "cifar-10-binary.tar.gz"
 FOLDER = "cifar-10-batches-bin"  # The archive's top folder; TFDS's builder reads files in it.
@@ -42,11 +42,11 @@ def _extract(archive: Path, dest: Path) -> Path:
       members = {m.name.removeprefix("./"): m for m in tar.getmembers() if m.isfile()}
       for name in (*BATCHES, META):
         if f"{FOLDER}/{name}" not in members:
-          raise data.DataError(f"{archive} holds no {FOLDER}/{name}; {fix}")
+          raise DataError(f"{archive} holds no {FOLDER}/{name}; {fix}")
         with tar.extractfile(members[f"{FOLDER}/{name}"]) as f, open(out / name, "wb") as g:
           shutil.copyfileobj(f, g)
   except (tarfile.TarError, OSError, EOFError, zlib.error) as e:
-    raise data.DataError(f"{archive} is not a readable tar.gz archive ({data._one_line(e)}); "
+    raise DataError(f"{archive} is not a readable tar.gz archive ({one_line(e)}); "
                          f"{fix}") from None
   return out
 
@@ -60,23 +60,23 @@ def _check_batches(folder: Path) -> int:
   """
   missing = [name for name in (*BATCHES, META) if not (folder / name).is_file()]
   if missing:
-    raise data.DataError(f"missing {', '.join(missing)} in {folder}; {_FIX}")
+    raise DataError(f"missing {', '.join(missing)} in {folder}; {_FIX}")
   for name in BATCHES:
     path = folder / name
     size = path.stat().st_size
     if size % RECORD_BYTES:
-      raise data.DataError(f"{path} has {size} bytes, not a multiple of the {RECORD_BYTES}-byte "
+      raise DataError(f"{path} has {size} bytes, not a multiple of the {RECORD_BYTES}-byte "
                            "CIFAR-10 record; the file is truncated or corrupt, re-copy it")
     if size // RECORD_BYTES != _RECORDS_PER_FILE:
-      raise data.DataError(f"{path} holds {size // RECORD_BYTES} records, expected "
+      raise DataError(f"{path} holds {size // RECORD_BYTES} records, expected "
                            f"{_RECORDS_PER_FILE}; use the full CIFAR-10 files ({_FIX})")
     labels = np.memmap(path, np.uint8, mode="r").reshape(-1, RECORD_BYTES)[:, 0]
     if labels.max() > 9:
-      raise data.DataError(f"{path} holds label {labels.max()}, expected 0..9; it is not a "
+      raise DataError(f"{path} holds label {labels.max()}, expected 0..9; it is not a "
                            f"CIFAR-10 batch ({_FIX})")
   names = [n for n in (folder / META).read_text(errors="replace").split("\n") if n]
   if len(names) != 10 or len(set(names)) != 10:
-    raise data.DataError(f"{folder / META} names {len(names)} classes, expected 10 distinct ones "
+    raise DataError(f"{folder / META} names {len(names)} classes, expected 10 distinct ones "
                          f"(one a line); {_FIX}")
   return sum((folder / name).stat().st_size for name in (*BATCHES, META))
 
@@ -90,7 +90,7 @@ def import_cifar10(src: str, data_dir: str | None = None) -> str:
   Args:
     src: ``cifar-10-binary.tar.gz``, its extracted ``cifar-10-batches-bin`` folder, or a folder
       holding either.
-    data_dir: TFDS data dir; see `data.default_data_dir`.
+    data_dir: TFDS data dir; see `datasets.default_data_dir`.
 
   Returns:
     The prepared dataset directory, e.g. ``<data_dir>/cifar10/3.0.2``. If it is already
@@ -99,8 +99,8 @@ def import_cifar10(src: str, data_dir: str | None = None) -> str:
   Raises:
     DataError: ``src`` missing, unreadable or invalid (see `_check_batches`).
   """
-  tfds = data._tfds()
-  builder = tfds.builder("cifar10", data_dir=data.default_data_dir(data_dir))
+  tfds = datasets.tfds_module()
+  builder = tfds.builder("cifar10", data_dir=datasets.default_data_dir(data_dir))
   if builder.is_prepared():
     return os.fspath(builder.data_dir)
   src_path = Path(src).expanduser()
@@ -115,10 +115,10 @@ def import_cifar10(src: str, data_dir: str | None = None) -> str:
     elif src_path.is_file():
       folder = _extract(src_path, tmp)
     else:
-      raise data.DataError(f"{src_path} does not exist; {_FIX}")
+      raise DataError(f"{src_path} does not exist; {_FIX}")
     size = _check_batches(folder)
     if folder.name != FOLDER:  # The builder reads <download>/cifar-10-batches-bin/.
       (tmp / FOLDER).symlink_to(folder.resolve(), target_is_directory=True)
       folder = tmp / FOLDER
-    data._prepare_from_local_files(tfds, builder, {ARCHIVE: folder.parent}, size)
+    idx_import.prepare_from_local_files(tfds, builder, {ARCHIVE: folder.parent}, size)
   return os.fspath(builder.data_dir)

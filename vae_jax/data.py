@@ -1,4 +1,6 @@
-"""Datasets: named variants, offline import into TFDS (IDX, CIFAR-10), split loading, preprocessing.
+"""Loading datasets: a named variant's splits from TFDS (datasets.DATASETS), sources for fit
+(from_tfds, from_folder; sources.py for arrays), the validation split. Re-exports the specs
+(datasets.py), the IDX import (idx_import.py) and preprocessing (pixels.py).
 
 A variant (a key of `DATASETS`, used in configs as ``data.name``) reads one
 TFDS dataset and reshapes it: zero-pad, center-crop, area-resize, seeded subset.
@@ -11,327 +13,21 @@ and are hidden from every GPU: JAX owns the accelerator.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
-import gzip
-import hashlib
-import os
 import socket
-import tempfile
 import threading
-import zlib
 from pathlib import Path
-from unittest import mock
 
 import numpy as np
 
-
-from vae_jax.errors import DataError  # noqa: F401  # Raised here; the public name stays.
+from vae_jax import datasets
+from vae_jax.datasets import (  # noqa: F401  # Public here too.
+    DATASETS, IMPORT_SOURCES, DatasetSpec, check_importable, default_data_dir, image_shape,
+    num_classes, tfds_module)
+from vae_jax.errors import DataError, one_line  # noqa: F401  # Raised here; the public name stays.
+from vae_jax.idx_import import import_idx  # noqa: F401  # Public here too.
 from vae_jax.pixels import PREPROCESS_MODES, preprocess  # noqa: F401  # Public here too.
 from vae_jax.sources import Source, as_source, from_arrays, from_iterable  # noqa: F401  # Public.
-
-
-@dataclasses.dataclass(frozen=True, kw_only=True)
-class DatasetSpec:
-  """A named dataset variant: which TFDS dataset it reads and how it reshapes the images.
-
-  Geometry is applied in this order: ``pad_to``, ``crop``, ``resize_to``; then
-  ``subset_fraction`` keeps a seeded subset of every split.
-
-  Attributes:
-    tfds_name: TFDS builder name, e.g. "mnist" (several variants may share one).
-    image_key: feature key of the uint8 image.
-    label_key: feature key of the class label, or None (labels are then all -1).
-    source_shape: (H, W, C) of the images as stored in TFDS.
-    num_classes: number of classes of ``label_key``; 0 without labels.
-    idx_import: its TFDS dataset can be prepared offline with `import_idx` (cifar10 has
-      its own importer; every offline import is listed in `IMPORT_SOURCES`).
-    pad_to: zero-pad H and W symmetrically (the odd pixel at the bottom / right)
-      to this size, or None.
-    crop: center-crop to ``crop x crop`` (after padding), or None.
-    resize_to: resize to ``resize_to x resize_to`` (after cropping) with
-      ``tf.image.resize(method="area")``, then round to uint8, or None. Area
-      averages the source pixels each output pixel covers (an anti-aliased box
-      filter), so only downscaling is allowed.
-    subset_fraction: in (0, 1]; of the N examples of each (sliced) split, keep
-      the first ``k = round(fraction * N)`` (at least 1) indices of
-      ``np.random.default_rng(subset_seed).permutation(N)``, in TFDS order.
-      1.0 keeps everything.
-    subset_seed: seed of that subset.
-
-  Raises:
-    ValueError: (on construction) inconsistent geometry or fraction.
-  """
-
-  tfds_name: str
-  image_key: str
-  label_key: str | None
-  source_shape: tuple[int, int, int]
-  num_classes: int
-  idx_import: bool = False
-  pad_to: int | None = None
-  crop: int | None = None
-  resize_to: int | None = None
-  subset_fraction: float = 1.0
-  subset_seed: int = 0
-
-  def __post_init__(self):
-    h, w, _ = self.source_shape
-    if self.pad_to is not None and self.pad_to < max(h, w):
-      raise ValueError(f"pad_to={self.pad_to} is below the {h}x{w} source images")
-    h, w = (self.pad_to, self.pad_to) if self.pad_to else (h, w)
-    if self.crop is not None and not 0 < self.crop <= min(h, w):
-      raise ValueError(f"crop={self.crop} must be in (0, {min(h, w)}] for {h}x{w} images")
-    h, w = (self.crop, self.crop) if self.crop else (h, w)
-    if self.resize_to is not None and not 0 < self.resize_to <= min(h, w):
-      raise ValueError(f"resize_to={self.resize_to} must be in (0, {min(h, w)}] for {h}x{w} "
-                       "images (area resizing only downscales)")
-    if not 0 < self.subset_fraction <= 1:
-      raise ValueError(f"subset_fraction must be in (0, 1], got {self.subset_fraction}")
-    if (self.label_key is None) != (self.num_classes == 0):
-      raise ValueError(f"label_key={self.label_key!r} and num_classes={self.num_classes} disagree")
-
-  @property
-  def image_shape(self) -> tuple[int, int, int]:
-    """(H, W, C) of the images after the geometry, i.e. as `load_split` returns them."""
-    h, w, c = self.source_shape
-    size = self.resize_to or self.crop or self.pad_to
-    return (size, size, c) if size else (h, w, c)
-
-
-DATASETS: dict[str, DatasetSpec] = {
-    "mnist": DatasetSpec(tfds_name="mnist", image_key="image", label_key="label",
-                         source_shape=(28, 28, 1), num_classes=10, idx_import=True),
-    "fashion_mnist": DatasetSpec(tfds_name="fashion_mnist", image_key="image", label_key="label",
-                                 source_shape=(28, 28, 1), num_classes=10, idx_import=True),
-    "mnist_32": DatasetSpec(tfds_name="mnist", image_key="image", label_key="label",
-                            source_shape=(28, 28, 1), num_classes=10, pad_to=32),
-    "fashion_mnist_32": DatasetSpec(tfds_name="fashion_mnist", image_key="image",
-                                    label_key="label", source_shape=(28, 28, 1), num_classes=10,
-                                    pad_to=32),
-    "cifar10": DatasetSpec(tfds_name="cifar10", image_key="image", label_key="label",
-                           source_shape=(32, 32, 3), num_classes=10),
-    # Splits train / validation / test; no class label (40 binary attributes are ignored).
-    "celeb_a": DatasetSpec(tfds_name="celeb_a", image_key="image", label_key=None,
-                           source_shape=(218, 178, 3), num_classes=0, crop=140, resize_to=32,
-                           subset_fraction=0.3, subset_seed=0),
-}
-
-# Variants `importers.import_dataset` prepares offline -> what `vae-jax data import NAME --from` takes.
-IMPORT_SOURCES = {
-    "mnist": "a folder holding the four MNIST IDX files",
-    "fashion_mnist": "a folder holding the four Fashion-MNIST IDX files",
-    "cifar10": "the official cifar-10-binary.tar.gz or its extracted folder",
-}
-
-# role -> (IDX file name, magic number, number of examples).
-_IDX_FILES = {
-    "train_images": ("train-images-idx3-ubyte", 2051, 60000),
-    "train_labels": ("train-labels-idx1-ubyte", 2049, 60000),
-    "test_images": ("t10k-images-idx3-ubyte", 2051, 10000),
-    "test_labels": ("t10k-labels-idx1-ubyte", 2049, 10000),
-}
-_IMAGE_HW = (28, 28)
-
-
-@functools.cache
-def _tfds():
-  """Imports TFDS once, after hiding all GPUs from TensorFlow."""
-  # TF only decodes data here: silence its start-up logs (oneDNN notice, absl info lines).
-  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-  os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-
-  try:
-    tf.config.set_visible_devices([], "GPU")
-  except RuntimeError:  # TF devices already initialised by someone else.
-    pass
-  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
-
-  return tfds
-
-
-def _spec(name: str) -> DatasetSpec:
-  if name not in DATASETS:
-    raise DataError(f"unknown dataset {name!r}; choose one of: {', '.join(DATASETS)}")
-  return DATASETS[name]
-
-
-def image_shape(name: str) -> tuple[int, int, int]:
-  """(H, W, C) of the images `load_split` returns for variant ``name``; loads no data.
-
-  Raises:
-    DataError: unknown ``name``.
-  """
-  return _spec(name).image_shape
-
-
-def num_classes(name: str) -> int:
-  """Number of classes of variant ``name``'s labels; 0 when it has none (labels all -1).
-
-  Raises:
-    DataError: unknown ``name``.
-  """
-  return _spec(name).num_classes
-
-
-def _importer(spec: DatasetSpec, importable=tuple(IMPORT_SOURCES)) -> str | None:
-  """The variant among ``importable`` that reads the same TFDS dataset as ``spec``, if any."""
-  return next((k for k in importable if DATASETS[k].tfds_name == spec.tfds_name), None)
-
-
-def check_importable(name: str, importable: list[str], how: str) -> DatasetSpec:
-  """``name``'s spec if it is in ``importable``; else a DataError naming the variant to import."""
-  if name not in DATASETS:
-    raise DataError(f"unknown dataset {name!r}; importable: {', '.join(importable)}")
-  spec = DATASETS[name]
-  if name in importable:
-    return spec
-  if importer := _importer(spec, importable):
-    raise DataError(f"dataset {name!r} reads the TFDS dataset {spec.tfds_name!r}; run: "
-                    f"vae-jax data import {importer} --from DIR")
-  raise DataError(f"dataset {name!r} cannot be imported {how}; importable: {', '.join(importable)}")
-
-
-def default_data_dir(data_dir: str | None = None) -> str:
-  """``data_dir`` if given, else ``$TFDS_DATA_DIR`` if set, else ``~/tensorflow_datasets``."""
-  data_dir = data_dir or os.environ.get("TFDS_DATA_DIR") or "~/tensorflow_datasets"
-  return os.path.expanduser(os.fspath(data_dir))
-
-
-def _read_idx(src: Path, role: str, sums: dict[str, list[str]]) -> tuple[Path, bytes]:
-  """Returns the path and raw (decompressed) bytes of one IDX file after checking it."""
-  stem, magic, _ = _IDX_FILES[role]
-  path = next((p for p in (src / f"{stem}.gz", src / stem) if p.is_file()), None)
-  fix = "pass --from a folder holding the four original IDX files"
-  if path is None:
-    raise DataError(f"missing {stem}.gz (or {stem}) in {src}; {fix}")
-  blob = path.read_bytes()
-  try:
-    raw = gzip.decompress(blob) if path.suffix == ".gz" else blob
-  except (OSError, EOFError, zlib.error) as e:
-    raise DataError(f"{path} is not a valid gzip file ({e}); re-copy it") from None
-  digests = {hashlib.sha256(blob).hexdigest(), hashlib.sha256(raw).hexdigest()}
-  if path.name in sums and not digests & set(sums[path.name]):
-    raise DataError(f"{path} does not match its sha256 in {src / 'SHA256SUMS'}; re-copy it")
-  header = 16 if magic == 2051 else 8
-  dims = np.frombuffer(raw[:header], ">u4") if len(raw) >= header else None
-  if dims is None or dims[0] != magic:
-    found = "a truncated header" if dims is None else f"magic number {dims[0]}"
-    raise DataError(f"{path} has {found}, expected magic {magic}; {fix}")
-  if magic == 2051 and tuple(dims[2:]) != _IMAGE_HW:
-    raise DataError(f"{path} holds {dims[2]}x{dims[3]} images, expected 28x28; {fix}")
-  expected_len = header + int(dims[1]) * (_IMAGE_HW[0] * _IMAGE_HW[1] if magic == 2051 else 1)
-  if len(raw) != expected_len:
-    raise DataError(f"{path} has {len(raw)} bytes, header implies {expected_len}; "
-                    "the file is truncated or corrupt, re-copy it")
-  return path, raw
-
-
-def _read_sha256sums(src: Path) -> dict[str, list[str]]:
-  """file name -> accepted sha256s, from lines `<sha256> [<sha256 of content>] <file name>`."""
-  if not (src / "SHA256SUMS").is_file():
-    return {}
-  lines = [line.split() for line in (src / "SHA256SUMS").read_text().splitlines()]
-  return {f[-1].lstrip("*"): f[:-1] for f in lines if len(f) >= 2}
-
-
-def _check_idx(name: str, src: Path) -> dict[str, tuple[Path, bytes]]:
-  """Validates the four IDX files in ``src``; returns role -> (path, raw bytes).
-
-  Raises:
-    DataError: missing files, bad checksum, header, length, counts or labels.
-  """
-  if not src.is_dir():
-    raise DataError(f"{src} is not a directory; pass --from a folder holding the {name} IDX files")
-  stems = [stem for stem, _, _ in _IDX_FILES.values()]
-  if not any((src / s).is_file() or (src / f"{s}.gz").is_file() for s in stems):
-    raise DataError(f"no IDX files in {src} (expected {', '.join(s + '.gz' for s in stems)}); "
-                    f"pass --from a folder holding the {name} IDX files")
-  sums = _read_sha256sums(src)
-  files = {role: _read_idx(src, role, sums) for role in _IDX_FILES}
-  for split in ("train", "test"):
-    n_images = int(np.frombuffer(files[f"{split}_images"][1][4:8], ">u4")[0])
-    labels = np.frombuffer(files[f"{split}_labels"][1], np.uint8, offset=8)
-    expected = _IDX_FILES[f"{split}_images"][2]
-    if n_images != len(labels):
-      raise DataError(f"{split} IDX files in {src} hold {n_images} images but {len(labels)} "
-                      "labels; use matching files")
-    if n_images != expected:
-      raise DataError(f"{split} IDX files in {src} hold {n_images} examples, expected "
-                      f"{expected}; use the full {name} files")
-    if labels.max() > 9:
-      raise DataError(f"{split} labels in {src} reach {labels.max()}, expected 0..9; "
-                      f"use the {name} label files")
-  return files
-
-
-class _LocalDownloadManager:
-  """Stands in for ``tfds.download.DownloadManager``: serves URLs from local files by basename."""
-
-  def __init__(self, files: dict[str, Path], downloaded_size: int):
-    self._files = files
-    self.downloaded_size = downloaded_size
-
-  def download_and_extract(self, url_or_urls):
-    if isinstance(url_or_urls, dict):
-      return {k: self.download_and_extract(v) for k, v in url_or_urls.items()}
-    if isinstance(url_or_urls, (list, tuple)):
-      return type(url_or_urls)(self.download_and_extract(v) for v in url_or_urls)
-    basename = os.path.basename(str(url_or_urls))
-    if basename not in self._files:
-      raise RuntimeError(f"TFDS's builder asked for {basename}, which the import does not provide")
-    return self._files[basename]
-
-
-def _prepare_from_local_files(tfds, builder, files: dict[str, Path], size: int) -> None:
-  """Runs TFDS's own ``builder.download_and_prepare`` (same name, version, features and splits as
-  upstream), its downloads served from ``files`` (URL basename -> local path; ``size`` bytes)."""
-  dl_manager = _LocalDownloadManager(files, downloaded_size=size)
-  config = tfds.download.DownloadConfig(try_download_gcs=False)
-  tfds.disable_progress_bar()  # One line from the CLI instead of TFDS's bars.
-  with mock.patch.object(builder, "_make_download_manager", lambda *a, **k: dl_manager):
-    builder.download_and_prepare(download_config=config)
-
-
-def import_idx(name: str, src_dir: str, data_dir: str | None = None) -> str:
-  """Prepares the standard TFDS dataset ``name`` offline from the IDX files in ``src_dir``.
-
-  Runs TFDS's own builder (same name, version, features and splits as upstream)
-  with its download manager replaced by one serving the local files, so that
-  afterwards ``tfds.load(name, data_dir=...)`` works without network.
-
-  Args:
-    name: "mnist" or "fashion_mnist" (variants such as "mnist_32" read the
-      dataset these prepare).
-    src_dir: folder with train-images-idx3-ubyte(.gz), train-labels-idx1-ubyte(.gz),
-      t10k-images-idx3-ubyte(.gz) and t10k-labels-idx1-ubyte(.gz).
-    data_dir: TFDS data dir; see `default_data_dir`.
-
-  Returns:
-    The prepared dataset directory, e.g. ``<data_dir>/mnist/3.0.1``. If it is
-    already prepared, it is returned at once, without reading ``src_dir``.
-
-  Raises:
-    DataError: unknown or non-importable ``name``, or missing / invalid IDX files.
-  """
-  spec = check_importable(name, [k for k, v in DATASETS.items() if v.idx_import],
-                           "from IDX files")
-  tfds = _tfds()
-  builder = tfds.builder(spec.tfds_name, data_dir=default_data_dir(data_dir))
-  if builder.is_prepared():
-    return os.fspath(builder.data_dir)
-  src = Path(src_dir).expanduser()
-  checked = _check_idx(name, src)
-  with tempfile.TemporaryDirectory(prefix="vae_jax_idx_") as tmp:
-    files = {}
-    for role, (_, data) in checked.items():
-      stem = _IDX_FILES[role][0]
-      (Path(tmp) / stem).write_bytes(data)
-      files[f"{stem}.gz"] = files[stem] = Path(tmp) / stem
-    size = sum(path.stat().st_size for path, _ in checked.values())
-    _prepare_from_local_files(tfds, builder, files, size)
-  return os.fspath(builder.data_dir)
 
 
 _PROBE_ADDRESS = ("storage.googleapis.com", 443)  # TFDS's GCS mirror; also hosts MNIST.
@@ -365,19 +61,14 @@ def _tfds_mocked(tfds) -> bool:
   return getattr(as_dataset, "__module__", "").startswith("tensorflow_datasets.testing")
 
 
-def _one_line(e: BaseException, limit: int = 300) -> str:
-  text = " ".join(str(e).split()) or type(e).__name__
-  return text if len(text) <= limit else text[:limit] + "..."
-
-
 def _prepared_builder(tfds, name: str, spec: DatasetSpec, data_dir: str):
   """The builder of ``spec.tfds_name``, downloading and preparing it with TFDS if needed."""
   builder = tfds.builder(spec.tfds_name, data_dir=data_dir)
   if _tfds_mocked(tfds) or builder.is_prepared():
     return builder
-  if importer := _importer(spec):
+  if importer := datasets.importer_of(spec):
     fix = (f"run: vae-jax data import {importer} --from DIR --data-dir {data_dir}, DIR being "
-           f"{IMPORT_SOURCES[importer]}")
+           f"{datasets.IMPORT_SOURCES[importer]}")
   else:
     fix = (f"{spec.tfds_name} has no offline import, so it needs network or a TFDS data dir that "
            f"holds it: run where there is network, or prepare it with TFDS elsewhere and copy "
@@ -390,7 +81,7 @@ def _prepared_builder(tfds, name: str, spec: DatasetSpec, data_dir: str):
     builder.download_and_prepare()
   except Exception as e:  # pylint: disable=broad-except  # Any TFDS failure -> one line.
     raise DataError(f"{missing}, and TFDS failed to download and prepare it "
-                    f"({_one_line(e)}); {fix}") from e
+                    f"({one_line(e)}); {fix}") from e
   builder = tfds.builder(spec.tfds_name, data_dir=data_dir)  # Re-reads the written info.
   if not builder.is_prepared():
     raise DataError(f"{missing}, and TFDS's download_and_prepare left it unprepared; {fix}")
@@ -415,7 +106,7 @@ def _apply_geometry(spec: DatasetSpec, images: np.ndarray) -> np.ndarray:
     top, left = (h - c) // 2, (w - c) // 2
     images = images[:, top:top + c, left:left + c]
   if spec.resize_to:
-    _tfds()  # TF without GPUs.
+    datasets.tfds_module()  # TF without GPUs.
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
     size = (spec.resize_to, spec.resize_to)
@@ -450,9 +141,9 @@ def load_split(name: str, split: str,
     DataError: unknown dataset, dataset not prepared and no network (or the
       download failed), bad split, or TFDS features that do not match the spec.
   """
-  spec = _spec(name)
-  tfds = _tfds()
-  data_dir = default_data_dir(data_dir)
+  spec = datasets.dataset_spec(name)
+  tfds = datasets.tfds_module()
+  data_dir = datasets.default_data_dir(data_dir)
   if _tfds_mocked(tfds):
     return _load_split(tfds, name, spec, split, data_dir)
   return _load_split_cached(name, spec, split, data_dir)
@@ -478,7 +169,7 @@ def from_folder(root: str | Path, split: str = "train") -> Source:
   Raises:
     DataError: no such folder or split, no images, or images of different shapes.
   """
-  tfds = _tfds()
+  tfds = datasets.tfds_module()
   root = Path(root)
   if not (root / split).is_dir():
     raise DataError(f"{root / split} is not a folder; arrange the images as "
@@ -502,7 +193,7 @@ def from_folder(root: str | Path, split: str = "train") -> Source:
 def _load_split_cached(name: str, spec: DatasetSpec, split: str, data_dir: str):
   """The split, decoded once per process (a sweep or a test session loads it many times);
   read-only arrays so that no caller can change the cached copy."""
-  images, labels = _load_split(_tfds(), name, spec, split, data_dir)
+  images, labels = _load_split(datasets.tfds_module(), name, spec, split, data_dir)
   images.flags.writeable = labels.flags.writeable = False
   return images, labels
 
@@ -526,7 +217,7 @@ def _load_split(tfds, name, spec, split, data_dir):
       ds = builder.as_dataset(split=split, batch_size=batch_size)
   except (ValueError, KeyError) as e:
     splits = ", ".join(builder.info.splits)
-    raise DataError(f"bad split {split!r} for {name} ({_one_line(e)}); use one of {splits}, "
+    raise DataError(f"bad split {split!r} for {name} ({one_line(e)}); use one of {splits}, "
                     "optionally sliced like 'train[:1000]'") from None
   if subset:
     ds = _decoded_subset(ds, spec, image_feature, batch_size)

@@ -28,4 +28,11 @@ class ScoreError(ValueError):
   """A score (FID / IS, anomaly score) cannot be computed from the given runs."""
 
 
+def one_line(e: BaseException, limit: int = 300) -> str:
+  """An exception's text on one line (whitespace collapsed), at most `limit` characters: for
+  embedding a library's error in one of ours."""
+  text = " ".join(str(e).split()) or type(e).__name__
+  return text if len(text) <= limit else text[:limit] + "..."
+
+
 USER_ERRORS = (ConfigError, DataError, RunError, CheckpointError, LockedError, ScoreError)
