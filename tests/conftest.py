@@ -36,6 +36,24 @@ def mnist_data_dir(tmp_path_factory) -> str:
   return data_dir
 
 
+@pytest.fixture(scope="session")
+def fashion_mnist_data_dir(tmp_path_factory) -> str:
+  """A TFDS data dir holding `fashion_mnist`, imported offline from SHARED_DATASETS once per
+  session ($TFDS_DATA_DIR when it holds it already)."""
+  from vae_jax import data  # pylint: disable=g-import-not-at-top
+
+  env_dir = os.environ.get("TFDS_DATA_DIR")
+  if env_dir:
+    try:
+      data.load_split("fashion_mnist", "test[:1]", env_dir)
+      return env_dir
+    except data.DataError:
+      pass
+  data_dir = str(tmp_path_factory.mktemp("tfds_fashion"))
+  data.import_idx("fashion_mnist", str(SHARED_DATASETS / "fashion_mnist"), data_dir)
+  return data_dir
+
+
 def tiny_config(data_dir: str, **overrides):
   """A seconds-long config on a real-MNIST subset: 784-32-4 VAE, 1 epoch of 512 images."""
   from vae_jax import config as config_lib  # pylint: disable=g-import-not-at-top
@@ -74,11 +92,12 @@ def tiny_vae():
 
 
 # -- Two lanes: `pytest -m "not slow"` (unit and small integration, minutes) and the full suite.
-# A test is slow when it trains or reads real data (it asks for mnist_data_dir, directly or
-# through `tiny`), or starts processes; the rest run in the fast lane.
+# A test is slow when it trains or reads real data (it asks for mnist_data_dir or
+# fashion_mnist_data_dir, directly or through `tiny`), or starts processes; the rest run in the
+# fast lane.
 # Also slow: conv programs that take > 9 s each to compile and run on 2 cores (measured with
 # --durations), whose plain-layer or MLP twins stay in the fast lane.
-SLOW_FIXTURES = {"mnist_data_dir"}
+SLOW_FIXTURES = {"mnist_data_dir", "fashion_mnist_data_dir"}
 SLOW_MODULES = {"test_fuzz_cli", "test_studies", "test_study_reports", "test_parallel",
                 "test_fc_vs_conv_configs"}
 SLOW_TESTS = (

@@ -159,11 +159,9 @@ def test_mnist_32_is_padded_mnist(mnist_data_dir):
   np.testing.assert_array_equal(y32, y)
 
 
-def test_fashion_mnist_32_is_padded_fashion_mnist(tfds):
-  if not tfds.builder("fashion_mnist", data_dir=data.default_data_dir()).is_prepared():
-    pytest.skip("fashion_mnist is not prepared in the default TFDS data dir")
-  x, y = data.load_split("fashion_mnist", "test[:2000]")
-  x32, y32 = data.load_split("fashion_mnist_32", "test[:2000]")
+def test_fashion_mnist_32_is_padded_fashion_mnist(fashion_mnist_data_dir):
+  x, y = data.load_split("fashion_mnist", "test[:2000]", fashion_mnist_data_dir)
+  x32, y32 = data.load_split("fashion_mnist_32", "test[:2000]", fashion_mnist_data_dir)
   np.testing.assert_array_equal(x32, np.pad(x, ((0, 0), (2, 2), (2, 2), (0, 0))))
   np.testing.assert_array_equal(y32, y)
 

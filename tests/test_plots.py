@@ -1,10 +1,13 @@
-"""Fast tests for vae_jax.plots: each figure is written as a valid PNG."""
+"""Fast tests for vae_jax.plots and the studies' figures: each is a PNG that shows something (ink
+over the white page, the colors of the data it was given), and the image figures show the images."""
 
 from __future__ import annotations
 
 import matplotlib
 
 matplotlib.use("Agg")
+
+import matplotlib.image  # noqa: E402
 
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
@@ -17,12 +20,23 @@ from common import plots as study_plots  # noqa: E402  # experiments/common (con
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
-def _assert_png(path, expected):
+def _picture(path) -> np.ndarray:
+  """The written figure as floats [H, W, 3] in [0, 1]."""
+  return matplotlib.image.imread(path)[..., :3]
+
+
+def _assert_png(path, expected, *, colored: bool = False):
+  """A PNG at `expected` that is not a blank page: some ink (pixels darker than the page), and
+  with `colored`, some colored (non-gray) ink, as every curve or scatter figure draws."""
   assert path == expected.__class__(expected)
   assert path.exists()
   data = path.read_bytes()
   assert len(data) > 1000
   assert data[:8] == PNG_MAGIC
+  rgb = _picture(path)
+  assert (rgb.min(-1) < 0.5).mean() > 0.002, "the figure has (almost) no ink"
+  if colored:
+    assert (rgb.max(-1) - rgb.min(-1) > 0.3).mean() > 0.001, "the figure has no colored ink"
 
 
 def _images(n, c, seed=0, h=28, w=28):
@@ -49,7 +63,7 @@ def _metrics(epochs=5, val=False):
 def test_loss_curves(tmp_path, val):
   p = tmp_path / "sub" / "dir" / "loss.png"  # parent created on demand
   out = plots.loss_curves(_metrics(val=val), p)
-  _assert_png(out, p)
+  _assert_png(out, p, colored=True)
   assert plt.get_fignums() == []  # figure closed
 
 
@@ -84,6 +98,18 @@ def test_image_grid(tmp_path, c):
   _assert_png(plots.image_grid(_images(6, c), p2, ncols=3), p2)
 
 
+def test_image_grid_shows_the_images(tmp_path):
+  """Black and white tiles come out as black and white areas in their proportion."""
+  x = np.zeros((8, 16, 16, 1), np.float32)
+  x[::2] = 1.0  # Every other tile white.
+  p = tmp_path / "bw.png"
+  rgb = _picture(plots.image_grid(x, p, ncols=4))
+  dark = (rgb.max(-1) < 0.1).mean()
+  assert 0.1 < dark < 0.6, dark  # The 4 black tiles: a good share of the page, not all of it.
+  colored = (rgb.max(-1) - rgb.min(-1) > 0.1).mean()
+  assert colored < 0.001  # Grayscale images stay gray.
+
+
 def test_image_grid_accepts_out_of_range_and_no_channel(tmp_path):
   x = np.random.default_rng(0).normal(0.5, 1.0, (4, 16, 16))  # [n, H, W]
   p = tmp_path / "g.png"
@@ -96,7 +122,7 @@ def test_latent_scatter(tmp_path, z_dim):
   labels = rng.integers(0, 10, 500)
   latents = rng.normal(size=(500, z_dim)) + labels[:, None] * 0.3
   p = tmp_path / f"latent{z_dim}.png"
-  _assert_png(plots.latent_scatter(latents, labels, p, title="z"), p)
+  _assert_png(plots.latent_scatter(latents, labels, p, title="z"), p, colored=True)
 
 
 def test_latent_scatter_rejects_mismatch(tmp_path):
@@ -162,8 +188,8 @@ def test_manifold_grid_order_matches_latents(tmp_path):
 def test_per_class_lines(tmp_path):
   values = np.random.default_rng(0).uniform(10, 40, size=(3, 10))
   out = study_plots.per_class_lines(values, ["z=2", "z=5", "z=10"], tmp_path / "pc.png",
-                              ylabel="test MSE", sd=values / 10, title="per class")
-  _assert_png(out, tmp_path / "pc.png")
+                                    ylabel="test MSE", sd=values / 10, title="per class")
+  _assert_png(out, tmp_path / "pc.png", colored=True)
   with pytest.raises(ValueError, match="one label per line"):
     study_plots.per_class_lines(values, ["z=2"], tmp_path / "bad.png", ylabel="test MSE")
 
@@ -172,8 +198,9 @@ def test_stopping_curves_marks_best_and_stop(tmp_path):
   history = [{"epoch": e, "train/loss": 10.0 / e, "val/loss": 11.0 / e} for e in range(1, 8)]
   runs = [{"label": "a", "history": history, "best_epoch": 2, "stopped_epoch": 7},
           {"label": "b", "history": history, "best_epoch": 7, "stopped_epoch": None}]
-  path = study_plots.stopping_curves({"p1": runs, "p2": runs[:1]}, tmp_path / "c.png", ylabel="loss")
-  assert path.stat().st_size > 0
+  path = study_plots.stopping_curves({"p1": runs, "p2": runs[:1]}, tmp_path / "c.png",
+                                     ylabel="loss")
+  _assert_png(path, tmp_path / "c.png", colored=True)
   with pytest.raises(ValueError, match="empty"):
     study_plots.stopping_curves({}, tmp_path / "d.png", ylabel="loss")
 
@@ -182,7 +209,7 @@ def test_curve_panels_and_errors(tmp_path):
   runs = np.random.default_rng(0).uniform(1, 2, size=(3, 4))
   out = study_plots.curve_panels({"KL": {"β=1": runs, "β=4": runs / 2}, "recon": {"β=1": runs}},
                            [1, 2, 3, 4], tmp_path / "c.png")
-  _assert_png(out, tmp_path / "c.png")
+  _assert_png(out, tmp_path / "c.png", colored=True)
   with pytest.raises(ValueError, match="3 epochs, expected 4"):
     study_plots.curve_panels({"KL": {"β=1": runs[:, :3]}}, [1, 2, 3, 4], tmp_path / "d.png")
 
@@ -191,10 +218,10 @@ def test_sorted_profiles_and_rate_distortion(tmp_path):
   kl = np.random.default_rng(0).exponential(1.0, size=(3, 20))
   out = study_plots.sorted_profiles({"β=1": kl, "β=8": np.zeros((3, 5))}, tmp_path / "k.png",
                               ylabel="KL", xlabel="dimension (sorted)", threshold=0.01)
-  _assert_png(out, tmp_path / "k.png")
+  _assert_png(out, tmp_path / "k.png", colored=True)
   out = study_plots.rate_distortion({"β=1": ([25.0, 26.0], [70.0, 71.0]), "β=4": ([9.0], [95.0])},
                               tmp_path / "rd.png")
-  _assert_png(out, tmp_path / "rd.png")
+  _assert_png(out, tmp_path / "rd.png", colored=True)
   with pytest.raises(ValueError, match="differ"):
     study_plots.rate_distortion({"β=1": ([1.0, 2.0], [3.0])}, tmp_path / "bad.png")
 
@@ -204,6 +231,6 @@ def test_roc_curves(tmp_path):
   out = study_plots.roc_curves({"digit 1": {"NLL": (rng.normal(1, 1, 50), rng.normal(0, 1, 80))},
                           "OOD": {"a": ([3.0, 4.0], [1.0, 2.0]), "b": ([1.0], [2.0])}},
                          tmp_path / "roc.png")
-  _assert_png(out, tmp_path / "roc.png")
+  _assert_png(out, tmp_path / "roc.png", colored=True)
   with pytest.raises(ValueError, match="empty"):
     study_plots.roc_curves({}, tmp_path / "bad.png")
