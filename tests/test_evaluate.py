@@ -4,9 +4,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from vae_jax import evaluate, objectives
+from vae_jax import evaluate, objectives, train
 
-H = {"beta": jnp.float32(1.0)}
+H = train.Hparams.of()
 
 
 def _dataset(n=50):

@@ -8,10 +8,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from vae_jax import config as config_lib, evaluate, models, objectives, runner
+from vae_jax import config as config_lib, evaluate, models, objectives, runner, train
 
 SHAPE = (8, 8, 1)
-H = {"beta": jnp.float32(1.0), "lr": jnp.float32(1e-3), "weight_decay": jnp.float32(0.0)}
+H = train.Hparams.of(beta=1.0, lr=1e-3, weight_decay=0.0)
 
 
 def _objective(kind, encoder="mlp", decoder="mlp"):

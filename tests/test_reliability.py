@@ -14,7 +14,7 @@ class _Poisoned:
   """The objective with a NaN loss from optimizer step `start` on, for runs whose beta > 1."""
 
   def __init__(self, objective, state, hparams, start):
-    self._objective, self._bad = objective, (state.step >= start) & (hparams["beta"] > 1.0)
+    self._objective, self._bad = objective, (state.step >= start) & (hparams.beta > 1.0)
 
   def __getattr__(self, name):
     return getattr(self._objective, name)
@@ -78,7 +78,7 @@ def test_skipped_step_leaves_the_state_unchanged(tiny):
   h = train.hparams_from_config(config)
   state = train.init_state(objective, tx, (28, 28, 1), jax.random.key(0), h)
   batch = {"image": jnp.zeros((4, 28, 28, 1), jnp.uint8), "label": jnp.zeros((4,), jnp.int32)}
-  poisoned = _Poisoned(objective, state, {"beta": jnp.float32(2.0)}, start=0)
+  poisoned = _Poisoned(objective, state, train.Hparams.of(beta=2.0), start=0)
   new, metrics = train.train_step(state, batch, jax.random.key(1), h, objective=poisoned, tx=tx)
   assert bool(metrics["nonfinite"])
   assert jax.tree.all(jax.tree.map(lambda a, b: bool(jnp.array_equal(a, b)), new, state))

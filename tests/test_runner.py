@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vae_jax import checkpointing, config as config_lib, early_stopping, runner
+from vae_jax import config as config_lib, runner
 
 METRIC_KEYS = {"epoch", "train/loss", "eval/loss", "eval/recon", "eval/kl", "epoch_seconds"}
 SUMMARY_KEYS = {"eval/loss", "eval/nll_iw", "eval/nll_iw_k", "param_count", "compile_seconds",
@@ -46,24 +46,6 @@ def test_same_seed_identical_metrics(tiny, tmp_path):
   assert _metrics(tmp_path / "a") != _metrics(tmp_path / "c")
 
 
-def test_resume_equals_uninterrupted(tiny, tmp_path, monkeypatch):
-  full = runner.train_and_evaluate(tiny(**{"train.epochs": 3}), tmp_path / "full", progress=False)
-  runner.train_and_evaluate(tiny(**{"train.epochs": 1}), tmp_path / "cut", progress=False)
-  before = checkpointing.restore_meta(tmp_path / "cut")[1]["elapsed_seconds"]
-  restore_meta = checkpointing.restore_meta
-  def earlier_hours(*args, **kwargs):  # As if the first invocation had taken 1e6 s more.
-    epoch, meta = restore_meta(*args, **kwargs)
-    return epoch, dict(meta, elapsed_seconds=meta["elapsed_seconds"] + 1e6)
-  monkeypatch.setattr(checkpointing, "restore_meta", earlier_hours)
-  resumed = runner.train_and_evaluate(tiny(**{"train.epochs": 3}), tmp_path / "cut", resume=True,
-                                      progress=False)
-  assert _metrics(tmp_path / "full") == _metrics(tmp_path / "cut")
-  assert len(_metrics(tmp_path / "cut")) == 3
-  assert full["eval/nll_iw"] == resumed["eval/nll_iw"]
-  # wall_seconds spans both invocations: the first one's time up to its checkpoint is carried.
-  assert before > 0 and 1e6 + before < resumed["wall_seconds"] < 1e6 + before + 600
-
-
 def test_validation_split_adds_val_metrics(tiny, tmp_path):
   runner.train_and_evaluate(tiny(**{"data.validation_size": 100, "eval.iw_samples": 0}),
                             tmp_path / "v", progress=False)
@@ -92,53 +74,6 @@ def test_resume_a_run_written_before_new_config_fields(tiny, tmp_path):
   with pytest.raises(runner.RunError, match="differs in model.kind"):
     runner.train_and_evaluate(tiny(**{"eval.iw_samples": 0, "model.kind": "ae",
                                       "model.likelihood": "mse"}), tmp_path / "r", resume=True)
-
-
-def _es(tiny, **overrides):
-  return tiny(**{"train.epochs": 4, "eval.iw_samples": 0, "data.validation_size": 100,
-                 "train.early_stopping.patience": 1, "train.early_stopping.min_delta": 0.5,
-                 "train.checkpoint_every": 3, **overrides})
-
-
-def test_early_stopping_per_run_under_the_runs_axis_equals_alone_and_resumes(tiny, tmp_path,
-                                                                           capsys):
-  """Two runs (lr 3e-3 keeps improving by > min_delta; lr 1e-6 barely moves, so it stops after
-  epoch 2) in one vmapped program equal each run alone: same metrics, best and stopped epochs,
-  and the final evaluation of the best state. Cut at epoch 3 (run 1 stopped and checkpointed at
-  2, run 0 checkpointed at 3), the group resumes from 3 with run 1 frozen and ends the same."""
-  lrs = (3e-3, 1e-6)
-  make = lambda **o: [_es(tiny, **{"optim.lr": lr, **o}) for lr in lrs]  # noqa: E731
-  together = runner.train_and_evaluate_runs(make(), [tmp_path / f"v{i}" for i in range(2)],
-                                            progress=False)
-  assert [s["stopped_epoch"] for s in together] == [None, 2]
-  err = capsys.readouterr().err  # The cap bound run 0, and says so; run 1 stopped.
-  assert f"{tmp_path / 'v0'}: early stopping did not fire within train.epochs=4" in err
-  assert f"{tmp_path / 'v1'}:" not in err
-  for i, config in enumerate(make()):
-    alone = runner.train_and_evaluate(config, tmp_path / f"a{i}", progress=False)
-    assert together[i]["runs_in_program"] == 2
-    rows_v = _metrics(tmp_path / f"v{i}")
-    rows_a = _metrics(tmp_path / f"a{i}")
-    assert [r["epoch"] for r in rows_v] == [r["epoch"] for r in rows_a]
-    for a, b in zip(rows_v, rows_a):
-      assert a["val/loss"] == pytest.approx(b["val/loss"], rel=1e-4)
-    for key in ("best_epoch", "stopped_epoch", "epoch"):
-      assert together[i][key] == alone[key], key
-    assert together[i]["eval/loss"] == pytest.approx(alone["eval/loss"], rel=1e-4)
-    expected = early_stopping.replay([(r["epoch"], r["val/loss"]) for r in rows_a], patience=1,
-                                     min_delta=0.5)
-    assert (alone["best_epoch"], alone["stopped_epoch"]) == (
-        expected.best_epoch, expected.stopped_epoch or None)
-    best = next(r for r in rows_a if r["epoch"] == alone["best_epoch"])
-    assert alone["eval/loss"] == best["eval/loss"]  # Summary metrics are the best epoch's.
-    assert (tmp_path / f"a{i}" / "best" / str(best["epoch"])).is_dir()
-  cut = [tmp_path / f"c{i}" for i in range(2)]
-  runner.train_and_evaluate_runs(make(**{"train.epochs": 3}), cut, progress=False)
-  resumed = runner.train_and_evaluate_runs(make(), cut, resume=True, progress=False)
-  for i in range(2):
-    assert _metrics(tmp_path / f"v{i}") == _metrics(cut[i])
-    for key in ("best_epoch", "stopped_epoch", "eval/loss"):
-      assert together[i][key] == resumed[i][key], key
 
 
 def test_exclude_classes_drops_them_from_train_and_validation_not_test(tiny):

@@ -8,7 +8,7 @@ import pytest
 
 from vae_jax import compiled, evaluate, objectives, train
 
-H = {"beta": jnp.float32(1.0), "lr": jnp.float32(1e-2), "weight_decay": jnp.float32(0.0)}
+H = train.Hparams.of(beta=1.0, lr=1e-2, weight_decay=0.0)
 
 
 @pytest.fixture
@@ -49,7 +49,7 @@ def test_train_step_does_not_retrace_across_hparams(setup):
   jitted = jax.jit(step, donate_argnums=0)
   state = train.create_train_state(jax.tree.map(jnp.copy, params), tx, H)  # Donated: copy.
   for i in range(3):
-    h = {k: v * (i + 1) for k, v in H.items()}
+    h = jax.tree.map(lambda v: v * (i + 1), H)
     state, _ = jitted(state, dataset, jax.random.key(i), h)
   assert len(traces) == 1
   assert float(state.opt_state[-1].learning_rate) == pytest.approx(3e-2)
@@ -115,8 +115,7 @@ def test_vmapped_beta_and_lr_runs_equal_separate_runs(setup):
   trained alone (float rounding aside)."""
   objective, params, tx, dataset = setup
   seeds, betas, lrs = [0, 1, 2], [0.5, 1.0, 4.0], [1e-2, 3e-3, 1e-3]
-  hs = [{"beta": jnp.float32(b), "lr": jnp.float32(lr), "weight_decay": jnp.float32(0.0)}
-        for b, lr in zip(betas, lrs)]
+  hs = [train.Hparams.of(beta=b, lr=lr, weight_decay=0.0) for b, lr in zip(betas, lrs)]
   programs = evaluate.make_programs(objective, tx, batch_size=16, eval_batch_size=16,
                                     num_classes=3)
   vmapped = evaluate.make_programs(objective, tx, batch_size=16, eval_batch_size=16,
@@ -144,7 +143,7 @@ def test_vmapped_beta_and_lr_runs_equal_separate_runs(setup):
 @pytest.mark.parametrize("name", train.OPTIMIZERS)
 def test_make_optimizer(name):
   tx = train.make_optimizer(name)
-  h = {"beta": jnp.float32(1.0), "lr": jnp.float32(1e-3), "weight_decay": jnp.float32(1e-4)}
+  h = train.Hparams.of(beta=1.0, lr=1e-3, weight_decay=1e-4)
   state = train.set_hparams(tx.init({"w": jnp.ones(3)}), h)
   updates, _ = tx.update({"w": jnp.ones(3)}, state, {"w": jnp.ones(3)})
   assert np.all(np.asarray(updates["w"]) < 0)

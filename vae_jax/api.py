@@ -24,7 +24,6 @@ import time
 from typing import Any, NamedTuple
 
 import jax
-import jax.numpy as jnp
 
 from vae_jax import (checkpointing, evaluate, hooks as hooks_lib, locking, loop as loop_lib,
                      models, parallel, run_log, sources, streaming, train)
@@ -32,7 +31,6 @@ from vae_jax.errors import CheckpointError, DataError, RunError
 
 FIT_FILE = "fit.json"  # What a fit run directory was trained with (config.json for config runs).
 CONFIG_FILE = "config.json"
-DEFAULT_HPARAMS = {"beta": 1.0, "lr": 1e-3, "weight_decay": 0.0}
 # fit.json fields that may change between a run and its resumption.
 RESUMABLE = ("epochs",)
 
@@ -56,7 +54,7 @@ def _fit_spec(objective, source, *, epochs, batch_size, seed, hparams) -> dict:
   """fit.json: what identifies the run (a resumed fit must match it but for RESUMABLE)."""
   return {"objective": repr(objective), "image_shape": list(source.image_shape),
           "train_images": len(source), "epochs": epochs, "batch_size": batch_size,
-          "seed": seed, "hparams": {k: float(v) for k, v in hparams.items()}}
+          "seed": seed, "hparams": {k: float(v) for k, v in hparams._asdict().items()}}
 
 
 def _check_workdir(workdir: Path, spec: dict, resume: bool) -> bool:
@@ -113,7 +111,8 @@ def _validate(objective, source, eval_source, epochs, batch_size):
 def fit(objective, optimizer, train_data, *, eval_data=None, epochs: int, batch_size: int,
         seed: int = 0, workdir: str | Path | None = None, resume: bool = False,
         hooks: Sequence[loop_lib.Hook] | None = None, progress: bool = True,
-        eval_batch_size: int = 500, hparams: Mapping[str, float] | None = None) -> FitResult:
+        eval_batch_size: int = 500,
+        hparams: train.Hparams | Mapping[str, float] | None = None) -> FitResult:
   """Trains `objective`'s model with `optimizer` on `train_data`: the one training loop of
   vae_jax (a `lax.scan` epoch of jitted, pure steps; exact masked evaluation).
 
@@ -134,8 +133,9 @@ def fit(objective, optimizer, train_data, *, eval_data=None, epochs: int, batch_
       checkpoints of the last two epochs) or None (nothing written). resume: continue the run
       in workdir from its newest good checkpoint.
     hooks: more loop.Hook objects, run after the built-in ones (hooks.py).
-    hparams: the traced hyperparameters: 'beta' (KL weight, default 1.0), and 'lr' /
-      'weight_decay' read by train.make_optimizer's optimizers only.
+    hparams: the traced hyperparameters (train.Hparams, or a mapping of some of its fields):
+      beta (KL weight, default 1.0), and lr / weight_decay read by train.make_optimizer's
+      optimizers only.
   Returns:
     FitResult.
   Raises:
@@ -147,7 +147,8 @@ def fit(objective, optimizer, train_data, *, eval_data=None, epochs: int, batch_
   source = sources.as_source(train_data)
   eval_source = None if eval_data is None else sources.as_source(eval_data)
   _validate(objective, source, eval_source, epochs, batch_size)
-  hp = {k: jnp.float32(v) for k, v in (DEFAULT_HPARAMS | dict(hparams or {})).items()}
+  hp = train.Hparams.of(**(hparams._asdict() if isinstance(hparams, train.Hparams)
+                            else dict(hparams or {})))
   spec = _fit_spec(objective, source, epochs=epochs, batch_size=batch_size, seed=seed,
                    hparams=hp)
   workdir = None if workdir is None else Path(workdir)
@@ -242,7 +243,7 @@ def load_run(workdir: str | Path, objective=None, optimizer=None) -> evaluate.Re
     raise RunError(f"{workdir} was trained with another objective ({spec['objective'][:80]}"
                    "...); pass the one it was trained with")
   epoch, meta = checkpointing.restore_meta(workdir)
-  hparams = {k: jnp.float32(v) for k, v in spec["hparams"].items()}
+  hparams = train.Hparams.of(**spec["hparams"])
   abstract = evaluate.abstract_state(objective, optimizer, tuple(spec["image_shape"]), hparams)
   state = checkpointing.restore_state(workdir, epoch, abstract,
                                       expected_digest=meta.get("digest"))

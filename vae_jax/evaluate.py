@@ -170,7 +170,7 @@ def iw_nll(objective, params, dataset, key, *, num_samples: int, batch_size: int
   Returns:
     (nll, compile_seconds).
   """
-  hparams = {"beta": jnp.float32(1.0)}  # Unused by the bound.
+  hparams = train.Hparams.of()  # Unused by the bound.
 
   def per_example(p, batch, k, h):
     del h
@@ -208,7 +208,7 @@ def per_example_scores(objective, params, images, labels, key, *, iw_samples: in
     and with K > 0 'nll_iw' (-IWAE bound with K samples, Burda et al., 2016). Batch b draws its
     noise from fold_in(key, b).
   """
-  hparams = {"beta": jnp.float32(1.0)}
+  hparams = train.Hparams.of()  # beta = 1: the scores are of the ELBO.
 
   @jax.jit
   def scores(p, batch, k):

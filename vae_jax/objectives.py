@@ -6,8 +6,7 @@ Shape letters: B batch, K importance samples, L ELBO samples, Z latent, H/W/C im
 [0, 1]; `label_B` int32 class labels (ignored by unconditional models).
 
 A batch is a dict {"image": uint8 [B, H, W, C], "label": int32 [B]} (label -1 where the dataset
-has none). `hparams` is a dict of float32 scalars ("beta", "lr", "weight_decay"; see
-train.hparams_from_config): traced, so runs that differ only in them share one compiled program.
+has none). `hparams` is a train.Hparams of float32 scalars (beta, lr, weight_decay): traced, so runs that differ only in them share one compiled program.
 
 Protocol (VAEObjective, AutoencoderObjective, ClassifierObjective), all methods pure and jit-safe:
   terms(params, batch, key, hparams) -> dict of [B]: 'loss' (what training minimizes) and its parts
@@ -224,7 +223,7 @@ class VAEObjective(_Base):
   def terms(self, params, batch, key, hparams) -> dict[str, jax.Array]:
     """Per-example 'loss', 'recon', 'kl' [B] (nats per image for a normalized likelihood)."""
     x, label, k_z = self.inputs(batch, key)
-    return neg_elbo(self.model, params, x, k_z, label, beta=hparams["beta"],
+    return neg_elbo(self.model, params, x, k_z, label, beta=hparams.beta,
                     likelihood=self.likelihood)
 
   def latent_of(self, params, x, label=None):

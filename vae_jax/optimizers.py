@@ -9,7 +9,7 @@ optax.scale_by_learning_rate with the same constant, which keeps the golden mnis
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -23,10 +23,27 @@ HPARAMS = {"objective.beta": "beta", "optim.lr": "lr", "optim.weight_decay": "we
 TRACED_KEYS = ("seed", *HPARAMS)
 
 
-def hparams_from_config(config) -> dict[str, jax.Array]:
-  """{"beta", "lr", "weight_decay"}: float32 scalars from the config (see HPARAMS)."""
-  values = {name: config[k.split(".")[0]][k.split(".")[1]] for k, name in HPARAMS.items()}
-  return {name: jnp.float32(v) for name, v in values.items()}
+class Hparams(NamedTuple):
+  """The traced hyperparameters: float32 scalars (or [R] under a runs axis), data rather than
+  compile-time constants, so runs that differ only in them share one compiled program.
+
+  beta: weight of the KL term (Higgins et al., 2017; 1 = the ELBO). lr: learning rate and
+  weight_decay: decay, both read only by `make_optimizer`'s optimizers (through `set_hparams`).
+  """
+  beta: Any = 1.0
+  lr: Any = 1e-3
+  weight_decay: Any = 0.0
+
+  @classmethod
+  def of(cls, **values) -> "Hparams":
+    """Hparams of float32 scalars; fields not given keep their defaults."""
+    return cls(**{k: jnp.float32(v) for k, v in (cls()._asdict() | values).items()})
+
+
+def hparams_from_config(config) -> Hparams:
+  """Hparams of float32 scalars from the config (see HPARAMS)."""
+  return Hparams.of(**{name: config[k.split(".")[0]][k.split(".")[1]]
+                       for k, name in HPARAMS.items()})
 
 
 class LearningRateState(NamedTuple):
@@ -91,9 +108,9 @@ def set_hparams(opt_state, hparams):
   donated to the epoch program while the hparams are passed beside it)."""
   def put(x):
     if isinstance(x, LearningRateState):
-      return LearningRateState(jnp.array(hparams["lr"], jnp.float32, copy=True))
+      return LearningRateState(jnp.array(hparams.lr, jnp.float32, copy=True))
     if isinstance(x, WeightDecayState):
-      return WeightDecayState(jnp.array(hparams["weight_decay"], jnp.float32, copy=True))
+      return WeightDecayState(jnp.array(hparams.weight_decay, jnp.float32, copy=True))
     return x
   is_hparam = lambda x: isinstance(x, (LearningRateState, WeightDecayState))  # noqa: E731
   return jax.tree.map(put, opt_state, is_leaf=is_hparam)

@@ -7,7 +7,7 @@ resumed run continues exactly as an uninterrupted one.
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any
 
 import flax
 import jax
@@ -18,8 +18,8 @@ from vae_jax import parallel
 from vae_jax.compiled import CompiledFn
 
 from vae_jax.optimizers import (  # noqa: F401  # Public in train too.
-    HPARAMS, OPTIMIZERS, TRACED_KEYS, LearningRateState, WeightDecayState, hparams_from_config,
-    make_optimizer, set_hparams)
+    HPARAMS, OPTIMIZERS, TRACED_KEYS, Hparams, LearningRateState, WeightDecayState,
+    hparams_from_config, make_optimizer, set_hparams)
 
 
 class TrainState(flax.struct.PyTreeNode):
