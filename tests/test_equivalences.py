@@ -54,7 +54,7 @@ def _rows(workdir):
 
 
 def _configs(tiny, shared, per_run, **more):
-  return [tiny(**shared, **o, **more) for o in per_run]
+  return [tiny(**{**shared, **o, **more}) for o in per_run]
 
 
 @pytest.mark.parametrize("case", sorted(TOGETHER))

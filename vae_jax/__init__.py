@@ -17,11 +17,33 @@ The config-driven CLI (`vae-jax train --config ...`) and the studies under exper
 clients of the same loop (runner.train_and_evaluate).
 """
 
-from vae_jax import data, errors, hooks, models, objectives
-from vae_jax.api import FitResult, fit, iw_nll, load_run
-from vae_jax.evaluate import RestoredRun
-from vae_jax.loop import BaseHook, EpochResult, Hook, LoopState
-from vae_jax.sources import Source
+import importlib
+from typing import TYPE_CHECKING
 
-__all__ = ["BaseHook", "EpochResult", "FitResult", "Hook", "LoopState", "RestoredRun", "Source",
-           "data", "errors", "fit", "hooks", "iw_nll", "load_run", "models", "objectives"]
+if TYPE_CHECKING:  # What type checkers and IDEs see; at run time these load on first use.
+  from vae_jax import data, errors, hooks, models, objectives  # noqa: F401
+  from vae_jax.api import FitResult, fit, iw_nll, load_run  # noqa: F401
+  from vae_jax.evaluate import RestoredRun  # noqa: F401
+  from vae_jax.loop import BaseHook, EpochResult, Hook, LoopState  # noqa: F401
+  from vae_jax.sources import Source  # noqa: F401
+
+# Loaded on first use (PEP 562), so that `import vae_jax.errors` or the CLI's usage errors do not
+# pay for JAX, flax and orbax.
+_SUBMODULES = ("data", "errors", "hooks", "models", "objectives")
+_NAMES = {"FitResult": "api", "fit": "api", "iw_nll": "api", "load_run": "api",
+          "RestoredRun": "evaluate", "BaseHook": "loop", "EpochResult": "loop", "Hook": "loop",
+          "LoopState": "loop", "Source": "sources"}
+
+__all__ = sorted([*_NAMES, *_SUBMODULES])
+
+
+def __getattr__(name: str):
+  if name in _SUBMODULES:
+    return importlib.import_module(f"vae_jax.{name}")
+  if name in _NAMES:
+    return getattr(importlib.import_module(f"vae_jax.{_NAMES[name]}"), name)
+  raise AttributeError(f"module 'vae_jax' has no attribute {name!r}")
+
+
+def __dir__():
+  return __all__

@@ -153,7 +153,16 @@ def iwae_bound(model, params, x_BxHxWxC, key, num_samples: int, label_B=None, *,
 
 @flax.struct.dataclass
 class _Base:
-  """Shared parts of the objectives: static model and preprocessing, hashable for jit."""
+  """Shared parts of the objectives: static model and preprocessing, hashable for jit.
+
+  Attributes:
+    model: a models.VAE / CVAE / Autoencoder / Classifier, or any flax module with the
+      objectives.Model protocol (your own encoder and decoder inside models.VAE work).
+    preprocess: pixels.PREPROCESS_MODES: 'grayscale' (uint8 / 255, floats as they are),
+      'binarize_dynamic' (a fresh Bernoulli draw per step) or 'binarize_threshold'.
+    likelihood: distributions.LIKELIHOODS: 'bernoulli' (the decoder's outputs are logits; nats
+      per image) or 'mse' (squared error summed over pixels: not a normalized likelihood).
+  """
   model: Any = flax.struct.field(pytree_node=False)
   preprocess: str = flax.struct.field(pytree_node=False, default="grayscale")
   likelihood: str = flax.struct.field(pytree_node=False, default="bernoulli")
@@ -216,7 +225,10 @@ class _Base:
 
 @flax.struct.dataclass
 class VAEObjective(_Base):
-  """Negative ELBO, recon + beta * KL, of a models.VAE or (with labels) a models.CVAE."""
+  """Negative ELBO, recon + beta * KL, of a models.VAE or (with labels) a models.CVAE (Kingma &
+  Welling, 2014; beta from Hparams, Higgins et al., 2017): `VAEObjective(model,
+  likelihood="bernoulli", preprocess="grayscale")`. Per-example terms in nats per image for a
+  normalized likelihood; `iw_bound` gives the IWAE bound (Burda et al., 2016)."""
 
   has_posterior = True
 
