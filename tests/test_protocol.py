@@ -69,7 +69,7 @@ def test_protocol_for_every_kind(kind, encoder, decoder, term_keys):
       objective.decode_mean(params, latent)
   if objective.has_posterior:
     np.testing.assert_allclose(terms["loss"], terms["recon"] + terms["kl"], rtol=1e-5)
-    beta4 = objective.terms(params, batch, key, dict(H, beta=jnp.float32(4.0)))
+    beta4 = objective.terms(params, batch, key, H._replace(beta=jnp.float32(4.0)))
     np.testing.assert_allclose(beta4["loss"], terms["recon"] + 4 * terms["kl"], rtol=1e-5)
     assert "elbo_l2" in evals
     bound = jax.jit(lambda p: objective.iw_bound(p, batch, key, 20, 7))(params)

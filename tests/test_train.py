@@ -6,7 +6,7 @@ import numpy as np
 import optax
 import pytest
 
-from vae_jax import compiled, evaluate, objectives, train
+from vae_jax import compiled, epochs, evaluate, objectives, train
 
 H = train.Hparams.of(beta=1.0, lr=1e-2, weight_decay=0.0)
 
@@ -162,7 +162,7 @@ def test_host_loop_epoch_equals_scan_epoch_when_steps_do_not_divide(setup, steps
   scan = jax.jit(lambda s: train.train_epoch(s, dataset, keys, epoch, H, batch_size=8,
                                              objective=objective, tx=tx))
   ref_state, ref_metrics = scan(train.create_train_state(params, tx, H))
-  host = train.HostLoopEpoch(batch_size=8, steps_per_call=steps_per_call, objective=objective,
+  host = epochs.ChunkedEpoch(batch_size=8, steps_per_call=steps_per_call, objective=objective,
                              tx=tx)
   state, metrics = host(train.create_train_state(jax.tree.map(jnp.copy, params), tx, H),
                         dataset, keys, epoch, H, jnp.asarray(True))

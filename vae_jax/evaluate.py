@@ -19,7 +19,8 @@ import jax.numpy as jnp
 import numpy as np
 import tqdm
 
-from vae_jax import checkpointing, config as config_lib, data, objectives, parallel, train
+from vae_jax import (checkpointing, config as config_lib, data, epochs, objectives, parallel,
+                     train)
 from vae_jax.compiled import CompiledFn
 
 
@@ -121,7 +122,7 @@ def make_programs(objective, tx, *, batch_size: int, eval_batch_size: int, elbo_
                   num_classes: int = 10, runs_axis: bool = False,
                   steps_per_call: int = 0, layout=None) -> dict[str, CompiledFn]:
   """The compiled programs a run uses: 'epoch' (state donated; train.train_epoch, or with
-  steps_per_call > 0 a train.HostLoopEpoch of that many steps per program), 'eval' (dataset
+  steps_per_call > 0 an epochs.ChunkedEpoch of that many steps per program), 'eval' (dataset
   means of eval_per_example) and 'eval_by_class' (overall and per-class means); with
   steps_per_call > 0 the evaluation loops are unrolled too.
 
@@ -151,7 +152,7 @@ def make_programs(objective, tx, *, batch_size: int, eval_batch_size: int, elbo_
     by_class_fn = jax.vmap(by_class_fn, in_axes=(0, None, 0, 0), spmd_axis_name=spmd)
   epoch = CompiledFn(epoch_fn, donate_argnums=0)
   if steps_per_call:
-    epoch = train.HostLoopEpoch(batch_size=batch_size, steps_per_call=steps_per_call,
+    epoch = epochs.ChunkedEpoch(batch_size=batch_size, steps_per_call=steps_per_call,
                                 objective=objective, tx=tx, runs_axis=runs_axis, layout=layout)
   return {"epoch": epoch, "eval": CompiledFn(eval_fn), "eval_by_class": CompiledFn(by_class_fn)}
 

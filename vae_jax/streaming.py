@@ -9,18 +9,14 @@ up to float summation order in the evaluation sums.
 
 from __future__ import annotations
 
-import concurrent.futures
-from typing import Callable, Iterator
-
 import jax
 import jax.numpy as jnp
-import numpy as np
 
-from vae_jax import evaluate, parallel, train
+from vae_jax import evaluate, parallel
 from vae_jax.compiled import CompiledFn
+from vae_jax.epochs import ChunkedEpoch, prefetch
 
 DEFAULT_BUDGET_MB = 2048  # auto's budget where the device does not report its memory (CPU).
-STEPS_PER_CHUNK = 50  # Training steps per streamed chunk (one compiled scan each).
 EVAL_BATCHES_PER_CHUNK = 10
 
 
@@ -44,73 +40,6 @@ def keeps_on_device(mode: str, host: dict, budget_mb: int = 0) -> bool:
     return mode == "always"
   size = sum(a.nbytes for split in host.values() for a in split.values())
   return size <= device_budget_bytes(budget_mb)
-
-
-def prefetch(make: Callable, items, put: Callable) -> Iterator:
-  """put(make(item)) for each item, computed one item ahead in a background thread (host
-  gathering and the transfer overlap the device's work on the previous item)."""
-  items = list(items)
-  with concurrent.futures.ThreadPoolExecutor(1) as pool:
-    job = lambda item: put(make(item))  # noqa: E731
-    pending = pool.submit(job, items[0]) if items else None
-    for i in range(len(items)):
-      ready = pending.result()
-      pending = pool.submit(job, items[i + 1]) if i + 1 < len(items) else None
-      yield ready
-
-
-class StreamedEpoch:
-  """train.train_epoch over a host-resident training set: callable like the compiled epoch,
-  (state, dataset, keys, epoch, hparams, active) -> (state, epoch means), with `dataset` numpy.
-
-  The host gathers the rows of STEPS_PER_CHUNK (or steps_per_call) batches of the epoch's order;
-  a compiled train.train_steps runs them. With runs_axis each run gathers its own order (the
-  chunk gains a leading runs axis).
-  """
-
-  def __init__(self, *, batch_size: int, objective, tx, runs_axis: bool = False, layout=None,
-               steps_per_call: int = 0):
-    layout = layout or parallel.Layout(None)
-    self.steps_per_chunk = steps_per_call or STEPS_PER_CHUNK
-    self.runs_axis, self.layout = runs_axis, layout
-    batches = lambda k, e, n: train.epoch_batches(k, e, n, batch_size)  # noqa: E731
-    steps = lambda s, d, k, i, h, a: train.train_steps(  # noqa: E731
-        s, d, k, i, h, a, objective=objective, tx=tx, unroll=steps_per_call > 0,
-        batch_sharding=layout.batch)
-    if runs_axis:
-      batches = jax.vmap(batches, in_axes=(0, None, None))  # [R, S, B]
-      steps = jax.vmap(steps, in_axes=(0, 0, 0, 0, 0, 0), spmd_axis_name=layout.spmd_axis_name)
-    self._batches = jax.jit(batches, static_argnums=2)
-    self._steps = CompiledFn(steps, donate_argnums=0)
-
-  @property
-  def compile_seconds(self) -> float:
-    return self._steps.compile_seconds
-
-  @property
-  def compiles(self) -> int:
-    return self._steps.compiles
-
-  def __call__(self, state, dataset, keys, epoch, hparams, active):
-    idx = np.asarray(self._batches(keys, epoch, len(dataset["image"])))  # [(R,) S, B]
-    axis = 1 if self.runs_axis else 0
-    num_steps, size = idx.shape[axis], idx.shape[-1]
-
-    def chunk(start):
-      rows = np.take(idx, range(start, min(start + self.steps_per_chunk, num_steps)), axis=axis)
-      flat = rows.reshape(*rows.shape[:-2], -1)  # [(R,) k * B]
-      local = np.arange(flat.shape[-1]).reshape(rows.shape[-2], size)
-      local = np.broadcast_to(local, rows.shape) if self.runs_axis else local
-      return {k: v[flat] for k, v in dataset.items()}, local
-
-    metrics = []
-    sharding = self.layout.state(self.runs_axis)
-    for batch, local in prefetch(chunk, range(0, num_steps, self.steps_per_chunk),
-                                 lambda c: parallel.put(c, sharding)):
-      state, m = self._steps(state, batch, keys, local, hparams, active)
-      metrics.append(m)
-    metrics = jax.tree.map(lambda *ms: jnp.concatenate(ms, axis=axis), *metrics)
-    return state, train.epoch_means(metrics, axis)
 
 
 class StreamedEval:
@@ -166,9 +95,9 @@ def make_programs(objective, tx, *, batch_size: int, eval_batch_size: int, elbo_
   per_example = evaluate.eval_per_example(objective, elbo_samples)
   kwargs = dict(batch_size=eval_batch_size, runs_axis=runs_axis, layout=layout,
                 unroll=steps_per_call > 0)
-  return {"epoch": StreamedEpoch(batch_size=batch_size, objective=objective, tx=tx,
-                                 runs_axis=runs_axis, layout=layout,
-                                 steps_per_call=steps_per_call),
+  return {"epoch": ChunkedEpoch(batch_size=batch_size, objective=objective, tx=tx,
+                                runs_axis=runs_axis, layout=layout,
+                                steps_per_call=steps_per_call, on_host=True),
           "eval": StreamedEval(per_example, num_classes=1, by_class=False, **kwargs),
           "eval_by_class": StreamedEval(per_example, num_classes=num_classes, by_class=True,
                                         **kwargs)}

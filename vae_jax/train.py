@@ -15,7 +15,6 @@ import jax.numpy as jnp
 import optax
 
 from vae_jax import parallel
-from vae_jax.compiled import CompiledFn
 
 from vae_jax.optimizers import (  # noqa: F401  # Public in train too.
     HPARAMS, OPTIMIZERS, TRACED_KEYS, Hparams, LearningRateState, WeightDecayState,
@@ -143,50 +142,3 @@ def epoch_means(metrics, axis: int = 0) -> dict:
   """Per-step metrics [..., S, ...] -> epoch means over `axis`, except 'nonfinite', which stays
   per step ([S] bool: the skipped steps, in order)."""
   return {k: v if k == "nonfinite" else jnp.mean(v, axis=axis) for k, v in metrics.items()}
-
-
-class HostLoopEpoch:
-  """The epoch of `train_epoch` driven from the host: one compiled program of `steps_per_call`
-  unrolled steps, called S / steps_per_call times (plus one for a remainder). Same batches, keys
-  and arithmetic per step as the single-scan epoch; use it where a model runs much slower inside
-  a compiled loop (XLA:CPU runs convolutions inside a while loop about 10x slower than alone).
-  Callable like the compiled `train_epoch`: (state, dataset, keys, epoch, hparams, active).
-
-  With runs_axis, every program is vmapped over the leading runs axis of state, keys, hparams
-  and active; `layout` (parallel.Layout) shards batches and runs over devices.
-  """
-
-  def __init__(self, *, batch_size: int, steps_per_call: int, objective, tx,
-               runs_axis: bool = False, layout=None):
-    self.steps_per_call = steps_per_call
-    batches = lambda k, e, d: epoch_batches(k, e, d["image"].shape[0], batch_size)  # noqa: E731
-    layout = layout or parallel.Layout(None)
-    steps = lambda s, d, k, i, h, a: train_steps(  # noqa: E731
-        s, d, k, i, h, a, objective=objective, tx=tx, unroll=True, batch_sharding=layout.batch)
-    if runs_axis:
-      batches = jax.vmap(batches, in_axes=(0, None, None))  # [R, S, B]
-      steps = jax.vmap(steps, in_axes=(0, None, 0, 0, 0, 0), spmd_axis_name=layout.spmd_axis_name)
-    self._batches = CompiledFn(batches)
-    self._steps = CompiledFn(steps, donate_argnums=0)
-    self.runs_axis = runs_axis
-
-  @property
-  def compile_seconds(self) -> float:
-    return self._batches.compile_seconds + self._steps.compile_seconds
-
-  @property
-  def compiles(self) -> int:
-    return self._batches.compiles + self._steps.compiles
-
-  def __call__(self, state, dataset, keys, epoch, hparams, active):
-    idx = self._batches(keys, epoch, dataset)
-    axis = 1 if self.runs_axis else 0
-    metrics = []
-    num_steps = idx.shape[axis]
-    for start in range(0, num_steps, self.steps_per_call):
-      chunk = jax.lax.slice_in_dim(idx, start, min(start + self.steps_per_call, num_steps),
-                                   axis=axis)
-      state, m = self._steps(state, dataset, keys, chunk, hparams, active)
-      metrics.append(m)
-    metrics = jax.tree.map(lambda *ms: jnp.concatenate(ms, axis=axis), *metrics)
-    return state, epoch_means(metrics, axis)

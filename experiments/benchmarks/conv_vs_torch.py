@@ -5,7 +5,7 @@ PyTorch conv VAE of exactly the same shape, on MNIST / Fashion-MNIST zero-padded
       [--batch-sizes 64 128] [--epochs 2] [--train-images N] [--threads T] [--skip-transpose]
 
 Compared (the study's p1: Adam lr 1e-3, latent 128; every batch size given):
-  vae_jax: experiments/configs/fc_vs_conv_conv.py as the trainer runs it (HostLoopEpoch of
+  vae_jax: experiments/configs/fc_vs_conv_conv.py as the trainer runs it (epochs.ChunkedEpoch of
     train.steps_per_call steps per program, model.decoder.upsample='auto': 'col2im' transposed
     convs (GEMM + overlap-add) on the CPU, model.conv_batch_chunks=0: slices of about 16 images);
     vae_jax_phase: the same with the 3x3 'phase' transposed convs; vae_jax_unchunked: col2im on
