@@ -168,3 +168,22 @@ def test_from_folder_reads_tfds_image_folder(tmp_path):
   assert by_label == {0: 0, 1: 2}  # cat (10, 11) is class 0, dog (200, 201) class 1.
   with pytest.raises(errors.DataError, match="is not a folder"):
     vae_jax.data.from_folder(tmp_path, "test")
+
+
+def test_fit_with_early_stopping_keeps_the_best_epoch_and_resumes(tmp_path):
+  """A learning rate of 0 never improves after epoch 1: patience 2 stops after epoch 3, the
+  result is epoch 1's; a resumed stopped run trains nothing more."""
+  from vae_jax import hooks  # pylint: disable=import-outside-toplevel
+  x = _images(64)
+  stop = hooks.EarlyStopping(patience=2, metric="eval/loss", min_delta=0.5)
+  result = vae_jax.fit(_objective(), optax.sgd(0.0), x[:48], eval_data=x[48:], epochs=10,
+                       batch_size=16, workdir=tmp_path / "r", early_stopping=stop,
+                       progress=False)
+  assert [r["epoch"] for r in result.history] == [1, 2, 3]
+  assert (result.summary["best_epoch"], result.summary["stopped_epoch"]) == (1, 3)
+  assert result.summary["eval/loss"] == result.history[0]["eval/loss"]
+  assert (tmp_path / "r" / "best" / "1").is_dir()
+  again = vae_jax.fit(_objective(), optax.sgd(0.0), x[:48], eval_data=x[48:], epochs=10,
+                      batch_size=16, workdir=tmp_path / "r", early_stopping=stop, resume=True,
+                      progress=False)
+  assert len(again.history) == 3 and again.summary["best_epoch"] == 1

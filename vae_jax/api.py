@@ -38,7 +38,8 @@ RESUMABLE = ("epochs",)
 class FitResult(NamedTuple):
   """What `fit` returns.
 
-  params: the trained param pytree (last epoch). opt_state: the optimizer state.
+  params: the trained param pytree (of the last epoch; with early stopping of the best one).
+  opt_state: the optimizer state that goes with them.
   history: one dict per epoch (metrics.jsonl's rows: 'train/loss', 'eval/loss', ... in nats per
   image for a normalized likelihood; 'epoch_seconds' in seconds). summary: the last epoch's
   metrics, sizes and timings (summary.json). workdir: the run directory, or None.
@@ -111,7 +112,7 @@ def _validate(objective, source, eval_source, epochs, batch_size):
 def fit(objective, optimizer, train_data, *, eval_data=None, epochs: int, batch_size: int,
         seed: int = 0, workdir: str | Path | None = None, resume: bool = False,
         hooks: Sequence[loop_lib.Hook] | None = None, progress: bool = True,
-        eval_batch_size: int = 500,
+        eval_batch_size: int = 500, early_stopping: hooks_lib.EarlyStopping | None = None,
         hparams: train.Hparams | Mapping[str, float] | None = None) -> FitResult:
   """Trains `objective`'s model with `optimizer` on `train_data`: the one training loop of
   vae_jax (a `lax.scan` epoch of jitted, pure steps; exact masked evaluation).
@@ -133,6 +134,9 @@ def fit(objective, optimizer, train_data, *, eval_data=None, epochs: int, batch_
       checkpoints of the last two epochs) or None (nothing written). resume: continue the run
       in workdir from its newest good checkpoint.
     hooks: more loop.Hook objects, run after the built-in ones (hooks.py).
+    early_stopping: e.g. hooks.EarlyStopping(patience=5, metric="eval/loss", min_delta=0.5):
+      training stops `patience` epochs after the last improvement, the result holds the params
+      of the best epoch, and with a workdir its checkpoint is kept in best/ (resume replays it).
     hparams: the traced hyperparameters (train.Hparams, or a mapping of some of its fields):
       beta (KL weight, default 1.0), and lr / weight_decay read by train.make_optimizer's
       optimizers only.
@@ -151,6 +155,9 @@ def fit(objective, optimizer, train_data, *, eval_data=None, epochs: int, batch_
                             else dict(hparams or {})))
   spec = _fit_spec(objective, source, epochs=epochs, batch_size=batch_size, seed=seed,
                    hparams=hp)
+  if early_stopping is not None:
+    spec["early_stopping"] = [early_stopping.patience, early_stopping.metric,
+                              early_stopping.min_delta]
   workdir = None if workdir is None else Path(workdir)
   resumed = False
   if workdir is not None:
@@ -174,23 +181,24 @@ def fit(objective, optimizer, train_data, *, eval_data=None, epochs: int, batch_
     workdir.mkdir(parents=True, exist_ok=True)
   try:
     with locking.hold([workdir]) if workdir is not None else contextlib.nullcontext():
-      return _fit(loop, spec, workdir, resumed, progress, list(hooks or ()))
+      return _fit(loop, spec, workdir, resumed, progress, list(hooks or ()), early_stopping)
   except BaseException:
     if created and checkpointing.latest_epoch(workdir) is None:
       shutil.rmtree(workdir, ignore_errors=True)  # Nothing worth keeping: no half-written run.
     raise
 
 
-def _fit(loop, spec, workdir, resumed, progress, extra) -> FitResult:
+def _fit(loop, spec, workdir, resumed, progress, extra, stopping) -> FitResult:
   start = time.perf_counter()
   state = loop_lib.initial_state(loop, None, fresh=not resumed)
   if resumed:
-    state = hooks_lib.resume_state(loop, state, [workdir])
-  parts = [hooks_lib.NonFiniteGuard(100)]
+    state = hooks_lib.resume_state(loop, state, [workdir], stopping)
+  parts = [hooks_lib.NonFiniteGuard(100), *([stopping] if stopping else [])]
   logs = []
   if workdir is not None:
     logs = [run_log.RunLog(workdir)]
-    parts += [hooks_lib.MetricsLog(logs, [spec], FIT_FILE), hooks_lib.Checkpointer([workdir])]
+    parts.insert(0, hooks_lib.MetricsLog(logs, [spec], FIT_FILE))
+    parts.append(hooks_lib.Checkpointer([workdir], stopping=stopping))
   parts += [hooks_lib.Progress(progress), *extra]
   try:
     state = loop_lib.run(loop, state, parts)
@@ -199,9 +207,15 @@ def _fit(loop, spec, workdir, resumed, progress, extra) -> FitResult:
       part.close()
   history = list(state.history[0])
   compile_seconds, compiles = loop.programs.totals()
+  es = state.stopping[0]
+  best_epoch = es.best_epoch if stopping else state.epoch
+  reported = next((r for r in history if r["epoch"] == best_epoch), {})
+  final = state.best if stopping else state.train
   summary = {
       "epoch": state.epoch,
-      **{k: v for k, v in (history[-1] if history else {}).items() if "/" in k},
+      "best_epoch": best_epoch,
+      "stopped_epoch": es.stopped_epoch or None,
+      **{k: v for k, v in reported.items() if "/" in k},
       "param_count": models.param_count(state.train.params),
       "median_epoch_seconds": (statistics.median(r["epoch_seconds"] for r in history)
                                if history else None),
@@ -211,7 +225,7 @@ def _fit(loop, spec, workdir, resumed, progress, extra) -> FitResult:
   }
   for log in logs:
     log.finish(summary, workdir / "figures", [])
-  return FitResult(state.train.params, state.train.opt_state, history, summary, workdir)
+  return FitResult(final.params, final.opt_state, history, summary, workdir)
 
 
 def load_run(workdir: str | Path, objective=None, optimizer=None) -> evaluate.RestoredRun:
