@@ -15,43 +15,33 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
 SHARED_DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 
 
-@pytest.fixture(scope="session")
-def mnist_data_dir(tmp_path_factory) -> str:
-  """A TFDS data dir holding the standard `mnist` dataset, prepared offline once per session.
-
-  Reuses $TFDS_DATA_DIR when mnist is already prepared there, else imports
-  SHARED_DATASETS/mnist into a session tmp dir (~20 s).
-  """
+def _prepared(name: str, tmp_path_factory) -> str:
+  """A TFDS data dir holding the standard dataset `name`: $TFDS_DATA_DIR when it holds it
+  already, else a session tmp dir it is imported into from SHARED_DATASETS/<name> (~20 s)."""
   from vae_jax import data  # pylint: disable=g-import-not-at-top
 
   env_dir = os.environ.get("TFDS_DATA_DIR")
   if env_dir:
     try:
-      data.load_split("mnist", "test[:1]", env_dir)
+      data.load_split(name, "test[:1]", env_dir)
       return env_dir
     except data.DataError:
       pass
-  data_dir = str(tmp_path_factory.mktemp("tfds"))
-  data.import_idx("mnist", str(SHARED_DATASETS / "mnist"), data_dir)
+  data_dir = str(tmp_path_factory.mktemp(f"tfds_{name}"))
+  data.import_idx(name, str(SHARED_DATASETS / name), data_dir)
   return data_dir
+
+
+@pytest.fixture(scope="session")
+def mnist_data_dir(tmp_path_factory) -> str:
+  """A TFDS data dir holding the standard `mnist` dataset, prepared offline once per session."""
+  return _prepared("mnist", tmp_path_factory)
 
 
 @pytest.fixture(scope="session")
 def fashion_mnist_data_dir(tmp_path_factory) -> str:
-  """A TFDS data dir holding `fashion_mnist`, imported offline from SHARED_DATASETS once per
-  session ($TFDS_DATA_DIR when it holds it already)."""
-  from vae_jax import data  # pylint: disable=g-import-not-at-top
-
-  env_dir = os.environ.get("TFDS_DATA_DIR")
-  if env_dir:
-    try:
-      data.load_split("fashion_mnist", "test[:1]", env_dir)
-      return env_dir
-    except data.DataError:
-      pass
-  data_dir = str(tmp_path_factory.mktemp("tfds_fashion"))
-  data.import_idx("fashion_mnist", str(SHARED_DATASETS / "fashion_mnist"), data_dir)
-  return data_dir
+  """A TFDS data dir holding `fashion_mnist`, prepared offline once per session."""
+  return _prepared("fashion_mnist", tmp_path_factory)
 
 
 def tiny_config(data_dir: str, **overrides):
