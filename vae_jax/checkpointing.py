@@ -11,9 +11,7 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
-
 from vae_jax.errors import CheckpointError  # noqa: F401  # Raised here; the public name stays.
-
 
 LATEST = "ckpt"  # The newest checkpoints of a run (resume from here).
 BEST = "best"  # With early stopping: the state of the best epoch so far.

@@ -34,6 +34,7 @@ import tqdm
 from vae_jax import (checkpointing, config as config_lib, data, evaluate, figures, growth, hooks,
                      locking, loop as loop_lib, models, objectives, parallel, run_log, streaming,
                      train)
+from vae_jax.errors import RunError  # noqa: F401  # Raised here; the public name stays.
 
 # Config fields that change how a run is computed or what it keeps, not its results (up to float
 # rounding).
@@ -43,9 +44,6 @@ COMPUTE_ONLY = ("model.conv_batch_chunks", "model.conv_runs", "train.steps_per_c
                 "data.device_budget_mb", "train.max_nonfinite_steps", "train.checkpoint_minutes")
 # Config fields that may change between a run and its resumption (or --reuse).
 RESUMABLE_CHANGES = ("train.epochs", *COMPUTE_ONLY)
-
-
-from vae_jax.errors import RunError  # noqa: F401  # Raised here; the public name stays.
 
 
 def load_data(config) -> dict[str, tuple[np.ndarray, np.ndarray]]:

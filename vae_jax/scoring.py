@@ -16,11 +16,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from vae_jax import data, evaluate, figures, metrics
+from vae_jax.errors import ScoreError  # noqa: F401  # Raised here; the public name stays.
 
 BATCH = 500
-
-
-from vae_jax.errors import ScoreError  # noqa: F401  # Raised here; the public name stays.
 
 
 def default_classifier_dir(dataset: str) -> Path:
