@@ -20,7 +20,6 @@ Run directories (sweep layout, checkpoints/anomaly/):
 import argparse
 import functools
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # experiments/: `common`.
@@ -39,15 +38,11 @@ def groups(args) -> list[tuple[str, list[str], list[int]]]:
 
 
 def train_group(name, overrides, seeds, args) -> None:
-  from vae_jax import config as config_lib, sweep  # pylint: disable=import-outside-toplevel
-  config = config_lib.load_config(CONFIG)
-  config_lib.apply_overrides(config, [f"train.epochs={args.epochs}", "eval.iw_samples=0",
-                                      *overrides, *args.override])
-  start = time.perf_counter()
-  results = sweep.run_sweep(config, [f"seed={','.join(map(str, seeds))}"], args.runs / name,
-                            resume=args.resume, reuse=args.reuse, progress=False)
+  results, seconds = study.train_sweep(
+      CONFIG, [f"train.epochs={args.epochs}", "eval.iw_samples=0", *overrides],
+      study.seed_sweep(seeds), args.runs / name, args)
   print(f"{name}: test loss " + ", ".join(f"{r['summary']['eval/loss']:.2f}" for r in results)
-        + f" ({time.perf_counter() - start:.0f} s)", flush=True)
+        + f" ({seconds:.0f} s)", flush=True)
 
 
 def main(argv=None):

@@ -23,7 +23,6 @@ Run directories (sweep layout, checkpoints/beta_cvae/<group>/<run>/):
 import argparse
 import functools
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # experiments/: `common`.
@@ -57,19 +56,15 @@ def group_sweeps(group: str, args) -> tuple[list[str], list[str]]:
 
 def train_group(group: str, args) -> None:
   """Trains (or reuses / resumes) the runs of one group as one sweep."""
-  from vae_jax import config as config_lib, sweep  # pylint: disable=import-outside-toplevel
   overrides, sweeps = group_sweeps(group, args)
   if not sweeps:
     return
-  config = config_lib.load_config(CONFIG)
-  config_lib.apply_overrides(config, [f"train.epochs={args.epochs}", *overrides, *args.override])
-  start = time.perf_counter()
-  results = sweep.run_sweep(config, sweeps, args.runs / group, resume=args.resume,
-                            reuse=args.reuse, progress=False)
+  results, seconds = study.train_sweep(CONFIG, [f"train.epochs={args.epochs}", *overrides],
+                                       sweeps, args.runs / group, args)
   programs = sorted({r["summary"]["runs_in_program"] for r in results})
   print(f"{group}: {len(results)} runs, runs per program {programs}, test loss "
         + ", ".join(f"{r['summary']['eval/loss']:.2f}" for r in results)
-        + f" ({time.perf_counter() - start:.0f} s)", flush=True)
+        + f" ({seconds:.0f} s)", flush=True)
 
 
 def main(argv=None):

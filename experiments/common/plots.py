@@ -4,6 +4,7 @@ panels, sorted profiles, rate-distortion, ROC curves), beside every figure of va
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Sequence
 
 import matplotlib.pyplot as plt

@@ -11,12 +11,14 @@ import json
 import shlex
 import statistics
 import sys
+import time
 from pathlib import Path
 
 import jax
 import numpy as np
 
-from vae_jax import checkpointing, config as config_lib, data, evaluate, evaluators, scoring, train
+from vae_jax import (checkpointing, config as config_lib, data, evaluate, evaluators, scoring,
+                     sweep, train)
 
 
 def mean_sd(values, digits: int = 2) -> str:
@@ -163,6 +165,30 @@ def add_study_arguments(parser, runs: Path, out: Path) -> None:
                       help="KEY=VALUE config overrides for every run (quick checks)")
   parser.add_argument("--runs", type=Path, default=runs, help="parent of the run directories")
   parser.add_argument("--out", type=Path, default=out, help="where README.md and figures go")
+
+
+def train_sweep(config_file, overrides, sweeps, run_dir: Path, args) -> tuple[list[dict], float]:
+  """The runs of one group of a study grid, through `vae-jax train --sweep`'s machinery: the
+  config file with `overrides` and the user's --override applied, `sweeps` ("key=v1,v2", e.g.
+  "seed=0,1,2") expanded into <run_dir>/<name>/ run directories grouped into shared programs;
+  --resume and --reuse as the runner got them.
+
+  Returns:
+    (sweep.run_sweep's results, seconds it took).
+  Raises:
+    ConfigError, DataError, RunError: as sweep.run_sweep.
+  """
+  start = time.perf_counter()
+  config = config_lib.load_config(config_file)
+  config_lib.apply_overrides(config, [*overrides, *args.override])
+  results = sweep.run_sweep(config, sweeps, run_dir, resume=args.resume, reuse=args.reuse,
+                            progress=False)
+  return results, time.perf_counter() - start
+
+
+def seed_sweep(seeds) -> list[str]:
+  """The sweep of a group's seeds: ["seed=0,1,2"]."""
+  return [f"seed={','.join(map(str, seeds))}"]
 
 
 def run_study(args, train_steps, write_report) -> int:

@@ -74,18 +74,14 @@ def _landing_lines(size: int = 4) -> list[str]:
 
 def train(dataset: str, activation: str, fan: str, args, base_overrides: list[str]) -> None:
   """Trains one cell's seeds as one vmapped sweep for args.ablation_epochs epochs."""
-  from vae_jax import config as config_lib, sweep  # pylint: disable=import-outside-toplevel
   seeds = study.untrained_seeds(args.seeds, args.reuse,
                                 lambda s: _record(args, dataset, activation, fan, s))
   if not seeds:
     return
-  config = config_lib.load_config(args.conv_config)
-  config_lib.apply_overrides(config, [f"data.name={dataset}",
-                                      f"train.epochs={args.ablation_epochs}", *base_overrides,
-                                      *cell_overrides(activation, fan), *args.override])
-  results = sweep.run_sweep(config, [f"seed={','.join(map(str, seeds))}"],
-                            _group(args.runs, dataset, activation, fan), resume=args.resume,
-                            reuse=args.reuse, progress=False)
+  results, _ = study.train_sweep(
+      args.conv_config, [f"data.name={dataset}", f"train.epochs={args.ablation_epochs}",
+                         *base_overrides, *cell_overrides(activation, fan)],
+      study.seed_sweep(seeds), _group(args.runs, dataset, activation, fan), args)
   print(f"ablation {dataset} {cell_name(activation, fan)}: test loss "
         + ", ".join(f"{r['summary']['eval/loss']:.2f}" for r in results), flush=True)
 

@@ -25,7 +25,6 @@ checkpoint.
 import argparse
 import functools
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # experiments/: `common`.
@@ -52,24 +51,20 @@ def group_dir(runs: Path, dataset: str, model: str, pset: str) -> Path:
 def train_group(dataset, model, pset, args) -> None:
   """Trains (or reuses / resumes) the seeds of one (dataset, model, set) as one sweep; with
   --reuse, seeds whose record is committed beside the README are not trained again."""
-  from vae_jax import config as config_lib, sweep  # pylint: disable=import-outside-toplevel
   import report  # pylint: disable=import-outside-toplevel
   seeds = study.untrained_seeds(
       args.seeds, args.reuse, lambda s: report.record_dir(args, group_dir, dataset, model, pset, s))
   if not seeds:
     return
-  config = config_lib.load_config(CONFIGS[model])
-  config_lib.apply_overrides(config, [f"data.name={dataset}", f"train.epochs={args.max_epochs}",
-                                      *set_overrides(pset), *args.override])
-  start = time.perf_counter()
-  results = sweep.run_sweep(config, [f"seed={','.join(map(str, seeds))}"],
-                            group_dir(args.runs, dataset, model, pset), resume=args.resume,
-                            reuse=args.reuse, progress=False)
+  results, seconds = study.train_sweep(
+      CONFIGS[model], [f"data.name={dataset}", f"train.epochs={args.max_epochs}",
+                       *set_overrides(pset)],
+      study.seed_sweep(seeds), group_dir(args.runs, dataset, model, pset), args)
   losses = ", ".join(f"{r['summary']['eval/loss']:.2f}@{r['summary']['best_epoch']}"
                      for r in results)
   capped = [r["name"] for r in results if r["summary"]["stopped_epoch"] is None]
   print(f"{dataset} {model} {pset}: test loss@best epoch {losses} "
-        f"({time.perf_counter() - start:.0f} s)"
+        f"({seconds:.0f} s)"
         + (f"; the {args.max_epochs}-epoch cap bound for {', '.join(capped)}" if capped else ""),
         flush=True)
 
