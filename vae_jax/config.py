@@ -220,6 +220,12 @@ def flat_keys(config, prefix="") -> list[str]:
   return keys
 
 
+def _kinds(kind: str) -> tuple[str, ...]:
+  """The encoder / decoder kinds a config may name: ENCODER_KINDS, or this "package.module:Class"
+  (an open registry: your own flax module; models.user_module imports it)."""
+  return (*models.ENCODER_KINDS, *([kind] if models.is_user_kind(kind) else []))
+
+
 def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   """Checks sizes and names before anything is written.
 
@@ -260,8 +266,10 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
                         f"{k} classes of {config.data.name} (0..{k - 1}); fix "
                         "--config.data.exclude_classes")
   for name, value, known in (("model.kind", config.model.kind, models.MODEL_KINDS),
-                             ("model.encoder.kind", config.model.encoder.kind, models.ENCODER_KINDS),
-                             ("model.decoder.kind", config.model.decoder.kind, models.ENCODER_KINDS),
+                             ("model.encoder.kind", config.model.encoder.kind,
+                              _kinds(config.model.encoder.kind)),
+                             ("model.decoder.kind", config.model.decoder.kind,
+                              _kinds(config.model.decoder.kind)),
                              ("model.decoder.upsample", config.model.decoder.upsample,
                               models.UPSAMPLE_MODES),
                              ("model.decoder.project_activation",

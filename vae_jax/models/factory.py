@@ -3,13 +3,16 @@
 Config layout read by build_model (experiments/configs, config.base_config):
   model.kind: one of MODEL_KINDS;  model.latent_dim;  model.dense_init (layers.DENSE_INITS);
   model.encoder.kind / model.decoder.kind: one of ENCODER_KINDS, with `widths` (mlp hidden widths)
-  and `features` (conv channels);  model.decoder.upsample (optional, conv.UPSAMPLE_MODES, default
+  and `features` (conv channels), or "package.module:Class", a flax module of your own
+  (user_module: encoder x [B, H, W, C] -> (mean, logvar) [B, Z]; decoder z [B, Z] -> logits);  model.decoder.upsample (optional, conv.UPSAMPLE_MODES, default
   'transpose');  model.classifier_hidden (classifier only, default 128).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+import dataclasses
+import importlib
 import math
 
 import flax.linen as nn
@@ -22,6 +25,35 @@ from vae_jax.models.composites import CVAE, VAE, Autoencoder
 
 MODEL_KINDS = ("vae", "ae", "cvae", "classifier")
 ENCODER_KINDS = ("mlp", "conv")  # For model.encoder.kind and model.decoder.kind.
+# Or an open registry entry: "package.module:Class", a flax module of your own (user_module).
+
+
+def is_user_kind(kind: str) -> bool:
+  """Whether an encoder / decoder kind names a user's module ("package.module:Class")."""
+  return ":" in kind
+
+
+def user_module(name: str, section, **known) -> nn.Module:
+  """The user's flax module `name` ("package.module:Class") built from its config section: every
+  field of the section but `kind` that the class declares, plus those of `known` it declares
+  (latent_dim for an encoder, image_shape for a decoder).
+
+  Raises:
+    ValueError: the module or class cannot be imported, or is not a flax module.
+  """
+  module_name, _, attr = name.partition(":")
+  try:
+    cls = getattr(importlib.import_module(module_name), attr)
+  except (ImportError, AttributeError) as e:
+    raise ValueError(f"cannot import {name!r} ({e}); name a flax module as "
+                     "'package.module:Class' importable from here") from None
+  if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
+    raise ValueError(f"{name!r} is not a flax.linen.Module class; name one")
+  fields = {f.name for f in dataclasses.fields(cls)}
+  values = {k: v for k, v in dict(section).items() if k != "kind" and k in fields}
+  values |= {k: v for k, v in known.items() if k in fields}
+  values = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
+  return cls(**values)
 
 
 def _sizes(name: str, values: Sequence[int], *, nonempty: bool = False) -> tuple[int, ...]:
@@ -34,7 +66,7 @@ def _sizes(name: str, values: Sequence[int], *, nonempty: bool = False) -> tuple
 
 
 def _kind(name: str, value: str, known: Sequence[str]) -> str:
-  if value not in known:
+  if value not in known and not (name in ("encoder.kind", "decoder.kind") and is_user_kind(value)):
     raise ValueError(f"unknown model.{name} {value!r}; choose one of {', '.join(known)}")
   return value
 
@@ -78,14 +110,20 @@ def build_model(model_config, image_shape: Sequence[int], num_classes: int = 0,
   latent_dim = _sizes("latent_dim", (model_config.latent_dim,))[0]
   conv_runs = _kind("conv_runs", model_config.get("conv_runs", "vmap"), conv.CONV_RUNS_MODES)
   heads = mlp.CODE_HEADS if kind == "ae" else mlp.POSTERIOR_HEADS
-  if _kind("encoder.kind", enc_cfg.get("kind", "mlp"), ENCODER_KINDS) == "mlp":
+  enc_kind = _kind("encoder.kind", enc_cfg.get("kind", "mlp"), ENCODER_KINDS)
+  dec_kind = _kind("decoder.kind", dec_cfg.get("kind", "mlp"), ENCODER_KINDS)
+  if is_user_kind(enc_kind):
+    encoder = user_module(enc_kind, enc_cfg, latent_dim=latent_dim)
+  elif enc_kind == "mlp":
     widths = enc_cfg.widths if encoder_widths is None else encoder_widths
     encoder = mlp.MLPEncoder(_sizes("encoder.widths", widths), latent_dim, init, heads)
   else:
     encoder = conv.ConvEncoder(_sizes("encoder.features", enc_cfg.features, nonempty=True),
                                latent_dim, init, heads,
                                int(model_config.get("conv_batch_chunks", 1)), conv_runs)
-  if _kind("decoder.kind", dec_cfg.get("kind", "mlp"), ENCODER_KINDS) == "mlp":
+  if is_user_kind(dec_kind):
+    decoder = user_module(dec_kind, dec_cfg, image_shape=image_shape)
+  elif dec_kind == "mlp":
     decoder = mlp.MLPDecoder(_sizes("decoder.widths", dec_cfg.widths), image_shape, init)
   else:
     decoder = conv.ConvDecoder(
