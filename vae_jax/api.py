@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 import contextlib
+import hashlib
 import json
 from pathlib import Path
 import shutil
@@ -51,9 +52,24 @@ class FitResult(NamedTuple):
   workdir: Path | None
 
 
+def _describe(objective, image_shape) -> str:
+  """What identifies an objective and its model in fit.json: class names, likelihood,
+  preprocessing and the SHA-256 of the param tree's paths, shapes and dtypes (not `repr`, which
+  may hold addresses of a user module's initializers)."""
+  shape = tuple(int(s) for s in image_shape)
+  shapes = jax.eval_shape(lambda key: objective.init_params(key, shape), jax.random.key(0))
+  tree = ";".join(f"{jax.tree_util.keystr(path)}:{leaf.shape}:{leaf.dtype}"
+                  for path, leaf in jax.tree_util.tree_leaves_with_path(shapes))
+  return (f"{type(objective).__name__}({type(objective.model).__name__}, likelihood="
+          f"{getattr(objective, 'likelihood', None)}, preprocess="
+          f"{getattr(objective, 'preprocess', None)}, params sha256 "
+          f"{hashlib.sha256(tree.encode()).hexdigest()[:16]})")
+
+
 def _fit_spec(objective, source, *, epochs, batch_size, seed, hparams) -> dict:
   """fit.json: what identifies the run (a resumed fit must match it but for RESUMABLE)."""
-  return {"objective": repr(objective), "image_shape": list(source.image_shape),
+  return {"objective": _describe(objective, source.image_shape),
+          "image_shape": list(source.image_shape),
           "train_images": len(source), "epochs": epochs, "batch_size": batch_size,
           "seed": seed, "hparams": {k: float(v) for k, v in hparams._asdict().items()}}
 
@@ -253,7 +269,7 @@ def load_run(workdir: str | Path, objective=None, optimizer=None) -> evaluate.Re
   if objective is None or optimizer is None:
     raise RunError(f"{workdir} was trained by vae_jax.fit; pass the objective and optimizer it "
                    "was trained with: load_run(workdir, objective, optimizer)")
-  if repr(objective) != spec["objective"]:
+  if _describe(objective, spec["image_shape"]) != spec["objective"]:
     raise RunError(f"{workdir} was trained with another objective ({spec['objective'][:80]}"
                    "...); pass the one it was trained with")
   epoch, meta = checkpointing.restore_meta(workdir)
