@@ -217,10 +217,20 @@ def _fit(loop, spec, workdir, resumed, progress, extra, stopping) -> FitResult:
     parts.append(hooks_lib.Checkpointer([workdir], stopping=stopping))
   parts += [hooks_lib.Progress(progress), *extra]
   try:
-    state = loop_lib.run(loop, state, parts)
+    try:
+      state = loop_lib.run(loop, state, parts)
+    finally:
+      for part in parts:
+        part.close()
+    return _fit_result(loop, state, spec, workdir, stopping, logs, start)
   finally:
-    for part in parts:
-      part.close()
+    for log in logs:
+      log.close()
+
+
+def _fit_result(loop, state, spec, workdir, stopping, logs, start) -> FitResult:
+  """The FitResult of the finished loop; its summary also goes to summary.json (and TensorBoard)
+  through `logs`."""
   history = list(state.history[0])
   compile_seconds, compiles = loop.programs.totals()
   es = state.stopping[0]

@@ -69,8 +69,9 @@ class MetricsLog(BaseHook):
   metrics.jsonl at the start, one row per epoch after it (and TensorBoard scalars).
 
   Args:
-    logs: one run_log.RunLog per run. configs: what each run's `filename` holds (a ConfigDict,
-      or a JSON-able dict for a fit's fit.json).
+    logs: one run_log.RunLog per run, owned by the caller, who writes the final summary through
+      them after the loop and closes them. configs: what each run's `filename` holds (a
+      ConfigDict, or a JSON-able dict for a fit's fit.json).
   """
 
   def __init__(self, logs: Sequence[run_log.RunLog], configs: Sequence,
@@ -87,10 +88,6 @@ class MetricsLog(BaseHook):
       if row is not None:
         log.epoch(row)
     return state
-
-  def close(self) -> None:
-    for log in self.logs:
-      log.close()
 
 
 class NonFiniteGuard(BaseHook):
