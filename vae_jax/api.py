@@ -217,11 +217,7 @@ def _fit(loop, spec, workdir, resumed, progress, extra, stopping) -> FitResult:
     parts.append(hooks_lib.Checkpointer([workdir], stopping=stopping))
   parts += [hooks_lib.Progress(progress), *extra]
   try:
-    try:
-      state = loop_lib.run(loop, state, parts)
-    finally:
-      for part in parts:
-        part.close()
+    state = loop_lib.run(loop, state, parts)
     return _fit_result(loop, state, spec, workdir, stopping, logs, start)
   finally:
     for log in logs:

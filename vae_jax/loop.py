@@ -264,20 +264,24 @@ def run_epoch(loop: Loop, state: LoopState, epoch: int) -> tuple[LoopState, Epoc
 
 def run(loop: Loop, state: LoopState, hooks: Sequence[Hook]) -> LoopState:
   """The loop: hooks' `start`, then epochs state.epoch + 1 .. loop.epochs until no run is
-  active, each between the hooks' `before_epoch` and `after_epoch`. The caller closes the hooks
+  active, each between the hooks' `before_epoch` and `after_epoch`; then every hook's `close`
   (also when this raises).
 
   Returns:
     the final state.
   """
-  for hook in hooks:
-    state = hook.start(loop, state)
-  for epoch in range(state.epoch + 1, loop.epochs + 1):
-    if not any(state.active):
-      break
+  try:
     for hook in hooks:
-      state = hook.before_epoch(loop, state, epoch)
-    state, result = run_epoch(loop, state, epoch)
+      state = hook.start(loop, state)
+    for epoch in range(state.epoch + 1, loop.epochs + 1):
+      if not any(state.active):
+        break
+      for hook in hooks:
+        state = hook.before_epoch(loop, state, epoch)
+      state, result = run_epoch(loop, state, epoch)
+      for hook in hooks:
+        state = hook.after_epoch(loop, state, result)
+    return state
+  finally:
     for hook in hooks:
-      state = hook.after_epoch(loop, state, result)
-  return state
+      hook.close()

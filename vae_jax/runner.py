@@ -296,11 +296,7 @@ def _run(configs, workdirs, splits, starts, progress, data_seconds, layout) -> l
             hooks.NonFiniteGuard(c.train.get("max_nonfinite_steps", 100), nonfinite),
             *([stopping] if stopping else []), checkpointer, hooks.Progress(progress)]
   try:
-    try:
-      state = loop_lib.run(loop, state, parts)
-    finally:
-      for part in parts:
-        part.close()
+    state = loop_lib.run(loop, state, parts)
     return _finish(configs, workdirs, loop, state, host, logs, progress,
                    dict(data=data_seconds, run_start=run_start - state.elapsed,
                         on_device=on_device, patience=es.patience))
