@@ -230,8 +230,7 @@ def _fit_result(loop, state, spec, workdir, stopping, logs, start) -> FitResult:
   history = list(state.history[0])
   compile_seconds, compiles = loop.programs.totals()
   es = state.stopping[0]
-  best_epoch = es.best_epoch if stopping else state.epoch
-  reported = next((r for r in history if r["epoch"] == best_epoch), {})
+  best_epoch, reported = loop_lib.reported_epoch(history, es, stopping is not None)
   final = state.best if stopping else state.train
   summary = {
       "epoch": state.epoch,

@@ -174,6 +174,13 @@ def initial_state(loop: Loop, widths=None, fresh: bool = True) -> LoopState:
                    failed=(None,) * n)
 
 
+def reported_epoch(history, stopping, early_stopping: bool) -> tuple[int, dict]:
+  """(epoch, its row) a run reports: with early stopping its best epoch, else its last (0 and
+  {} before any epoch)."""
+  epoch = stopping.best_epoch if early_stopping else (history[-1]["epoch"] if history else 0)
+  return epoch, next((r for r in history if r["epoch"] == epoch), {})
+
+
 class EpochResult(NamedTuple):
   """What `run_epoch` measured.
 

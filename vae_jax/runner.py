@@ -331,8 +331,7 @@ def _finish(configs, workdirs, loop, state, host, logs, progress, info) -> list[
                                       jax.device_get(keys_i.eval))
     figure_seconds = time.perf_counter() - start
     history, es = state.history[i], state.stopping[i]
-    best_epoch = es.best_epoch if info["patience"] else (history[-1]["epoch"] if history else 0)
-    reported = next((r for r in history if r["epoch"] == best_epoch), {})
+    best_epoch, reported = loop_lib.reported_epoch(history, es, bool(info["patience"]))
     compile_seconds, compiles = loop.programs.totals()
     median_epoch = statistics.median(r["epoch_seconds"] for r in history)
     param_count = models.param_count(final_state.params) // runs.n
