@@ -88,9 +88,10 @@ def tiny_vae():
 # Also slow: conv programs that take > 9 s each to compile and run on 2 cores (measured with
 # --durations), whose plain-layer or MLP twins stay in the fast lane.
 SLOW_FIXTURES = {"mnist_data_dir", "fashion_mnist_data_dir"}
-SLOW_MODULES = {"test_fuzz_cli", "test_studies", "test_study_reports", "test_parallel",
-                "test_fc_vs_conv_configs"}
+SLOW_MODULES = {"test_fuzz_cli", "test_studies", "test_parallel", "test_fc_vs_conv_configs"}
 SLOW_TESTS = (
+    "test_study_reports.py::test_run_steps_gives_each_job_a_core_of_its_own",
+    "test_study_reports.py::test_growth_runner_refuses_a_conflicting_override_before_training",
     "test_models.py::test_conv_batch_chunks_change_the_computation_not_the_model",
     "test_models.py::test_conv_runs_loop_equals_vmapped_grouped_convs",
     "test_gradients.py::test_negative_elbo_gradients_match_finite_differences[conv",

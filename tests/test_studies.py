@@ -23,13 +23,13 @@ def test_ae_vs_vae_runner_writes_readme_and_figures(mnist_data_dir, tmp_path):
   assert "| 2 |" in readme and "| 3 |" in readme and "Model selection" in readme
   assert "AE error falls with latent size" in readme and "Digits 1/7 easiest" in readme
   assert "--latents 2 3 --epochs 2" in readme
-  device = json.loads((tmp_path / "runs" / "vae_z2" / "seed0" / "summary.json").read_text())["device"]
+  device = json.loads((tmp_path / "runs" / "vae_z2" / "seed=0" / "summary.json").read_text())["device"]
   assert f"` on {device}." in readme and "shared/" not in readme  # From the data, in the repo.
   figures = {p.name for p in (tmp_path / "out").glob("*.png")}
   assert {"per_class_mse_ae.png", "per_class_mse_vae.png", "val_mse_ae.png", "val_mse_vae.png",
           "comparison.png", "reconstruction_grid.png", "manifold_vae_z2.png"} <= figures
   assert any(name.startswith("train_val_vae_z") for name in figures)
-  assert (tmp_path / "runs" / "vae_z3" / "seed1" / "summary.json").exists()
+  assert (tmp_path / "runs" / "vae_z3" / "seed=1" / "summary.json").exists()
 
 
 def test_fc_vs_conv_runner_writes_readme_figures_and_rerenders(mnist_data_dir, tmp_path):

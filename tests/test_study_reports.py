@@ -2,6 +2,7 @@
 preprocessing come from the summaries, configs and arguments, never from literals; the growth
 runner hands the user's overrides to the ablations too."""
 
+import functools
 import importlib.util
 import json
 import os
@@ -34,21 +35,22 @@ mnist_run = _load("mnist_run", "experiments/mnist/run.py")
 
 def test_ablations_get_the_user_overrides_after_their_defaults_before_their_own_setting():
   user = ["optim.lr=0.01", "eval.iw_samples=7"]
-  assert growth_run.overrides("approach1_reset", 1, 5, user) == [
+  alone = ["train.epochs=5", "train.vmap_runs=never"]
+  assert growth_run.overrides("approach1_reset", 5, user) == [
       "eval.iw_samples=0", "optim.lr=0.01", "eval.iw_samples=7", "growth.optimizer=reset",
-      "seed=1", "train.epochs=5"]
-  assert growth_run.overrides("fixed", 0, 5, user) == [*user, "seed=0", "train.epochs=5"]
+      *alone]
+  assert growth_run.overrides("fixed", 5, user) == [*user, *alone]
   # Agreeing with the ablation's own setting is fine; contradicting it is refused.
-  assert "growth.optimizer=reset" in growth_run.overrides("approach1_reset", 0, 5,
+  assert "growth.optimizer=reset" in growth_run.overrides("approach1_reset", 5,
                                                           ["growth.optimizer=reset"])
   with pytest.raises(ValueError, match="conflicts with run 'approach1_reset'"):
-    growth_run.overrides("approach1_reset", 0, 5, ["growth.optimizer=pad"])
+    growth_run.overrides("approach1_reset", 5, ["growth.optimizer=pad"])
   with pytest.raises(ValueError, match="conflicts with run 'approach1_zeros'"):
-    growth_run.overrides("approach1_zeros", 0, 5, ["growth.outgoing_init=he"])
+    growth_run.overrides("approach1_zeros", 5, ["growth.outgoing_init=he"])
   with pytest.raises(ValueError, match="--seeds"):
-    growth_run.overrides("fixed", 0, 5, ["seed=3"])
+    growth_run.overrides("fixed", 5, ["seed=3"])
   with pytest.raises(ValueError, match="--epochs"):
-    growth_run.overrides("approach1_zeros", 0, 5, ["train.epochs=3"])
+    growth_run.overrides("approach1_zeros", 5, ["train.epochs=3"])
 
 
 def test_build_config_of_an_ablation_keeps_user_overrides():
@@ -73,6 +75,24 @@ def test_growth_runner_refuses_a_conflicting_override_before_training(tmp_path):
   assert not (tmp_path / "runs").exists()
 
 
+def _pid_and_cores(_):
+  return os.getpid(), os.sched_getaffinity(0)
+
+
+def test_run_steps_gives_each_job_a_core_of_its_own_and_keeps_the_order():
+  from common import study  # pylint: disable=import-outside-toplevel
+  cores = os.sched_getaffinity(0)
+  steps = [functools.partial(_pid_and_cores, i) for i in range(4)]
+  assert study.run_steps(steps) == [(os.getpid(), cores)] * 4
+  pinned = dict(study.run_steps(steps, jobs=2))  # Worker pid -> its cores.
+  assert os.getpid() not in pinned and 1 <= len(pinned) <= 2
+  assert all(len(c) == 1 and c <= cores for c in pinned.values())
+  assert len(set().union(*pinned.values())) == len(pinned)  # Two workers, two cores.
+  assert study.run_steps([functools.partial(int, "7"), functools.partial(int, "8")], 2) == [7, 8]
+  with pytest.raises(ValueError, match="invalid literal"):
+    study.run_steps([functools.partial(int, "x"), functools.partial(int, "8")], jobs=2)
+
+
 # --- growth: README text ----------------------------------------------------------------------
 
 def _fake_growth_runs(root, device, preprocess="binarize_dynamic", elbo_l=7, iw_k=100):
@@ -81,7 +101,7 @@ def _fake_growth_runs(root, device, preprocess="binarize_dynamic", elbo_l=7, iw_
   for name, seeds in [(a, (0, 1)) for a in growth_run.ARMS] + [(a, (0,))
                                                                for a in growth_run.ABLATIONS]:
     for seed in seeds:
-      d = root / f"{name}-s{seed}"
+      d = root / name / f"seed={seed}"
       d.mkdir(parents=True)
       rows = []
       for e in range(1, epochs + 1):
@@ -236,13 +256,21 @@ def test_committed_study_reports_do_not_point_outside_the_repository():
 def test_growth_runner_resume_continues_an_unfinished_run(mnist_data_dir, tmp_path):
   tiny = ["data.train_subset=256", "model.encoder.widths=16,8", "model.decoder.widths=8,16",
           "eval.iw_samples=0", "train.checkpoint_every=1", f"data.data_dir={mnist_data_dir}"]
-  growth_run._train(("fixed", 0, 2, tiny, str(tmp_path / "full"), False))
-  growth_run._train(("fixed", 0, 1, tiny, str(tmp_path / "cut"), False))
-  first = (tmp_path / "cut" / "fixed-s0" / "metrics.jsonl").read_text()
-  growth_run._train(("fixed", 0, 2, tiny, str(tmp_path / "cut"), True))
-  lines = (tmp_path / "cut" / "fixed-s0" / "metrics.jsonl").read_text()
+
+  def train(runs, epochs, resume):
+    growth_run.train_group("fixed", [0], SimpleNamespace(
+        epochs=epochs, runs=tmp_path / runs, override=tiny, resume=resume, reuse=False))
+  train("full", 2, False)
+  train("cut", 1, False)
+  run = tmp_path / "cut" / "fixed" / "seed=0"
+  first = (run / "metrics.jsonl").read_text()
+  with pytest.raises(Exception, match="--resume"):  # A run with a checkpoint is never deleted.
+    train("cut", 2, False)
+  assert (run / "metrics.jsonl").read_text() == first
+  train("cut", 2, True)
+  lines = (run / "metrics.jsonl").read_text()
   # Continued, not restarted: a rerun of epoch 1 would have measured its own epoch_seconds.
   assert lines.startswith(first) and len(lines.splitlines()) == 2
-  full, cut = (json.loads((tmp_path / d / "fixed-s0" / "summary.json").read_text())
+  full, cut = (json.loads((tmp_path / d / "fixed" / "seed=0" / "summary.json").read_text())
                for d in ("full", "cut"))
   assert full["eval/loss"] == cut["eval/loss"]

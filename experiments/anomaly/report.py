@@ -55,8 +55,8 @@ def _heldout(args, groups, mnist):
     if not name.startswith("heldout_"):
       continue
     d = int(name.split("_")[1])
-    runs = [study.RunDir(args.runs / name / f"seed={s}") for s in seeds
-            if (args.runs / name / f"seed={s}" / "summary.json").is_file()]
+    runs = [study.RunDir(study.seed_dir(args.runs / name, s)) for s in seeds
+            if (study.seed_dir(args.runs / name, s) / "summary.json").is_file()]
     if not runs:
       rows.append(f"| {d} | not run yet |" + " |" * 4)
       continue
@@ -77,8 +77,8 @@ def _fashion(args, groups, mnist, fashion):
   """Per-seed AUROCs of MNIST (positive) vs Fashion-MNIST test, mean NLLs, ROC data."""
   from vae_jax import metrics  # pylint: disable=import-outside-toplevel
   seeds = next(s for name, _, s in groups if name == "fashion")
-  runs = [study.RunDir(args.runs / "fashion" / f"seed={s}") for s in seeds
-          if (args.runs / "fashion" / f"seed={s}" / "summary.json").is_file()]
+  runs = [study.RunDir(study.seed_dir(args.runs / "fashion", s)) for s in seeds
+          if (study.seed_dir(args.runs / "fashion", s) / "summary.json").is_file()]
   if not runs:
     return None
   bits = {"mnist": metrics.png_bits(mnist[0]), "fashion": metrics.png_bits(fashion[0])}
@@ -99,8 +99,8 @@ def _fashion(args, groups, mnist, fashion):
 def write(args, groups) -> Path:
   from vae_jax import data  # pylint: disable=import-outside-toplevel
   from common import plots  # pylint: disable=import-outside-toplevel
-  any_run = next((args.runs / name / f"seed={s[0]}" for name, _, s in groups
-                  if (args.runs / name / f"seed={s[0]}" / "summary.json").is_file()), None)
+  any_run = next((study.seed_dir(args.runs / name, s[0]) for name, _, s in groups
+                  if (study.seed_dir(args.runs / name, s[0]) / "summary.json").is_file()), None)
   if any_run is None:
     raise SystemExit("no finished runs to report; train them first (drop --report-only)")
   data_dir = json.loads((any_run / "config.json").read_text())["data"]["data_dir"] or None
@@ -183,8 +183,8 @@ def write(args, groups) -> Path:
         SCORES[s]: (first["mnist"][s], first["fashion"][s]) for s in SCORES}},
         args.out / "roc_fashion_mnist.png", title="ROC: MNIST as anomalies for a Fashion VAE")
     figures.append("roc_fashion_mnist.png")
-  every = [study.RunDir(args.runs / name / f"seed={s}") for name, _, seeds in groups
-           for s in seeds if (args.runs / name / f"seed={s}" / "summary.json").is_file()]
+  every = [study.RunDir(study.seed_dir(args.runs / name, s)) for name, _, seeds in groups
+           for s in seeds if (study.seed_dir(args.runs / name, s) / "summary.json").is_file()]
   lines += ["## Figures", "", f"Made by `{command}`.", "",
             *[f"![{f}]({f})" for f in figures], "",
             "## Cost", "",

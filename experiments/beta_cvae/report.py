@@ -40,7 +40,7 @@ def run_dir(runs: Path, group: str, seed: int, beta=1.0, latent=CORE_LATENT) -> 
     return runs / "beta" / f"objective.beta={_num(beta)},seed={seed}"
   if group == "latent":
     return runs / "latent" / f"model.latent_dim={latent},seed={seed}"
-  return runs / group / f"seed={seed}"
+  return study.seed_dir(runs / group, seed)
 
 
 def _finished(dirs):

@@ -6,8 +6,11 @@ share: their command-line options, the train-then-report driver and the README's
 
 from __future__ import annotations
 
+import concurrent.futures as cf
 import functools
 import json
+import multiprocessing
+import os
 import shlex
 import statistics
 import sys
@@ -155,7 +158,8 @@ def command_line(script: str) -> str:
 
 def add_study_arguments(parser, runs: Path, out: Path) -> None:
   """The options every study runner shares: --reuse, --resume, --train-only, --report-only,
-  --override KEY=VALUE ..., --runs DIR (parent of its run directories), --out DIR (README)."""
+  --override KEY=VALUE ..., --runs DIR (parent of its run directories), --out DIR (README),
+  --jobs N (run_steps)."""
   parser.add_argument("--reuse", action="store_true", help="keep runs that hold a summary.json")
   parser.add_argument("--resume", action="store_true", help="continue runs from a checkpoint")
   parser.add_argument("--train-only", action="store_true", help="skip the README")
@@ -165,6 +169,8 @@ def add_study_arguments(parser, runs: Path, out: Path) -> None:
                       help="KEY=VALUE config overrides for every run (quick checks)")
   parser.add_argument("--runs", type=Path, default=runs, help="parent of the run directories")
   parser.add_argument("--out", type=Path, default=out, help="where README.md and figures go")
+  parser.add_argument("--jobs", type=int, default=1,
+                      help="train this many groups at a time, each process on a CPU core of its own")
 
 
 def train_sweep(config_file, overrides, sweeps, run_dir: Path, args) -> tuple[list[dict], float]:
@@ -191,17 +197,54 @@ def seed_sweep(seeds) -> list[str]:
   return [f"seed={','.join(map(str, seeds))}"]
 
 
+def seed_dir(group_dir: str | Path, seed: int) -> Path:
+  """The run directory of one seed of a group: <group_dir>/seed=<s>/ (seed_sweep's layout; the
+  one naming of every study's runs)."""
+  return Path(group_dir) / f"seed={seed}"
+
+
+def _pin(cores) -> None:
+  """Worker initializer: take a CPU core of its own before JAX starts its thread pools."""
+  os.sched_setaffinity(0, {cores.get()})
+
+
+def run_steps(steps, jobs: int = 1) -> list:
+  """Calls the steps (picklable callables, e.g. functools.partial of a runner's module-level
+  function) one after another, or with jobs > 1 in that many spawned processes, each pinned to a
+  CPU core of its own (jobs beyond the cores share them).
+
+  Returns:
+    what the steps returned, in the order of `steps`.
+  Raises:
+    whatever a step raises (the first failure in completion order; the other steps finish).
+  """
+  if jobs <= 1 or len(steps) <= 1:
+    return [step() for step in steps]
+  ctx = multiprocessing.get_context("spawn")
+  cores = ctx.Queue()
+  available = sorted(os.sched_getaffinity(0))
+  for i in range(jobs):
+    cores.put(available[i % len(available)])
+  with cf.ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_pin, initargs=(cores,)) as pool:
+    futures = [pool.submit(step) for step in steps]
+    for future in cf.as_completed(futures):
+      future.result()
+    return [f.result() for f in futures]
+
+
 def run_study(args, train_steps, write_report) -> int:
-  """Calls every train_steps() (skipped with --report-only), then write_report() (skipped with
-  --train-only); a bad config or missing dataset prints one line and gives exit status 2.
+  """Calls every train_steps() (skipped with --report-only; --jobs of them at a time, run_steps),
+  then write_report() (skipped with --train-only); a bad config or missing dataset prints one
+  line and gives exit status 2.
 
   Returns:
     The exit status: 0 or 2.
   """
-  import sys  # pylint: disable=import-outside-toplevel
+  if getattr(args, "jobs", 1) < 1:
+    print(f"error: --jobs {args.jobs}: give at least 1", file=sys.stderr)
+    return 2
   try:
-    for step in [] if args.report_only else train_steps:
-      step()
+    run_steps([] if args.report_only else list(train_steps), getattr(args, "jobs", 1))
   except (config_lib.ConfigError, data.DataError) as e:
     print(f"error: {e}", file=sys.stderr)
     return 2

@@ -91,7 +91,7 @@ def _group(root: Path, dataset: str, activation: str, fan: str) -> Path:
 
 
 def _record(args, dataset, activation, fan, seed) -> Path:
-  return _group(args.out / "runs", dataset, activation, fan) / f"seed={seed}"
+  return study.seed_dir(_group(args.out / "runs", dataset, activation, fan), seed)
 
 
 def _findings(finished: dict) -> list[str]:
@@ -136,7 +136,7 @@ def write(args, set_name: str) -> Path:
     rows, finished = [], {}
     for activation, fan in CELLS:
       runs = [r for r in (study.finished_run(
-          _group(args.runs, dataset, activation, fan) / f"seed={s}",
+          study.seed_dir(_group(args.runs, dataset, activation, fan), s),
           _record(args, dataset, activation, fan, s)) for s in args.seeds) if r]
       if not runs:
         rows.append(f"| {activation} | {fan} | not run yet |" + " |" * 4)

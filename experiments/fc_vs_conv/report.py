@@ -53,7 +53,7 @@ class _Run(study.RunDir):
 
 def record_dir(args, group_dir, dataset, model, pset, seed) -> Path:
   """Where the record of a run lives beside the README (study.save_record)."""
-  return group_dir(args.out / "runs", dataset, model, pset) / f"seed={seed}"
+  return study.seed_dir(group_dir(args.out / "runs", dataset, model, pset), seed)
 
 
 def _collect(args, group_dir):
@@ -63,7 +63,7 @@ def _collect(args, group_dir):
   for dataset in args.dataset:
     for model in args.models:
       for pset in args.sets:
-        found = [study.finished_run(group_dir(args.runs, dataset, model, pset) / f"seed={s}",
+        found = [study.finished_run(study.seed_dir(group_dir(args.runs, dataset, model, pset), s),
                                     record_dir(args, group_dir, dataset, model, pset, s))
                  for s in args.seeds]
         runs[dataset, model, pset] = [_Run(r.dir) for r in found if r]

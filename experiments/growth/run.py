@@ -3,24 +3,25 @@ grow), plus the ablations of approach 1 (Adam state reset at growth; zero outgoi
 experiments/growth/README.md and its figures.
 
   python experiments/growth/run.py [--seeds 0 1 2] [--epochs 200] [--jobs 2] [--reuse] [--resume]
-      [--ablation-seeds 0 1 2]
+      [--ablation-seeds 0 1 2] [--train-only | --report-only] [--runs DIR] [--out DIR]
 
 For each seed every arm uses the same RunKeys (init, data order, noise): arms are paired. Run
-directories: checkpoints/growth/<arm>-s<seed>/. --jobs N trains N runs at a time, each process
+directories: checkpoints/growth/<arm>/seed=<s>/ (the studies' one layout, study.seed_dir); each
+seed is trained alone (train.vmap_runs=never). --jobs N trains N arms at a time, each process
 pinned to its own CPU core. --reuse keeps finished runs; --resume continues unfinished runs
-from their latest checkpoint (others start afresh). --override KEY=VALUE applies to every arm
+from their latest checkpoint; a run directory that holds a checkpoint is refused without one of
+them (nothing is deleted). --override KEY=VALUE applies to every arm
 and ablation (an override of a key an ablation sets to another value, or of seed / train.epochs,
 is refused). Each invocation that trains runs records its --jobs and CPU core count in
 checkpoints/growth/study.json (the README's benchmark sentence reads it).
 """
 
 import argparse
-import sys
-import concurrent.futures as cf
+import functools
 import json
-import multiprocessing
 import os
 import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -49,14 +50,11 @@ PREPROCESS = {"grayscale": "grayscale pixels",
               "binarize_threshold": "pixels binarized at 0.5"}
 
 
-def _pin(cores):
-  """Worker initializer: take a core of its own before JAX starts its thread pools."""
-  os.sched_setaffinity(0, {cores.get()})
-
-
-def overrides(name, seed, epochs, user=()):
-  """The config overrides of run (name, seed), in the order they apply: the ablations' defaults,
-  the user's --override, the arm's or ablation's own settings, then seed and epochs.
+def overrides(name, epochs, user=()):
+  """The config overrides of arm or ablation `name` (its seeds come from the seed sweep), in the
+  order they apply: the ablations' defaults, the user's --override, the arm's or ablation's own
+  settings, then epochs and train.vmap_runs=never (the README's numbers come from runs trained
+  alone; vmapped seeds equal them only up to float rounding).
 
   Raises:
     ValueError: a user override sets seed or train.epochs (use the flags), or a key that this
@@ -74,42 +72,45 @@ def overrides(name, seed, epochs, user=()):
                        f"{key}={value}, train experiments/configs/growth_approach1.py with "
                        "vae-jax train)")
   defaults = ABLATION_DEFAULTS if name in ABLATIONS else []
-  return [*defaults, *user, *own, f"seed={seed}", f"train.epochs={epochs}"]
+  return [*defaults, *user, *own, f"train.epochs={epochs}", "train.vmap_runs=never"]
 
 
 def build_config(name, seed, epochs, user=()):
-  """The config of run (name, seed): its config file with `overrides(...)` applied."""
+  """The config of run (name, seed): its config file with `overrides(...)` and the seed."""
   from vae_jax import config as config_lib  # pylint: disable=import-outside-toplevel
   config = config_lib.load_config(CONFIGS / f"{(ARMS | ABLATIONS)[name][0]}.py")
-  return config_lib.apply_overrides(config, overrides(name, seed, epochs, user))
+  return config_lib.apply_overrides(config, [*overrides(name, epochs, user), f"seed={seed}"])
 
 
-def _train(job):
-  """One (arm, seed) run: continued from its checkpoint with --resume, else from scratch."""
-  name, seed, epochs, user, runs, resume = job
-  from vae_jax import checkpointing, runner  # pylint: disable=import-outside-toplevel
-  config = build_config(name, seed, epochs, user)
-  workdir = Path(runs) / f"{name}-s{seed}"
-  resume = resume and checkpointing.latest_epoch(workdir) is not None
-  if not resume:
-    shutil.rmtree(workdir, ignore_errors=True)
-  runner.train_and_evaluate(config, workdir, resume=resume, progress=False)
-  return name, seed
+def train_group(name, seeds, args):
+  """The seeds of one arm or ablation (study.train_sweep; the user's --override is applied
+  there, after the group's own overrides, which it cannot contradict)."""
+  from common import study  # pylint: disable=import-outside-toplevel
+  results, seconds = study.train_sweep(
+      CONFIGS / f"{(ARMS | ABLATIONS)[name][0]}.py", overrides(name, args.epochs),
+      study.seed_sweep(seeds), args.runs / name, args)
+  print(f"{name}: test loss " + ", ".join(f"{r['summary']['eval/loss']:.2f}" for r in results)
+        + f" ({seconds:.0f} s)", flush=True)
+
+
+def _dir(name, seed):
+  from common import study  # pylint: disable=import-outside-toplevel
+  return study.seed_dir(RUNS / name, seed)
 
 
 def _rows(name, seed):
-  path = RUNS / f"{name}-s{seed}" / "metrics.jsonl"
+  path = _dir(name, seed) / "metrics.jsonl"
   return [json.loads(line) for line in path.read_text().splitlines()]
 
 
 def _summary(name, seed):
-  return json.loads((RUNS / f"{name}-s{seed}" / "summary.json").read_text())
+  return json.loads((_dir(name, seed) / "summary.json").read_text())
 
 
 def score(name, seed):
   """The run's classifier-FID / IS (study.run_score; None without an MNIST classifier)."""
   from common import study  # pylint: disable=import-outside-toplevel
-  return study.run_score(RUNS / f"{name}-s{seed}")
+  return study.run_score(_dir(name, seed))
 
 
 def _ms(values, digits=2):
@@ -175,7 +176,7 @@ def _figures(seeds, epochs):
                       ylabel="parameters", title="parameter count per epoch")
   for arm in ARMS:
     for fig in ("reconstructions", "prior_samples"):
-      shutil.copy(RUNS / f"{arm}-s{seeds[0]}" / "figures" / f"{fig}.png", HERE / f"{arm}_{fig}.png")
+      shutil.copy(_dir(arm, seeds[0]) / "figures" / f"{fig}.png", HERE / f"{arm}_{fig}.png")
 
 
 SOURCE = (
@@ -190,7 +191,7 @@ SOURCE = (
 
 def _config(name, seed):
   """The run's config.json as a dict (fields it lacks count as their defaults)."""
-  return json.loads((RUNS / f"{name}-s{seed}" / "config.json").read_text())
+  return json.loads((_dir(name, seed) / "config.json").read_text())
 
 
 def _study_record():
@@ -332,54 +333,36 @@ def _readme(args):
   (HERE / "README.md").write_text(readme_text(args))
 
 
-def main():
+def main(argv=None):
   global HERE, RUNS  # pylint: disable=global-statement
+  from common import study  # pylint: disable=import-outside-toplevel
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
   parser.add_argument("--ablation-seeds", type=int, nargs="+", default=[0, 1, 2])
   parser.add_argument("--epochs", type=int, default=200)
-  parser.add_argument("--jobs", type=int, default=1)
-  parser.add_argument("--reuse", action="store_true", help="keep runs that hold a summary.json")
-  parser.add_argument("--resume", action="store_true",
-                      help="continue unfinished runs from their latest checkpoint")
-  parser.add_argument("--override", nargs="*", default=[],
-                      help="KEY=VALUE config overrides for every arm and ablation")
-  parser.add_argument("--out", type=Path, default=HERE, help="where README.md and figures go")
-  parser.add_argument("--runs", type=Path, default=RUNS, help="parent of the run directories")
-  args = parser.parse_args()
+  study.add_study_arguments(parser, RUNS, HERE)
+  args = parser.parse_args(argv)
   HERE, RUNS = args.out, args.runs
-  HERE.mkdir(parents=True, exist_ok=True)
-
-  names = [(n, s) for s in args.seeds for n in ARMS]
-  names += [(n, s) for s in args.ablation_seeds for n in ABLATIONS]
+  groups = [(n, args.seeds) for n in ARMS] + [(n, args.ablation_seeds) for n in ABLATIONS]
   try:  # Refuse conflicting overrides before anything trains.
-    for n, s in names:
-      overrides(n, s, args.epochs, args.override)
+    for n, _ in groups:
+      overrides(n, args.epochs, args.override)
   except ValueError as e:
     parser.error(str(e))
-  jobs = [(n, s, args.epochs, args.override, str(RUNS), args.resume) for n, s in names]
-  todo = [j for j in jobs
-          if not (args.reuse and (RUNS / f"{j[0]}-s{j[1]}" / "summary.json").exists())]
-  if todo:
+  steps = [functools.partial(train_group, n, seeds, args) for n, seeds in groups
+           if study.untrained_seeds(seeds, args.reuse, lambda s, n=n: _dir(n, s))]
+  if steps and not args.report_only:
     RUNS.mkdir(parents=True, exist_ok=True)
     (RUNS / "study.json").write_text(json.dumps(
         {"jobs": args.jobs, "cpu_cores": len(os.sched_getaffinity(0))}, indent=2))
-  if args.jobs > 1:
-    ctx = multiprocessing.get_context("spawn")
-    cores = ctx.Queue()
-    for core in sorted(os.sched_getaffinity(0))[: args.jobs]:
-      cores.put(core)
-    with cf.ProcessPoolExecutor(args.jobs, mp_context=ctx, initializer=_pin,
-                                initargs=(cores,)) as pool:
-      for f in cf.as_completed([pool.submit(_train, j) for j in todo]):
-        print("done", *f.result(), flush=True)
-  else:
-    for j in todo:
-      print("done", *_train(j), flush=True)
-  _figures(args.seeds, args.epochs)
-  _readme(args)
-  print((HERE / "README.md").read_text())
+
+  def write_report():
+    HERE.mkdir(parents=True, exist_ok=True)
+    _figures(args.seeds, args.epochs)
+    _readme(args)
+    print((HERE / "README.md").read_text())
+  return study.run_study(args, steps, write_report)
 
 
 if __name__ == "__main__":
-  main()
+  sys.exit(main())

@@ -4,22 +4,26 @@ checkpoints/classifier_mnist exists, then writes experiments/mnist/results.md (m
 seeds) and copies the first seed's figures here.
 
   python experiments/mnist/run.py [--seeds 0 1 2] [--configs mnist_mlp mnist_2d] [--reuse]
+      [--resume] [--jobs N] [--train-only | --report-only] [--runs DIR] [--out DIR]
 
-Run directories: checkpoints/<config>-s<seed>/. --reuse keeps finished runs (summary.json present)
-and re-renders without retraining (or rescoring, while the classifier is the same).
+Run directories: checkpoints/mnist/<config>/seed=<s>/ (the studies' one layout). --reuse keeps
+finished runs (summary.json present) and re-renders without retraining (or rescoring, while the
+classifier is the same); --resume continues runs that hold a checkpoint (without it such a run
+directory is refused; nothing is deleted).
 """
 
 import argparse
-import sys
-import json
+import functools
 import shutil
 import statistics
+import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # experiments/: `common`.
 
 HERE = Path(__file__).parent
 CONFIGS = HERE.parent / "configs"
+RUNS = Path("checkpoints") / "mnist"
 
 
 def results_text(seeds, summaries, scores):
@@ -46,36 +50,49 @@ def results_text(seeds, summaries, scores):
                     study.score_note(every, "mnist"), ""])
 
 
-def main():
-  from vae_jax import config as config_lib, runner  # pylint: disable=import-outside-toplevel
+def _dir(runs, name, seed):
+  from common import study  # pylint: disable=import-outside-toplevel
+  return study.seed_dir(runs / name, seed)
+
+
+def train_group(name, args):
+  """The seeds of one config, each trained alone (train.vmap_runs=never: the results are those of
+  `vae-jax train --config experiments/configs/<name>.py`, which vmapped seeds equal only up to
+  float rounding)."""
+  from common import study  # pylint: disable=import-outside-toplevel
+  results, seconds = study.train_sweep(CONFIGS / f"{name}.py", ["train.vmap_runs=never"],
+                                       study.seed_sweep(args.seeds), args.runs / name, args)
+  print(f"{name}: test loss " + ", ".join(f"{r['summary']['eval/loss']:.2f}" for r in results)
+        + f" ({seconds:.0f} s)", flush=True)
+
+
+def write_results(args):
+  """results.md (args.out) from the runs, and the first seed's figures under figures/<config>/."""
+  from common import study  # pylint: disable=import-outside-toplevel
+  summaries = {name: [study.RunDir(_dir(args.runs, name, s)).summary for s in args.seeds]
+               for name in args.configs}
+  scores = {name: [study.run_score(_dir(args.runs, name, s)) for s in args.seeds]
+            for name in args.configs}
+  for name in args.configs:
+    figures = args.out / "figures" / name
+    shutil.rmtree(figures, ignore_errors=True)
+    shutil.copytree(_dir(args.runs, name, args.seeds[0]) / "figures", figures)
+  text = results_text(args.seeds, summaries, scores)
+  (args.out / "results.md").write_text(text)
+  print(text)
+
+
+def main(argv=None):
   from common import study  # pylint: disable=import-outside-toplevel
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
   parser.add_argument("--configs", nargs="+", default=["mnist_mlp", "mnist_2d"])
-  parser.add_argument("--reuse", action="store_true")
-  args = parser.parse_args()
-
-  summaries, scores = {}, {}
-  for name in args.configs:
-    summaries[name], scores[name] = [], []
-    for seed in args.seeds:
-      workdir = Path("checkpoints") / f"{name}-s{seed}"
-      if not (args.reuse and (workdir / "summary.json").exists()):
-        shutil.rmtree(workdir, ignore_errors=True)
-        config = config_lib.load_config(CONFIGS / f"{name}.py")
-        config.seed = seed
-        runner.train_and_evaluate(config, workdir, progress=False)
-      summaries[name].append(json.loads((workdir / "summary.json").read_text()))
-      scores[name].append(study.run_score(workdir))
-      print(name, seed, {k: summaries[name][-1][k] for k in ("eval/loss", "eval/nll_iw")},
-            flush=True)
-    figures = HERE / "figures" / name
-    shutil.rmtree(figures, ignore_errors=True)
-    shutil.copytree(Path("checkpoints") / f"{name}-s{args.seeds[0]}" / "figures", figures)
-  text = results_text(args.seeds, summaries, scores)
-  (HERE / "results.md").write_text(text)
-  print(text)
+  study.add_study_arguments(parser, RUNS, HERE)
+  args = parser.parse_args(argv)
+  steps = [functools.partial(train_group, name, args) for name in args.configs
+           if study.untrained_seeds(args.seeds, args.reuse, lambda s, n=name: _dir(args.runs, n, s))]
+  return study.run_study(args, steps, functools.partial(write_results, args))
 
 
 if __name__ == "__main__":
-  main()
+  sys.exit(main())
