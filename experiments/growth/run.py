@@ -288,7 +288,8 @@ def readme_text(args):
     verdicts.append(
         f"- **{arm}**: IW-NLL differs from fixed by {np.mean(d_nll):+.2f} nats on average "
         f"(per seed: {', '.join(f'{v:+.2f}' for v in d_nll)}); "
-        + ("the sign is the same for every seed" if same_sign else "the sign changes across seeds")
+        + ("the sign is the same for every seed" if same_sign else
+           "it is zero for every seed" if not np.any(d_nll) else "the sign changes across seeds")
         + (f", paired t-test p = {p_nll:.3f}." if np.isfinite(p_nll) else "."))
   lines += ["", *verdicts, "",
             f"With {len(seeds)} seeds a paired t-test has little power: p > 0.05 does not show the "
