@@ -2,11 +2,25 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 from pathlib import Path
+import shutil
 import sys
+import tempfile
 
 import pytest
+
+# One XLA compilation cache for the whole test session, its subprocesses and pytest-xdist's
+# workers (they inherit the environment): the suite compiles the same tiny programs many times
+# (every study runner's --reuse re-render, every "alone" run of the equivalences). Compiled
+# programs are keyed by their HLO, flags and devices, so a hit runs the identical executable.
+# Set before anything imports jax; a fresh directory per session, removed at its end.
+if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
+  _CACHE = tempfile.mkdtemp(prefix="vae_jax_test_xla_cache_")
+  atexit.register(shutil.rmtree, _CACHE, True)
+  os.environ.update(JAX_COMPILATION_CACHE_DIR=_CACHE, JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
+                    JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0")
 
 # The study runners' shared package (experiments/common), importable as `common` as they do.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
@@ -45,12 +59,14 @@ def fashion_mnist_data_dir(tmp_path_factory) -> str:
 
 
 def tiny_config(data_dir: str, **overrides):
-  """A seconds-long config on a real-MNIST subset: 784-32-4 VAE, 1 epoch of 512 images."""
+  """A seconds-long config on a real-MNIST subset: 784-32-4 VAE, 1 epoch of 512 images,
+  evaluated on the first 1000 test images."""
   from vae_jax import config as config_lib  # pylint: disable=g-import-not-at-top
 
   config = config_lib.base_config()
   config.data.data_dir = data_dir
   config.data.train_subset = 512
+  config.data.test_subset = 1000
   config.model.latent_dim = 4
   config.model.encoder.widths = (32,)
   config.model.decoder.widths = (32,)

@@ -17,7 +17,8 @@ CONFIGS = Path(__file__).resolve().parents[1] / "experiments" / "configs"
 # Kept from the configs; everything else is shrunk for a seconds-long CPU run.
 _TINY = {
     "fc_vs_conv_fc": ["model.encoder.widths=32,16", "model.decoder.widths=16,32"],
-    "fc_vs_conv_conv": ["model.encoder.features=4,8,8", "model.decoder.features=8,8,4"],
+    "fc_vs_conv_conv": ["model.encoder.features=4,8,8", "model.decoder.features=8,8,4",
+                        "model.conv_batch_chunks=1"],  # One slice: a smaller program to compile.
 }
 
 

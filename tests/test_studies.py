@@ -12,7 +12,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 def test_ae_vs_vae_runner_writes_readme_and_figures(mnist_data_dir, tmp_path):
   tiny = ["data.train_subset=2048", "model.encoder.widths=16", "model.decoder.widths=16",
-          "train.checkpoint_every=1", f"data.data_dir={mnist_data_dir}"]
+          "train.checkpoint_every=1", f"data.data_dir={mnist_data_dir}", "data.test_subset=1000"]
   cmd = [sys.executable, str(REPO / "experiments" / "ae_vs_vae" / "run.py"), "--seeds", "0", "1",
          "--latents", "2", "3", "--epochs", "2", "--runs", str(tmp_path / "runs"),
          "--out", str(tmp_path / "out"), "--override", *tiny]
@@ -34,8 +34,8 @@ def test_ae_vs_vae_runner_writes_readme_and_figures(mnist_data_dir, tmp_path):
 
 def test_fc_vs_conv_runner_writes_readme_figures_and_rerenders(mnist_data_dir, tmp_path):
   tiny = ["data.train_subset=256", "model.encoder.widths=16,8", "model.decoder.widths=8,16",
-          "model.encoder.features=4,8,8", "model.decoder.features=8,8,4",
-          "eval.batch_size=250", f"data.data_dir={mnist_data_dir}"]
+          "model.encoder.kind=mlp", "model.decoder.features=8,8,4", "model.conv_batch_chunks=1",
+          "eval.batch_size=250", f"data.data_dir={mnist_data_dir}", "data.test_subset=1000"]
   cmd = [sys.executable, str(REPO / "experiments" / "fc_vs_conv" / "run.py"), "--dataset",
          "mnist_32", "--seeds", "0", "1", "--sets", "p2", "--max-epochs", "2", "--iw-k", "4",
          "--iw-images", "50", "--runs", str(tmp_path / "runs"), "--out", str(tmp_path / "out"),
@@ -81,8 +81,11 @@ def test_fc_vs_conv_runner_writes_readme_figures_and_rerenders(mnist_data_dir, t
 
 def test_fc_vs_conv_ablation_trains_the_four_cells_and_rerenders_from_records(mnist_data_dir,
                                                                              tmp_path):
-  tiny = ["data.train_subset=256", "model.encoder.features=4,8", "model.decoder.features=8,4",
-          "eval.batch_size=250", f"data.data_dir={mnist_data_dir}"]
+  # An MLP encoder: the ablation varies the conv decoder only.
+  tiny = ["data.train_subset=256", "model.encoder.kind=mlp", "model.encoder.widths=16",
+          "model.decoder.features=8,4", "model.conv_batch_chunks=1", "eval.batch_size=250",
+          f"data.data_dir={mnist_data_dir}",
+          "data.test_subset=1000"]
   cmd = [sys.executable, str(REPO / "experiments" / "fc_vs_conv" / "run.py"), "--ablation",
          "--dataset", "mnist_32", "--seeds", "0", "--ablation-epochs", "1",
          "--runs", str(tmp_path / "runs"), "--out", str(tmp_path / "out"), "--override", *tiny]
@@ -112,7 +115,8 @@ def test_fc_vs_conv_ablation_trains_the_four_cells_and_rerenders_from_records(mn
 def test_beta_cvae_runner_one_program_readme_figures_and_rerender(mnist_data_dir, tmp_path):
   tiny = ["data.train_subset=256", "model.encoder.kind=mlp", "model.decoder.kind=mlp",
           "model.encoder.widths=16", "model.decoder.widths=16", "eval.iw_samples=4",
-          f"data.data_dir={mnist_data_dir}"]  # MLP halves: the runner's logic, compiled fast.
+          f"data.data_dir={mnist_data_dir}", "data.test_subset=1000"]
+  # MLP halves: the runner's logic, compiled fast.
   cmd = [sys.executable, str(REPO / "experiments" / "beta_cvae" / "run.py"), "--seeds", "0",
          "--betas", "1", "4", "--latents", "2", "20", "--epochs", "2", "--tsne-points", "100",
          "--runs", str(tmp_path / "runs"), "--out", str(tmp_path / "out"), "--override", *tiny]
@@ -150,7 +154,7 @@ def test_anomaly_runner_scores_aurocs_and_rerenders_from_the_cache(mnist_data_di
     data.import_idx("fashion_mnist", str(REPO.parent / "shared" / "datasets" / "fashion_mnist"),
                     mnist_data_dir)
   tiny = ["data.train_subset=512", "model.encoder.widths=16", "model.decoder.widths=16",
-          f"data.data_dir={mnist_data_dir}"]
+          f"data.data_dir={mnist_data_dir}", "data.test_subset=1000"]
   cmd = [sys.executable, str(REPO / "experiments" / "anomaly" / "run.py"), "--digits", "1",
          "--seeded-digits", "--seeds", "0", "--epochs", "1", "--iw-k", "4",
          "--runs", str(tmp_path / "runs"), "--out", str(tmp_path / "out"), "--override", *tiny]

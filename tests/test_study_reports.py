@@ -255,7 +255,8 @@ def test_committed_study_reports_do_not_point_outside_the_repository():
 
 def test_growth_runner_resume_continues_an_unfinished_run(mnist_data_dir, tmp_path):
   tiny = ["data.train_subset=256", "model.encoder.widths=16,8", "model.decoder.widths=8,16",
-          "eval.iw_samples=0", "train.checkpoint_every=1", f"data.data_dir={mnist_data_dir}"]
+          "eval.iw_samples=0", "train.checkpoint_every=1", f"data.data_dir={mnist_data_dir}",
+          "data.test_subset=1000"]
 
   def train(runs, epochs, resume):
     growth_run.train_group("fixed", [0], SimpleNamespace(

@@ -30,6 +30,7 @@ def base_config() -> ml_collections.ConfigDict:
       validation_fraction=0.0,  # or this fraction of train (rounded); 0 = use validation_size.
       validation_seed=0,  # seed of that split: the same split for every run seed.
       train_subset=0,  # use only the first N training images; 0 = all.
+      test_subset=0,  # evaluate on only the first N test images (quick checks); 0 = all.
       # Train and validation images of these classes are dropped (held-out-class anomaly
       # detection); the test set keeps every class.
       exclude_classes=(),
@@ -249,6 +250,7 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     if value <= 0:
       raise ConfigError(f"{name} must be positive, got {value}; set --config.{name.split('[')[0]}")
   for name in ("data.validation_size", "data.validation_seed", "data.train_subset",
+               "data.test_subset",
                "model.conv_batch_chunks", "train.keep_checkpoints",
                "parallel.data_devices", "parallel.runs_devices", "data.device_budget_mb",
                "train.max_nonfinite_steps", "train.checkpoint_minutes",

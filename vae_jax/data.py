@@ -149,6 +149,20 @@ def load_split(name: str, split: str,
   return _load_split_cached(name, spec, split, data_dir)
 
 
+def test_split(data_config, name: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+  """A run's test split: of its dataset (data_config.name) or of `name` (another dataset it is
+  scored on), cut to the first data.test_subset images when that is set (quick checks).
+
+  Returns:
+    (uint8 images [N, H, W, C], int32 labels [N]).
+  Raises:
+    DataError: as load_split.
+  """
+  x, y = load_split(name or data_config.name, "test", data_config.data_dir or None)
+  subset = data_config.get("test_subset", 0)
+  return (x[:subset], y[:subset]) if subset else (x, y)
+
+
 def from_tfds(name: str, split: str = "train", data_dir: str | None = None) -> Source:
   """A Source of a named dataset variant (a key of `DATASETS`; see `load_split`).
 

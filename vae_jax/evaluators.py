@@ -116,7 +116,7 @@ def evaluate_run(workdir: str | Path, name: str, *, options: dict | None = None,
 
 def _test_set(config, images: int | None = None):
   """The run's test split, first `images` rows, on the device."""
-  x, y = data.load_split(config.data.name, "test", config.data.data_dir or None)
+  x, y = data.test_split(config.data)
   return jax.device_put({"image": x[:images], "label": y[:images]})
 
 
@@ -169,7 +169,7 @@ def scores(workdir: Path, k: int, sets: list[str]) -> dict:
   run = evaluate.restore_run(workdir)
   start, out = time.perf_counter(), {}
   for i, name in enumerate(sets):
-    x, y = data.load_split(name, "test", run.config.data.data_dir or None)
+    x, y = data.test_split(run.config.data, name)
     values = evaluate.per_example_scores(run.objective, run.params, x, y,
                                          jax.random.fold_in(run.keys.eval, 100 + i),
                                          iw_samples=k, chunk_size=run.config.eval.iw_chunk_size)

@@ -75,7 +75,7 @@ def load_data(config) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     raise data.DataError(f"train.batch_size={config.train.batch_size} exceeds the "
                          f"{len(train_x)} training images; lower --config.train.batch_size")
   splits["train"] = (train_x, train_y)
-  splits["test"] = data.load_split(d.name, "test", d.data_dir or None)
+  splits["test"] = data.test_split(d)
   return splits
 
 
@@ -350,6 +350,7 @@ def _finish(configs, workdirs, loop, state, host, logs, progress, info) -> list[
         "median_epoch_seconds": median_epoch,
         "images_per_second": runs.n * num_batches * c.train.batch_size / median_epoch,
         "runs_in_program": runs.n,
+        "test_images": int(len(host["test"]["image"])),
         "phase_seconds": {"data": info["data"], "compile": compile_seconds,
                           "train": state.seconds["train"], "eval": eval_seconds,
                           "iw_nll": final.get("eval/nll_iw_seconds", 0.0),

@@ -162,7 +162,7 @@ def _figures(st, out: Path, chosen):
   runs = {(k, latent): _Run(st.run_dir(k, latent, st.seeds[0])) for k in KINDS
           for latent in st.latents}
   cfg = runs["vae", z].config.data
-  images, labels = data.load_split(cfg.name, "test", cfg.data_dir or None)
+  images, labels = data.test_split(cfg)
   idx = [int(np.flatnonzero(labels == c)[k]) for k in range(2) for c in range(10)]
   x = study_inputs(images[idx], cfg.preprocess, runs["vae", z].keys.eval)
   originals = np.asarray(x)
@@ -225,7 +225,7 @@ def readme_text(args, summary, rows, run_dir, score=None):
       "",
       f"Produced by `{cmd}` on {device}. Test MSE = squared error summed over pixels per "
       "test image, of the reconstruction decoded from the posterior mean (VAE) or code (AE), "
-      f"mean ± sd over seeds {seeds}; 10k test images.",
+      f"mean ± sd over seeds {seeds}; {study.test_images(s.get('test_images') for s in runs)}.",
       "",
       "| latent size | AE test MSE | VAE test MSE | VAE test KL (nats) | VAE test loss (MSE of a "
       "sampled z + KL) | AE val MSE | VAE val MSE | VAE classifier-FID | VAE classifier-IS |",

@@ -103,14 +103,12 @@ def write(args, groups) -> Path:
                   if (study.seed_dir(args.runs / name, s[0]) / "summary.json").is_file()), None)
   if any_run is None:
     raise SystemExit("no finished runs to report; train them first (drop --report-only)")
-  data_dir = json.loads((any_run / "config.json").read_text())["data"]["data_dir"] or None
-  mnist = data.load_split("mnist", "test", data_dir)
-  fashion = data.load_split("fashion_mnist", "test", data_dir)
+  cfg = study.RunDir(any_run).restored()[0]  # The runs' test splits: what their scores cover.
+  mnist, fashion = data.test_split(cfg.data, "mnist"), data.test_split(cfg.data, "fashion_mnist")
   rows, roc_heldout, by_digit = _heldout(args, groups, mnist)
   ood = _fashion(args, groups, mnist, fashion)
   args.out.mkdir(parents=True, exist_ok=True)
   command = study.command_line("experiments/anomaly/run.py")
-  cfg = study.RunDir(any_run).restored()[0]
   summary = json.loads((any_run / "summary.json").read_text())
   lines = [
       *study.readme_head("Anomaly detection with VAE likelihoods", command, SOURCE,
@@ -159,9 +157,9 @@ def write(args, groups) -> Path:
     n = len(ood["runs"])
     nll_m, nll_f = statistics.mean(ood["nll"]["mnist"]), statistics.mean(ood["nll"]["fashion"])
     auc_nll = statistics.mean(ood["auc"]["nll_iw"])
-    lines += [f"Trained on Fashion-MNIST ({n} seed{'s' if n > 1 else ''}); positives: the 10k "
-              "MNIST test images (out of distribution), negatives: the 10k Fashion-MNIST test "
-              "images. Mean ± sd over seeds.", "",
+    lines += [f"Trained on Fashion-MNIST ({n} seed{'s' if n > 1 else ''}); positives: the MNIST "
+              f"{study.test_images([len(mnist[0])])} (out of distribution), negatives: the "
+              f"Fashion-MNIST {study.test_images([len(fashion[0])])}. Mean ± sd over seeds.", "",
               "| score | AUROC (MNIST = anomaly) |", "|---|---|",
               *[f"| {label} | {_ms(ood['auc'][s])} |" for s, label in SCORES.items()], "",
               f"Mean IW-NLL: MNIST test {nll_m:.2f} nats, Fashion-MNIST test {nll_f:.2f} nats "
@@ -192,8 +190,9 @@ def write(args, groups) -> Path:
             f"{sum(r.train_minutes for r in every):.1f} min on "
             f"{', '.join(sorted({r.summary['device'] for r in every}))}. Scoring (K = "
             f"{args.iw_k}) took {statistics.median(_scoring_seconds(r) for r in every):.0f} s per "
-            "run (median; a held-out-digit run scores the 10k MNIST test images, a Fashion-MNIST "
-            "run both 10k test sets).", ""]
+            "run (median; a held-out-digit run scores the MNIST "
+            f"{study.test_images([len(mnist[0])])}, a Fashion-MNIST run those and the "
+            f"Fashion-MNIST {study.test_images([len(fashion[0])])}).", ""]
   readme = args.out / "README.md"
   readme.write_text("\n".join(lines))
   print(f"wrote {readme} and {len(figures)} figures", flush=True)

@@ -369,7 +369,7 @@ def write(args) -> Path:
   if not core_runs:
     raise SystemExit("no finished β = 1 run to report; train first (drop --report-only)")
   config = core_runs[0].restored()[0]
-  test = data.load_split(config.data.name, "test", config.data.data_dir or None)
+  test = data.test_split(config.data)
   cache = {}
 
   def stats(rs):

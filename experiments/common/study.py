@@ -151,6 +151,17 @@ def save_record(run: RunDir, record_dir: Path) -> None:
       tmp.replace(target)
 
 
+def test_images(counts) -> str:
+  """'10k test images' (or '1,000 test images' for a cut test split, data.test_subset) from the
+  runs' test split sizes (summary 'test_images'); 'test images' when a run predates the count
+  (None) or they disagree."""
+  counts = set(counts)
+  if len(counts) != 1 or None in counts:
+    return "test images"
+  n = counts.pop()
+  return f"{n // 1000}k test images" if n >= 10000 and n % 1000 == 0 else f"{n:,} test images"
+
+
 def command_line(script: str) -> str:
   """The command that is running, as a README names it: 'python <script> <arguments>'."""
   return " ".join(["python", script, *map(shlex.quote, sys.argv[1:])])

@@ -145,7 +145,7 @@ def _figures(runs, dataset, args, out: Path) -> list[str]:
   if not first:
     return []
   config = next(iter(first.values())).restored()[0]
-  x, y = data.load_split(dataset, "test", config.data.data_dir or None)
+  x, y = data.test_split(config.data, dataset)
   # Pairs of test images of different classes: the first image of class 2c and of 2c + 1.
   pairs = [(int(np.argmax(y == 2 * c)), int(np.argmax(y == 2 * c + 1))) for c in range(3)]
   shown = np.arange(NUM_IMAGES)

@@ -257,7 +257,8 @@ def readme_text(args):
       f"--jobs {args.jobs}"
       + (f" --override {' '.join(args.override)}" if args.override else "")
       + f"` on {first['device']}. "
-      "Numbers are nats per image on the 10k test images, mean ± sd over seeds.",
+      "Numbers are nats per image on the "
+      f"{study.test_images(x.get('test_images') for x in arm_summaries)}, mean ± sd over seeds.",
       "",
       f"| arm | final encoder | final test loss | final test ELBO (L={elbo_key.split('_l')[1]}) | "
       f"IW-NLL (K={iw_k}) | classifier-FID | classifier-IS | final params | "

@@ -44,9 +44,11 @@ def results_text(seeds, summaries, scores):
         f"{statistics.median(col('images_per_second')):,.0f} |")
   devices = sorted({s["device"] for runs in summaries.values() for s in runs})
   every = [s for runs in scores.values() for s in runs]
+  every_run = [s for runs in summaries.values() for s in runs]
   return "\n".join([f"Produced by `python experiments/mnist/run.py --seeds "
                     f"{' '.join(map(str, seeds))}` on {', '.join(devices)}; nats per image on the "
-                    "10k MNIST test images, mean ± sd over seeds.", "", *lines, "",
+                    f"MNIST {study.test_images(s.get('test_images') for s in every_run)}, mean ± "
+                    "sd over seeds.", "", *lines, "",
                     study.score_note(every, "mnist"), ""])
 
 
