@@ -60,7 +60,7 @@ def fashion_mnist_data_dir(tmp_path_factory) -> str:
 
 def tiny_config(data_dir: str, **overrides):
   """A seconds-long config on a real-MNIST subset: 784-32-4 VAE, 1 epoch of 512 images,
-  evaluated on the first 1000 test images."""
+  evaluated on the first 1000 test images, no figures."""
   from vae_jax import config as config_lib  # pylint: disable=g-import-not-at-top
 
   config = config_lib.base_config()
@@ -75,6 +75,7 @@ def tiny_config(data_dir: str, **overrides):
   config.train.checkpoint_every = 1
   config.eval.iw_samples = 8
   config.eval.iw_chunk_size = 3
+  config.eval.figures = False  # Tests of the figures turn them on.
   config_lib.apply_overrides(config, [f"{k}={v}" for k, v in overrides.items()])
   return config
 

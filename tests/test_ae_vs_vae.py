@@ -142,7 +142,8 @@ def test_config_rejects_impossible_model_settings(tiny, overrides, fragment):
 def test_cli_evaluates_an_ae_run_and_refuses_to_sample_it(tiny, tmp_path, capsys):
   workdir = tmp_path / "ae"
   runner.train_and_evaluate(tiny(**{"model.kind": "ae", "model.likelihood": "mse",
-                                    "eval.iw_samples": 0}), workdir, progress=False)
+                                    "eval.iw_samples": 0, "eval.figures": True}), workdir,
+                            progress=False)
   summary = json.loads((workdir / "summary.json").read_text())
   assert "eval/nll_iw" not in summary and len(summary["eval/per_class/mse"]) == 10
   assert {p.name for p in (workdir / "figures").iterdir()} == {

@@ -71,7 +71,7 @@ def test_batch_larger_than_dataset(capsys, tmp_path, tiny_file):
   assert not (tmp_path / "r").exists()
 
 
-def test_workdir_of_another_config(capsys, tmp_path, tiny_file):
+def test_workdir_of_another_config(capsys, tmp_path, tiny_file, monkeypatch):
   workdir = str(tmp_path / "run")
   assert cli.main(["train", "--config", tiny_file, "--workdir", workdir, "--no-progress",
                    "--config.eval.iw_samples=0"]) == 0
@@ -81,9 +81,13 @@ def test_workdir_of_another_config(capsys, tmp_path, tiny_file):
          "another config", "model.latent_dim")
   _fails(capsys, ["train", "--config", tiny_file, "--workdir", workdir,
                   "--config.eval.iw_samples=0"], "--resume")
-  # evaluate and sample work on it.
+  # evaluate (restoring the run once for both evaluators) and sample work on it.
+  from vae_jax import evaluate  # pylint: disable=g-import-not-at-top
+  restores = []
+  restore = evaluate.restore_run
+  monkeypatch.setattr(evaluate, "restore_run", lambda w: restores.append(w) or restore(w))
   assert cli.main(["evaluate", "--workdir", workdir, "--k", "4"]) == 0
-  assert '"eval/nll_iw_k": 4' in capsys.readouterr().out
+  assert '"eval/nll_iw_k": 4' in capsys.readouterr().out and restores == [workdir]
   out = tmp_path / "s.png"
   assert cli.main(["sample", "--workdir", workdir, "--n", "9", "--out", str(out)]) == 0
   assert out.read_bytes()[:4] == b"\x89PNG"

@@ -46,7 +46,8 @@ print("BAD_EXIT", code)
 # The config's own evaluation sizes (500, 100) round up to the 8 devices: no flag needed.
 code = cli.main(["train", "--config", {config!r}, "--workdir", workdir + "_defaults",
                  "--no-progress", f"--config.data.data_dir={{data_dir}}",
-                 "--config.data.train_subset=1024", "--config.train.epochs=1",
+                 "--config.data.train_subset=1024", "--config.data.test_subset=1000",
+                 "--config.train.epochs=1", "--config.eval.figures=False",
                  "--config.eval.iw_samples=2", "--config.train.tensorboard=False"])
 print("DEFAULTS_EXIT", code)
 """
@@ -71,6 +72,7 @@ def _assert_rows_close(a: list[dict], b: list[dict], rtol: float = 1e-5):
 
 def _mnist_mlp_overrides(data_dir):
   return [f"--config.data.data_dir={data_dir}", "--config.data.train_subset=2048",
+          "--config.data.test_subset=2000", "--config.eval.figures=False",
           "--config.train.epochs=2", "--config.eval.batch_size=400",
           "--config.eval.iw_batch_size=80", "--config.eval.iw_samples=4",
           "--config.train.tensorboard=False"]
@@ -167,7 +169,8 @@ def test_auto_streams_a_dataset_over_the_device_budget(tiny, tmp_path):
 
 def test_tensorboard_event_files_read_back(tiny, tmp_path):
   from tensorboard.backend.event_processing import event_accumulator  # pylint: disable=g-import-not-at-top
-  summary = runner.train_and_evaluate(tiny(**{"train.epochs": 2}), tmp_path / "r", progress=False)
+  summary = runner.train_and_evaluate(tiny(**{"train.epochs": 2, "eval.figures": True}),
+                                      tmp_path / "r", progress=False)
   events = event_accumulator.EventAccumulator(
       str(tmp_path / "r" / run_log.TENSORBOARD), size_guidance={"tensors": 0, "images": 0})
   events.Reload()

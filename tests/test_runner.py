@@ -21,7 +21,8 @@ def _metrics(workdir):
 
 def test_one_epoch_run_writes_the_run_directory_contract(tiny, tmp_path):
   workdir = tmp_path / "run"
-  summary = runner.train_and_evaluate(tiny(**{"model.latent_dim": 2}), workdir, progress=False)
+  summary = runner.train_and_evaluate(tiny(**{"model.latent_dim": 2, "eval.figures": True}),
+                                      workdir, progress=False)
   assert json.loads((workdir / "config.json").read_text())["model"]["latent_dim"] == 2
   rows = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
   assert len(rows) == 1 and METRIC_KEYS <= set(rows[0])

@@ -119,11 +119,11 @@ def _evaluate(args):
   from vae_jax import evaluate, evaluators  # pylint: disable=import-outside-toplevel
   if args.k < 1:
     raise UsageError(f"--k must be >= 1, got {args.k}")
-  _, objective, _, _, _ = evaluate.restore_run(args.workdir)  # Refuses a bad run in one line.
-  result = evaluators.evaluate_run(args.workdir, "test_means")  # Cached in <workdir>/eval/.
-  if objective.has_posterior and objective.normalized:
+  run = evaluate.restore_run(args.workdir)  # Refuses a bad run in one line; restored once.
+  result = evaluators.evaluate_run(args.workdir, "test_means", options={"run": run})  # Cached
+  if run.objective.has_posterior and run.objective.normalized:  # in <workdir>/eval/.
     iw = evaluators.evaluate_run(args.workdir, "iw_nll", k=args.k,
-                                 options={"progress": sys.stderr.isatty()})
+                                 options={"progress": sys.stderr.isatty(), "run": run})
     result = result | {"eval/nll_iw": iw["nll"], "eval/nll_iw_k": args.k}
   print(json.dumps(result))
 

@@ -121,10 +121,11 @@ def _test_set(config, images: int | None = None):
 
 
 @register("test_means")
-def test_means(workdir: Path) -> dict:
+def test_means(workdir: Path, run: evaluate.RestoredRun | None = None) -> dict:
   """{'epoch', 'eval/<term>'}: exact per-image means of the objective's eval terms over the whole
-  test set (nats per image for a normalized likelihood), batch b keyed fold_in(keys.eval, b)."""
-  run = evaluate.restore_run(workdir)
+  test set (nats per image for a normalized likelihood), batch b keyed fold_in(keys.eval, b).
+  `run`: the workdir's evaluate.restore_run, when the caller restored it already."""
+  run = evaluate.restore_run(workdir) if run is None else run
   config = run.config
   values = jax.jit(lambda p, ds: evaluate.evaluate_dataset(
       evaluate.eval_per_example(run.objective), p, ds, run.keys.eval,
@@ -135,15 +136,16 @@ def test_means(workdir: Path) -> dict:
 
 @register("iw_nll")
 def iw_nll(workdir: Path, k: int, images: int | None = None, likelihood: str | None = None,
-           progress: bool = False) -> dict:
+           progress: bool = False, run: evaluate.RestoredRun | None = None) -> dict:
   """{'k', 'images', 'nll' (nats per image), 'bits_per_dim', 'seconds'}: the IW-NLL with K = k
   of the first `images` test images (None: all), noise fold_in(keys.eval, 1) as the run's own;
   `likelihood` (e.g. 'bernoulli') scores the trained decoder's means under another likelihood.
+  `run`: the workdir's evaluate.restore_run, when the caller restored it already.
 
   Raises:
     ValueError: k < 1 or a run without a posterior.
   """
-  run = evaluate.restore_run(workdir)
+  run = evaluate.restore_run(workdir) if run is None else run
   config, objective = run.config, run.objective
   if not objective.has_posterior:
     raise ValueError(f"{workdir} holds a model.kind={config.model.kind} run: no posterior")

@@ -41,7 +41,8 @@ from vae_jax.errors import RunError  # noqa: F401  # Raised here; the public nam
 COMPUTE_ONLY = ("model.conv_batch_chunks", "model.conv_runs", "train.steps_per_call",
                 "train.vmap_runs", "train.keep_checkpoints", "train.tensorboard",
                 "parallel.data_devices", "parallel.runs_devices", "data.on_device",
-                "data.device_budget_mb", "train.max_nonfinite_steps", "train.checkpoint_minutes")
+                "data.device_budget_mb", "train.max_nonfinite_steps", "train.checkpoint_minutes",
+                "eval.figures")
 # Config fields that may change between a run and its resumption (or --reuse).
 RESUMABLE_CHANGES = ("train.epochs", *COMPUTE_ONLY)
 
@@ -325,7 +326,8 @@ def _finish(configs, workdirs, loop, state, host, logs, progress, info) -> list[
                                    progress=progress, layout=loop.layout)
     start = time.perf_counter()
     written = []
-    if parallel.is_writer():  # On host copies: a local computation, not one over the mesh.
+    if parallel.is_writer() and c.eval.get("figures", True):  # On host copies: a local
+      # computation, not one over the mesh.
       written = figures.write_figures(objective, jax.device_get(params), host["test"],
                                       list(state.history[i]), w / "figures",
                                       jax.device_get(keys_i.eval))
