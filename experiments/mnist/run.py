@@ -26,9 +26,10 @@ CONFIGS = HERE.parent / "configs"
 RUNS = Path("checkpoints") / "mnist"
 
 
-def results_text(seeds, summaries, scores):
+def results_text(seeds, summaries, scores, command=None):
   """results.md from {config name: [summary per seed]} and {config name: [score dict or None per
-  seed]}; K, the device and the FID references come from the runs."""
+  seed]}; K, the device and the FID references come from the runs; `command` made it (default:
+  the runner with --seeds)."""
   from common import study  # pylint: disable=import-outside-toplevel
   lines = ["| config | seeds | epochs | test loss (−ELBO) | IW-NLL (K) | test KL | classifier-FID | "
            "classifier-IS | params | median epoch s | images/s |", "|" + "---|" * 11]
@@ -45,8 +46,8 @@ def results_text(seeds, summaries, scores):
   devices = sorted({s["device"] for runs in summaries.values() for s in runs})
   every = [s for runs in scores.values() for s in runs]
   every_run = [s for runs in summaries.values() for s in runs]
-  return "\n".join([f"Produced by `python experiments/mnist/run.py --seeds "
-                    f"{' '.join(map(str, seeds))}` on {', '.join(devices)}; nats per image on the "
+  command = command or f"python experiments/mnist/run.py --seeds {' '.join(map(str, seeds))}"
+  return "\n".join([f"Produced by `{command}` on {', '.join(devices)}; nats per image on the "
                     f"MNIST {study.test_images(s.get('test_images') for s in every_run)}, mean ± "
                     "sd over seeds.", "", *lines, "",
                     study.score_note(every, "mnist"), ""])
@@ -79,7 +80,8 @@ def write_results(args):
     figures = args.out / "figures" / name
     shutil.rmtree(figures, ignore_errors=True)
     shutil.copytree(_dir(args.runs, name, args.seeds[0]) / "figures", figures)
-  text = results_text(args.seeds, summaries, scores)
+  text = results_text(args.seeds, summaries, scores,
+                      study.command_line("experiments/mnist/run.py"))
   (args.out / "results.md").write_text(text)
   print(text)
 
