@@ -125,11 +125,6 @@ SLOW_TESTS = (
 )
 
 
-# Modules of the longest tests (up to a minute each on 2 cores), run first so that pytest-xdist's
-# workers end on short tests instead of one worker finishing a long one alone.
-LONG_FIRST = ("test_studies", "test_equivalences", "test_parallel", "test_reliability")
-
-
 def pytest_collection_modifyitems(config, items):
   del config
   for item in items:
@@ -138,5 +133,3 @@ def pytest_collection_modifyitems(config, items):
     if (SLOW_FIXTURES & set(getattr(item, "fixturenames", ())) or module in SLOW_MODULES
         or node.startswith(SLOW_TESTS)):
       item.add_marker(pytest.mark.slow)
-  rank = {m: i for i, m in enumerate(LONG_FIRST)}  # A stable sort: modules stay contiguous.
-  items.sort(key=lambda item: rank.get(item.module.__name__.rsplit(".", 1)[-1], len(rank)))
