@@ -1,18 +1,53 @@
-"""The study runners end to end on seconds-long settings: they train, write README and figures."""
+"""The study runners end to end on seconds-long settings: they train, write README and figures.
+One runs as the script it is (a process of its own); the others call its main() in this process,
+as `python run.py ...` would, so their compiled programs and imports are shared."""
 
+import importlib
 import json
 import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 
 
+@pytest.fixture
+def runner_main(monkeypatch, capsys, tmp_path):
+  """Factory: runner_main(study, argv) runs experiments/<study>/run.py's main(argv) in this
+  process from tmp_path, with the script's directory first on sys.path and sys.argv as the
+  command line would set them; returns SimpleNamespace(returncode, stdout, stderr)."""
+  monkeypatch.chdir(tmp_path)
+
+  def run(name, argv):
+    here = REPO / "experiments" / name
+    for module in ("run", "report", "ablation"):  # Another study's modules of the same name.
+      sys.modules.pop(module, None)
+    monkeypatch.syspath_prepend(str(here))
+    monkeypatch.setattr(sys, "argv", [str(here / "run.py"), *argv])
+    capsys.readouterr()
+    try:
+      code = importlib.import_module("run").main(argv)
+    except SystemExit as e:  # argparse's refusals.
+      code = e.code
+    finally:
+      sys.path.remove(str(here))
+    out, err = capsys.readouterr()
+    return SimpleNamespace(returncode=code, stdout=out, stderr=err)
+
+  yield run
+  for module in ("run", "report", "ablation"):
+    sys.modules.pop(module, None)
+
+
 def test_ae_vs_vae_runner_writes_readme_and_figures(mnist_data_dir, tmp_path):
   tiny = ["data.train_subset=2048", "model.encoder.widths=16", "model.decoder.widths=16",
-          "train.checkpoint_every=1", f"data.data_dir={mnist_data_dir}", "data.test_subset=1000", "eval.figures=False"]
+          "train.checkpoint_every=1", f"data.data_dir={mnist_data_dir}", "data.test_subset=1000",
+          "eval.figures=False"]
   cmd = [sys.executable, str(REPO / "experiments" / "ae_vs_vae" / "run.py"), "--seeds", "0", "1",
          "--latents", "2", "3", "--epochs", "2", "--runs", str(tmp_path / "runs"),
          "--out", str(tmp_path / "out"), "--override", *tiny]
@@ -23,7 +58,8 @@ def test_ae_vs_vae_runner_writes_readme_and_figures(mnist_data_dir, tmp_path):
   assert "| 2 |" in readme and "| 3 |" in readme and "Model selection" in readme
   assert "AE error falls with latent size" in readme and "Digits 1/7 easiest" in readme
   assert "--latents 2 3 --epochs 2" in readme
-  device = json.loads((tmp_path / "runs" / "vae_z2" / "seed=0" / "summary.json").read_text())["device"]
+  summary = tmp_path / "runs" / "vae_z2" / "seed=0" / "summary.json"
+  device = json.loads(summary.read_text())["device"]
   assert f"` on {device}." in readme and "shared/" not in readme  # From the data, in the repo.
   figures = {p.name for p in (tmp_path / "out").glob("*.png")}
   assert {"per_class_mse_ae.png", "per_class_mse_vae.png", "val_mse_ae.png", "val_mse_vae.png",
@@ -32,16 +68,16 @@ def test_ae_vs_vae_runner_writes_readme_and_figures(mnist_data_dir, tmp_path):
   assert (tmp_path / "runs" / "vae_z3" / "seed=1" / "summary.json").exists()
 
 
-def test_fc_vs_conv_runner_writes_readme_figures_and_rerenders(mnist_data_dir, tmp_path):
+def test_fc_vs_conv_runner_writes_readme_figures_and_rerenders(mnist_data_dir, tmp_path,
+                                                              runner_main):
   tiny = ["data.train_subset=256", "model.encoder.widths=16,8", "model.decoder.widths=8,16",
           "model.encoder.kind=mlp", "model.decoder.features=8,8,4", "model.conv_batch_chunks=1",
-          "eval.batch_size=250", f"data.data_dir={mnist_data_dir}", "data.test_subset=1000", "eval.figures=False"]
-  cmd = [sys.executable, str(REPO / "experiments" / "fc_vs_conv" / "run.py"), "--dataset",
-         "mnist_32", "--seeds", "0", "--sets", "p2", "--max-epochs", "2", "--iw-k", "4",
-         "--iw-images", "50", "--runs", str(tmp_path / "runs"), "--out", str(tmp_path / "out"),
-         "--override", *tiny]
-  env = os.environ | {"PYTHONPATH": str(REPO)}
-  proc = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, timeout=600, env=env)
+          "eval.batch_size=250", f"data.data_dir={mnist_data_dir}", "data.test_subset=1000",
+          "eval.figures=False"]
+  argv = ["--dataset", "mnist_32", "--seeds", "0", "--sets", "p2", "--max-epochs", "2",
+          "--iw-k", "4", "--iw-images", "50", "--runs", str(tmp_path / "runs"),
+          "--out", str(tmp_path / "out"), "--override", *tiny]
+  proc = runner_main("fc_vs_conv", argv)
   assert proc.returncode == 0, proc.stderr[-3000:]
   assert "the 2-epoch cap bound for seed=0" in proc.stdout
   readme = (tmp_path / "out" / "README.md").read_text()
@@ -55,13 +91,11 @@ def test_fc_vs_conv_runner_writes_readme_figures_and_rerenders(mnist_data_dir, t
                      "iw_nll.json").read_text())["result"]["k"] == 4
   metrics = tmp_path / "runs" / "mnist_32" / "fc_p2" / "seed=0" / "metrics.jsonl"
   before = metrics.read_text()
-  proc = subprocess.run([*cmd, "--reuse"], capture_output=True, text=True, cwd=tmp_path,
-                        timeout=600, env=env)  # Re-renders without training.
+  proc = runner_main("fc_vs_conv", [*argv, "--reuse"])  # Re-renders without training.
   assert proc.returncode == 0, proc.stderr[-3000:]
   assert metrics.read_text() == before
   assert "--reuse" in (tmp_path / "out" / "README.md").read_text()
-  bad = subprocess.run([*cmd[:3], "no_such_data"], capture_output=True, text=True, cwd=tmp_path,
-                       timeout=300, env=env)
+  bad = runner_main("fc_vs_conv", ["--dataset", "no_such_data"])
   assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "data.name" in bad.stderr
   # The records beside the README re-render the tables in a checkout without the run dirs
   # (nothing is trained again; figures need checkpoints, so they name the rows left out).
@@ -70,8 +104,7 @@ def test_fc_vs_conv_runner_writes_readme_figures_and_rerenders(mnist_data_dir, t
       "config.json", "summary.json", "metrics.jsonl", "eval/iw_nll.json"}
   table = [l for l in readme.splitlines() if l.startswith("| conv VAE | p2 |")]
   shutil.rmtree(tmp_path / "runs")
-  proc = subprocess.run([*cmd, "--reuse"], capture_output=True, text=True, cwd=tmp_path,
-                        timeout=600, env=env)
+  proc = runner_main("fc_vs_conv", [*argv, "--reuse"])
   assert proc.returncode == 0, proc.stderr[-3000:]
   again = (tmp_path / "out" / "README.md").read_text()
   assert [l for l in again.splitlines() if l.startswith("| conv VAE | p2 |")] == table
@@ -80,17 +113,15 @@ def test_fc_vs_conv_runner_writes_readme_figures_and_rerenders(mnist_data_dir, t
 
 
 def test_fc_vs_conv_ablation_trains_the_four_cells_and_rerenders_from_records(mnist_data_dir,
-                                                                             tmp_path):
+                                                                             tmp_path, runner_main):
   # An MLP encoder: the ablation varies the conv decoder only.
   tiny = ["data.train_subset=256", "model.encoder.kind=mlp", "model.encoder.widths=16",
           "model.decoder.features=8,4", "model.conv_batch_chunks=1", "eval.batch_size=250",
           f"data.data_dir={mnist_data_dir}",
           "data.test_subset=1000", "eval.figures=False"]
-  cmd = [sys.executable, str(REPO / "experiments" / "fc_vs_conv" / "run.py"), "--ablation",
-         "--dataset", "mnist_32", "--seeds", "0", "--ablation-epochs", "1",
-         "--runs", str(tmp_path / "runs"), "--out", str(tmp_path / "out"), "--override", *tiny]
-  env = os.environ | {"PYTHONPATH": str(REPO)}
-  proc = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, timeout=600, env=env)
+  argv = ["--ablation", "--dataset", "mnist_32", "--seeds", "0", "--ablation-epochs", "1",
+          "--runs", str(tmp_path / "runs"), "--out", str(tmp_path / "out"), "--override", *tiny]
+  proc = runner_main("fc_vs_conv", argv)
   assert proc.returncode == 0, proc.stderr[-3000:]
   text = (tmp_path / "out" / "ABLATION.md").read_text()
   rows = [l for l in text.splitlines() if l.startswith(("| relu |", "| none |"))]
@@ -104,24 +135,23 @@ def test_fc_vs_conv_ablation_trains_the_four_cells_and_rerenders_from_records(mn
   assert "reaches the same output rows" in text and "--ablation" in text
   assert "- By projection activation: `relu`: " in text and "of 2 runs collapsed" in text
   shutil.rmtree(tmp_path / "runs")
-  proc = subprocess.run([*cmd, "--reuse"], capture_output=True, text=True, cwd=tmp_path,
-                        timeout=600, env=env)
+  proc = runner_main("fc_vs_conv", [*argv, "--reuse"])
   assert proc.returncode == 0, proc.stderr[-3000:]
   assert [l for l in (tmp_path / "out" / "ABLATION.md").read_text().splitlines()
           if l.startswith(("| relu |", "| none |"))] == rows
   assert not (tmp_path / "runs").exists()  # Nothing trained again.
 
 
-def test_beta_cvae_runner_one_program_readme_figures_and_rerender(mnist_data_dir, tmp_path):
+def test_beta_cvae_runner_one_program_readme_figures_and_rerender(mnist_data_dir, tmp_path,
+                                                                  runner_main):
   tiny = ["data.train_subset=256", "model.encoder.kind=mlp", "model.decoder.kind=mlp",
           "model.encoder.widths=16", "model.decoder.widths=16", "eval.iw_samples=4",
           f"data.data_dir={mnist_data_dir}", "data.test_subset=1000", "eval.figures=False"]
   # MLP halves: the runner's logic, compiled fast.
-  cmd = [sys.executable, str(REPO / "experiments" / "beta_cvae" / "run.py"), "--seeds", "0",
-         "--betas", "1", "4", "--latents", "2", "20", "--epochs", "2", "--tsne-points", "100",
-         "--runs", str(tmp_path / "runs"), "--out", str(tmp_path / "out"), "--override", *tiny]
-  env = os.environ | {"PYTHONPATH": str(REPO)}
-  proc = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, timeout=600, env=env)
+  argv = ["--seeds", "0", "--betas", "1", "4", "--latents", "2", "20", "--epochs", "2",
+          "--tsne-points", "100", "--runs", str(tmp_path / "runs"), "--out", str(tmp_path / "out"),
+          "--override", *tiny]
+  proc = runner_main("beta_cvae", argv)
   assert proc.returncode == 0, proc.stderr[-3000:]
   run = tmp_path / "runs" / "beta" / "objective.beta=4.0,seed=0"
   assert json.loads((run / "summary.json").read_text())["runs_in_program"] == 2  # Both β.
@@ -137,16 +167,15 @@ def test_beta_cvae_runner_one_program_readme_figures_and_rerender(mnist_data_dir
           "samples_over_training.png", "cvae_style.png", "cvae_samples.png"} <= figures
   metrics = run / "metrics.jsonl"
   before = metrics.read_text()
-  proc = subprocess.run([*cmd, "--reuse"], capture_output=True, text=True, cwd=tmp_path,
-                        timeout=600, env=env)  # Re-renders without training.
+  proc = runner_main("beta_cvae", [*argv, "--reuse"])  # Re-renders without training.
   assert proc.returncode == 0, proc.stderr[-3000:]
   assert metrics.read_text() == before and "--reuse" in (tmp_path / "out" / "README.md").read_text()
-  bad = subprocess.run([*cmd[:2], "--betas", "2", "4"], capture_output=True, text=True,
-                       cwd=tmp_path, timeout=300, env=env)
+  bad = runner_main("beta_cvae", ["--betas", "2", "4"])
   assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "--betas" in bad.stderr
 
 
-def test_anomaly_runner_scores_aurocs_and_rerenders_from_the_cache(mnist_data_dir, tmp_path):
+def test_anomaly_runner_scores_aurocs_and_rerenders_from_the_cache(mnist_data_dir, tmp_path,
+                                                                   runner_main):
   from vae_jax import data  # pylint: disable=import-outside-toplevel
   try:  # CI's data dir holds Fashion-MNIST too; a session tmp dir gets it here.
     data.load_split("fashion_mnist", "test[:1]", mnist_data_dir)
@@ -155,11 +184,9 @@ def test_anomaly_runner_scores_aurocs_and_rerenders_from_the_cache(mnist_data_di
                     mnist_data_dir)
   tiny = ["data.train_subset=512", "model.encoder.widths=16", "model.decoder.widths=16",
           f"data.data_dir={mnist_data_dir}", "data.test_subset=1000", "eval.figures=False"]
-  cmd = [sys.executable, str(REPO / "experiments" / "anomaly" / "run.py"), "--digits", "1",
-         "--seeded-digits", "--seeds", "0", "--epochs", "1", "--iw-k", "4",
-         "--runs", str(tmp_path / "runs"), "--out", str(tmp_path / "out"), "--override", *tiny]
-  env = os.environ | {"PYTHONPATH": str(REPO)}
-  proc = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, timeout=600, env=env)
+  argv = ["--digits", "1", "--seeded-digits", "--seeds", "0", "--epochs", "1", "--iw-k", "4",
+          "--runs", str(tmp_path / "runs"), "--out", str(tmp_path / "out"), "--override", *tiny]
+  proc = runner_main("anomaly", argv)
   assert proc.returncode == 0, proc.stderr[-3000:]
   readme = (tmp_path / "out" / "README.md").read_text()
   assert "| 1 | 1 |" in readme and "| IW-NLL − PNG bits (Serrà) |" in readme
@@ -168,10 +195,8 @@ def test_anomaly_runner_scores_aurocs_and_rerenders_from_the_cache(mnist_data_di
                                                                "roc_fashion_mnist.png"}
   cache = tmp_path / "runs" / "fashion" / "seed=0" / "eval" / "scores.npz"
   before = cache.stat().st_mtime_ns
-  proc = subprocess.run([*cmd, "--reuse"], capture_output=True, text=True, cwd=tmp_path,
-                        timeout=600, env=env)  # Re-renders from the cached scores.
+  proc = runner_main("anomaly", [*argv, "--reuse"])  # Re-renders from the cached scores.
   assert proc.returncode == 0, proc.stderr[-3000:]
   assert cache.stat().st_mtime_ns == before
-  bad = subprocess.run([*cmd[:2], "--digits", "12"], capture_output=True, text=True,
-                       cwd=tmp_path, timeout=300, env=env)
+  bad = runner_main("anomaly", ["--digits", "12"])
   assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "--digits" in bad.stderr
