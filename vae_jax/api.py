@@ -85,7 +85,7 @@ def _check_workdir(workdir: Path, spec: dict, resume: bool) -> bool:
     raise RunError(f"{workdir} holds a run made by vae-jax train; pass another workdir to fit")
   saved = workdir / FIT_FILE
   if not saved.exists():
-    if workdir.exists() and any(workdir.iterdir()):
+    if workdir.exists() and any(p.name != locking.LOCK for p in workdir.iterdir()):
       raise RunError(f"{workdir} is not empty and holds no vae_jax run; pass a new or empty "
                      "workdir")
     if resume:

@@ -1,20 +1,54 @@
 """orbax CheckpointManager wrappers: save the train state and JSON metadata, restore into an
 abstract (jax.eval_shape) target so shapes and pytree structure come from the code, not the files.
+
+A run's checkpoints count from its commit marker, <workdir>/commit.json = {"epoch": N,
+"best_epoch": B}: written (atomically) only once every checkpoint of epoch N, and best/B with
+early stopping, is complete. Steps newer than the marker are a killed save's leftovers: every
+reader here ignores them, and a resumed run deletes them (hooks.Checkpointer). A run directory
+without a marker (written before markers existed) counts every complete step.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
+import shutil
 
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
+from vae_jax import files
 from vae_jax.errors import CheckpointError  # noqa: F401  # Raised here; the public name stays.
 
 LATEST = "ckpt"  # The newest checkpoints of a run (resume from here).
 BEST = "best"  # With early stopping: the state of the best epoch so far.
+COMMIT = "commit.json"  # The newest epoch whose checkpoints are all complete.
+
+
+def commit(workdir: str | Path, epoch: int, best_epoch: int | None = None) -> None:
+  """Marks epoch `epoch` of ckpt/ (and `best_epoch` of best/) as complete: call only after their
+  saves finished (CheckpointManager.wait_until_finished). Epoch 0: nothing is committed yet."""
+  files.write_json(Path(workdir) / COMMIT, {"epoch": int(epoch), "best_epoch": best_epoch})
+
+
+def committed(workdir: str | Path) -> dict | None:
+  """The commit marker {"epoch": N, "best_epoch": B or None}; None when there is none.
+
+  Raises:
+    CheckpointError: the marker is unreadable.
+  """
+  path = Path(workdir) / COMMIT
+  if not path.is_file():
+    return None
+  try:
+    marker = json.loads(path.read_text())
+    return {"epoch": int(marker["epoch"]),
+            "best_epoch": None if marker.get("best_epoch") is None else int(marker["best_epoch"])}
+  except (ValueError, KeyError, TypeError, AttributeError):
+    raise CheckpointError(f"{path} is unreadable (not a commit marker); delete {workdir} and "
+                          "train afresh, or use another --workdir") from None
 
 
 def manager(workdir: str | Path, *, directory: str = LATEST,
@@ -27,13 +61,16 @@ def manager(workdir: str | Path, *, directory: str = LATEST,
       item_names=("state", "meta"))
 
 
+def started(workdir: str | Path) -> bool:
+  """Whether a run was trained in workdir: it holds a commit marker (even of epoch 0: killed
+  before its first checkpoint was committed) or a checkpoint."""
+  return committed(workdir) is not None or latest_epoch(workdir) is not None
+
+
 def latest_epoch(workdir: str | Path, directory: str = LATEST) -> int | None:
-  """Epoch of the newest complete checkpoint in workdir/directory, or None."""
-  ckpt = Path(workdir) / directory
-  if not ckpt.is_dir():
-    return None
-  with manager(workdir, directory=directory) as mngr:
-    return mngr.latest_step()
+  """Epoch of the newest committed checkpoint in workdir/directory, or None."""
+  epochs = all_epochs(workdir, directory)
+  return epochs[0] if epochs else None
 
 
 def digest(state) -> str:
@@ -55,12 +92,33 @@ def save(mngr: ocp.CheckpointManager, epoch: int, state, meta: dict) -> None:
                                            meta=ocp.args.JsonSave(meta)))
 
 
-def all_epochs(workdir: str | Path, directory: str = LATEST) -> list[int]:
-  """Epochs of the complete checkpoints in workdir/directory, newest first."""
+def all_epochs(workdir: str | Path, directory: str = LATEST, *,
+               upto: int | None = None) -> list[int]:
+  """Epochs of the committed checkpoints in workdir/directory (up to `upto` if given), newest
+  first.
+
+  Raises:
+    CheckpointError: an unreadable commit marker.
+  """
   if not (Path(workdir) / directory).is_dir():
     return []
   with manager(workdir, directory=directory) as mngr:
-    return sorted(mngr.all_steps(), reverse=True)
+    epochs = sorted(mngr.all_steps(), reverse=True)
+  marker = committed(workdir)
+  if marker is not None:
+    bound = marker["epoch"] if directory == LATEST else marker["best_epoch"] or 0
+    upto = bound if upto is None else min(upto, bound)
+  return [e for e in epochs if upto is None or e <= upto]
+
+
+def drop_uncommitted(workdir: str | Path, epoch: int, best_epoch: int | None) -> None:
+  """Deletes what a killed save left beyond `epoch` in ckpt/ and `best_epoch` in best/: newer
+  steps and orbax's temporary directories (nothing else of the run directory is touched)."""
+  for directory, bound in ((LATEST, epoch), (BEST, best_epoch or 0)):
+    root = Path(workdir) / directory
+    for entry in root.iterdir() if root.is_dir() else ():
+      if entry.is_dir() and (not entry.name.isdigit() or int(entry.name) > bound):
+        shutil.rmtree(entry, ignore_errors=True)
 
 
 def restore_meta(workdir: str | Path, epoch: int | None = None, *,
@@ -70,8 +128,8 @@ def restore_meta(workdir: str | Path, epoch: int | None = None, *,
   Raises:
     CheckpointError: no checkpoint, or unreadable metadata.
   """
+  epoch = latest_epoch(workdir, directory) if epoch is None else epoch
   with manager(workdir, directory=directory) as mngr:
-    epoch = mngr.latest_step() if epoch is None else epoch
     if epoch is None:
       raise CheckpointError(f"no checkpoint in {workdir}; train first with "
                             f"vae-jax train --config FILE --workdir {workdir}")

@@ -24,7 +24,7 @@ import jax
 import numpy as np
 import tqdm
 
-from vae_jax import checkpointing, early_stopping, growth, parallel, run_log, train
+from vae_jax import checkpointing, early_stopping, files, growth, parallel, run_log, train
 from vae_jax.errors import RunError
 from vae_jax.loop import BaseHook, EpochResult, Loop, LoopState, copy_state, select
 
@@ -162,13 +162,19 @@ class EarlyStopping(BaseHook):
 
 
 class Checkpointer(BaseHook):
-  """Orbax checkpoints of every run directory: <workdir>/ckpt/<epoch>/ (the newest `keep`, None =
-  all) every `every` epochs, at the last epoch, at a run's stop and when `minutes` have passed
-  since the last one (0 = never by time); with early stopping also <workdir>/best/<epoch>/,
-  written with ckpt/ so that a resumed run always finds the best epoch of its metrics.
+  """Orbax checkpoints of every run directory: <workdir>/ckpt/<epoch>/ (the newest `keep`, at
+  least 2; None = all) every `every` epochs, at the last epoch, at a run's stop and when
+  `minutes` have passed since the last one (0 = never by time); with early stopping also
+  <workdir>/best/<epoch>/ (the newest 2), written with ckpt/ so that a resumed run always finds
+  the best epoch of its metrics.
 
-  `start` on a fresh state (epoch 0) deletes a killed run's stale checkpoint directories (a
-  resumed state comes from `resume_state`).
+  An epoch's saves run in the background while the next epoch trains; they are committed
+  (checkpointing.commit: every run's marker once all of the epoch's saves are complete) at the
+  next save and at `close`. A kill at any instant leaves each run its last committed epoch, and
+  at most the runs' markers of one epoch apart (resume_state rolls a program's runs back together).
+
+  `start` on a fresh state (epoch 0) deletes a killed run's stale checkpoint directories and
+  writes an epoch-0 marker; on a resumed state it deletes what lies beyond the resumed epochs.
   """
 
   def __init__(self, workdirs: Sequence[Path], *, keep: int | None = 2, every: int = 1,
@@ -176,7 +182,7 @@ class Checkpointer(BaseHook):
     self.workdirs, self.keep, self.every = [Path(w) for w in workdirs], keep, every
     self.minutes, self.stopping = minutes, stopping
     self.latest, self.best, self.saved_at, self.best_saved = [], [], 0.0, []
-    self.started = time.perf_counter()
+    self.started, self.pending = time.perf_counter(), {}
 
   def last_saved(self, i: int) -> int | None:
     """Epoch of run i's newest checkpoint written (or being written) by this process."""
@@ -184,16 +190,35 @@ class Checkpointer(BaseHook):
 
   def start(self, loop: Loop, state: LoopState) -> LoopState:
     self.started = self.saved_at = time.perf_counter()
-    if state.epoch == 0 and parallel.is_writer():
-      for w in self.workdirs:
-        for d in (checkpointing.LATEST, checkpointing.BEST):  # A killed run's: never reuse them.
-          shutil.rmtree(w / d, ignore_errors=True)
     self.best_saved = [es.best_epoch for es in state.stopping]
-    self.latest = [checkpointing.manager(w, max_to_keep=self.keep) for w in self.workdirs]
+    best = [b if self.stopping else None for b in self.best_saved]
+    if parallel.is_writer():
+      for i, w in enumerate(self.workdirs):
+        epoch = state.history[i][-1]["epoch"] if state.history[i] else 0
+        if state.epoch == 0:  # A killed run's, never committed: never reuse them.
+          for d in (checkpointing.LATEST, checkpointing.BEST):
+            shutil.rmtree(w / d, ignore_errors=True)
+        else:  # Saves newer than the epochs resumed from: they would be saved again.
+          checkpointing.drop_uncommitted(w, epoch, best[i])
+        checkpointing.commit(w, epoch, best[i])
+    # The committed epoch must survive the next (uncommitted) save.
+    self.latest = [checkpointing.manager(w, max_to_keep=self.keep and max(self.keep, 2))
+                   for w in self.workdirs]
     if self.stopping:
-      self.best = [checkpointing.manager(w, directory=checkpointing.BEST, max_to_keep=1)
+      self.best = [checkpointing.manager(w, directory=checkpointing.BEST, max_to_keep=2)
                    for w in self.workdirs]
     return state
+
+  def _commit(self) -> None:
+    """Waits for the pending saves, then writes each saved run's commit marker."""
+    if not self.pending:
+      return
+    for mngr in self.latest + self.best:
+      mngr.wait_until_finished()
+    if parallel.is_writer():
+      for i, (epoch, best) in sorted(self.pending.items()):
+        checkpointing.commit(self.workdirs[i], epoch, best)
+    self.pending = {}
 
   def after_epoch(self, loop: Loop, state: LoopState, result: EpochResult) -> LoopState:
     epoch = result.epoch
@@ -202,20 +227,29 @@ class Checkpointer(BaseHook):
       meta["encoder_widths"] = list(state.widths)
     due = (epoch % self.every == 0 or epoch == loop.epochs
            or time.perf_counter() - self.saved_at >= 60 * self.minutes > 0)
+    saving = {}
     for i, row in enumerate(result.rows):
       if row is None or state.failed[i]:  # A failed run keeps its last good checkpoint.
         continue
       es = state.stopping[i]
       if due or es.stopped:
+        if not saving:
+          self._commit()  # The previous saves, before any new one may drop an older step.
         self.saved_at = time.perf_counter()
         checkpointing.save(self.latest[i], epoch, loop.runs.get(state.train, i), meta)
+        files.fault_point("ckpt")
         if self.stopping and es.best_epoch > self.best_saved[i]:
           checkpointing.save(self.best[i], es.best_epoch, loop.runs.get(state.best, i),
                              dict(meta, epoch=es.best_epoch))
+          files.fault_point("best")
           self.best_saved[i] = es.best_epoch
+        saving[i] = (epoch, self.best_saved[i] if self.stopping else None)
+    self.pending = saving or self.pending  # Committed only once every run's save is issued.
     return state
 
   def close(self) -> None:
+    if self.latest:
+      self._commit()
     for mngr in self.latest + self.best:
       mngr.wait_until_finished()
       mngr.close()
@@ -224,28 +258,34 @@ class Checkpointer(BaseHook):
 
 def resume_state(loop: Loop, state: LoopState, workdirs: Sequence[Path],
                  stopping: EarlyStopping | None = None) -> LoopState:
-  """`state` continued from the run directories: every run from its newest good checkpoint
-  (each bad one named in a warning on stderr), its rows of metrics.jsonl up to that epoch, its
-  early-stopping state (replayed by `stopping`) and its best state.
+  """`state` continued from the run directories: every run from its newest good committed
+  checkpoint (each bad one named in a warning on stderr), its rows of metrics.jsonl up to that
+  epoch, its early-stopping state (replayed by `stopping`) and its best state. The runs still
+  training continue together: a kill between two runs' commit markers left some of them an epoch
+  ahead, and those roll back to the epoch all of them completed.
 
   Raises:
     checkpointing.CheckpointError: no good checkpoint, or best/ does not match metrics.jsonl.
-    RunError: runs still training hold checkpoints of different epochs.
   """
   workdirs = [Path(w) for w in workdirs]
-  restored = [_newest_good(loop, w, state.widths) for w in workdirs]
-  starts = [epoch for epoch, _, _ in restored]
-  history = tuple(tuple(read_metrics(w / "metrics.jsonl", s)) for w, s in zip(workdirs, starts))
-  replayed = stopping.replay(history) if stopping else state.stopping
-  running = {s for s, es in zip(starts, replayed) if not es.stopped}
-  if len(running) > 1:
-    raise RunError(f"the run directories hold checkpoints of different epochs "
-                   f"({sorted(running)}); resume them one at a time or delete them")
+  bounds = [None] * len(workdirs)
+  while True:
+    restored = [_newest_good(loop, w, state.widths, b) for w, b in zip(workdirs, bounds)]
+    starts = [epoch for epoch, _, _ in restored]
+    history = tuple(tuple(read_metrics(w / "metrics.jsonl", s)) for w, s in zip(workdirs, starts))
+    replayed = stopping.replay(history) if stopping else state.stopping
+    running = [i for i, es in enumerate(replayed) if not es.stopped]
+    common = min((starts[i] for i in running), default=None)
+    ahead = [i for i in running if starts[i] != common]
+    if not ahead:
+      break
+    for i in ahead:
+      bounds[i] = common
   meta = restored[0][1]
   widths = meta.get("encoder_widths")
   widths = state.widths if widths is None else tuple(widths)
   state = state.replace(
-      epoch=running.pop() if running else max(starts), widths=widths, history=history,
+      epoch=max(starts) if common is None else common, widths=widths, history=history,
       stopping=replayed, elapsed=meta.get("elapsed_seconds", 0.0),
       train=parallel.put(loop.runs.stack([s for _, _, s in restored]), loop.per_run))
   if not stopping:
@@ -253,7 +293,7 @@ def resume_state(loop: Loop, state: LoopState, workdirs: Sequence[Path],
   abstract = loop.abstract_state(widths)
   best = []
   for w, es in zip(workdirs, replayed):
-    if checkpointing.latest_epoch(w, checkpointing.BEST) != es.best_epoch:
+    if es.best_epoch not in checkpointing.all_epochs(w, checkpointing.BEST):
       raise checkpointing.CheckpointError(
           f"{w}/{checkpointing.BEST} does not hold the best epoch {es.best_epoch} of its "
           "metrics.jsonl; delete that run directory or train it into another --workdir")
@@ -264,15 +304,16 @@ def resume_state(loop: Loop, state: LoopState, workdirs: Sequence[Path],
   return state.replace(best=parallel.put(loop.runs.stack(best), loop.per_run))
 
 
-def _newest_good(loop: Loop, workdir: Path, widths):
-  """(epoch, meta, state) of the newest checkpoint of workdir that reads and
-  matches its digest (the newest first); each one skipped is named in a one-line warning on stderr.
+def _newest_good(loop: Loop, workdir: Path, widths, upto: int | None = None):
+  """(epoch, meta, state) of the newest committed checkpoint of workdir (up to epoch `upto`) that
+  reads and matches its digest (the newest first); each one skipped is named in a one-line
+  warning on stderr.
 
   Raises:
     checkpointing.CheckpointError: none is good.
   """
   skipped = []
-  for epoch in checkpointing.all_epochs(workdir):
+  for epoch in checkpointing.all_epochs(workdir, upto=upto):
     try:
       _, meta = checkpointing.restore_meta(workdir, epoch)
       saved = meta.get("encoder_widths")
@@ -297,8 +338,16 @@ def read_metrics(path: Path, upto_epoch: int) -> list[dict]:
   """The rows of a metrics.jsonl up to `upto_epoch` ([] when there is no file)."""
   if not path.exists():
     return []
-  rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-  return [r for r in rows if r["epoch"] <= upto_epoch]
+  rows = []
+  for n, line in enumerate(path.read_text().splitlines(), 1):
+    try:
+      row = json.loads(line) if line.strip() else None
+      if row is not None and int(row["epoch"]) <= upto_epoch:
+        rows.append(row)
+    except (ValueError, KeyError, TypeError):
+      raise RunError(f"{path} line {n} is not a metrics row; restore that file or delete its "
+                     "run directory and train afresh") from None
+  return rows
 
 
 class Progress(BaseHook):

@@ -38,8 +38,10 @@ def check_free(workdir: str | Path) -> None:
 
 
 @contextlib.contextmanager
-def hold(workdirs):
+def hold(workdirs, *, wait: bool = False):
   """Holds the locks of every (existing) workdir for the `with` body; writes this pid into each.
+  wait=True waits for another process's lock instead of refusing (short critical sections such
+  as a sweep.json update).
 
   Raises:
     LockedError: one of them is held by another live process (the ones taken are released).
@@ -48,7 +50,7 @@ def hold(workdirs):
     for workdir in workdirs:
       handle = stack.enter_context(open(Path(workdir) / LOCK, "a+"))  # noqa: SIM115
       try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(handle, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
       except BlockingIOError:
         raise _refusal(Path(workdir), handle) from None
       handle.truncate(0)

@@ -1,7 +1,8 @@
 """The files a run writes as it trains: config.json, metrics.jsonl, summary.json and TensorBoard
 event files under <workdir>/tensorboard/ (flax.metrics.tensorboard: per-epoch scalars, the run's
 figures as images at the last epoch). Only process 0 writes (locking.is_writer); on the other
-processes of a multi-host run every method is a no-op.
+processes of a multi-host run every method is a no-op. The JSON files are replaced atomically
+(files.write_atomic): metrics.jsonl is rewritten whole each epoch, so a kill never tears a row.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vae_jax import config as config_lib, locking
+from vae_jax import config as config_lib, files, locking
 
 TENSORBOARD = "tensorboard"  # Subdirectory of the run directory holding the event files.
 # Figures also logged to TensorBoard as images (file stem -> tag).
@@ -19,16 +20,12 @@ IMAGE_FIGURES = {"reconstructions": "images/reconstructions", "prior_samples": "
                  "manifold": "images/manifold", "loss_curves": "images/loss_curves"}
 
 
-def _write_lines(path: Path, rows: list[dict]) -> None:
-  path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-
-
 class RunLog:
   """Writer of one run directory's logs; `tensorboard=False` (train.tensorboard) skips events."""
 
   def __init__(self, workdir: Path, tensorboard: bool = True):
     self.workdir, self.writer = Path(workdir), locking.is_writer()
-    self._tb = None
+    self._tb, self._rows = None, []
     if self.writer and tensorboard:
       from flax.metrics import tensorboard as tb  # pylint: disable=import-outside-toplevel
       self._tb = tb.SummaryWriter(self.workdir / TENSORBOARD, auto_flush=False)
@@ -39,20 +36,22 @@ class RunLog:
     if self.writer:
       text = (json.dumps(config, indent=2, sort_keys=True) if isinstance(config, dict)
               else config_lib.to_json(config))
-      (self.workdir / filename).write_text(text)
-      _write_lines(self.workdir / "metrics.jsonl", rows)
+      files.write_atomic(self.workdir / filename, text)
+      self._rows = list(rows)
+      files.write_jsonl(self.workdir / "metrics.jsonl", self._rows)
 
   def epoch(self, row: dict) -> None:
     """Appends an epoch's row to metrics.jsonl; its metrics ('train/loss', ...) and epoch_seconds
     become TensorBoard scalars at step = epoch."""
     if not self.writer:
       return
-    with (self.workdir / "metrics.jsonl").open("a") as f:
-      f.write(json.dumps(row) + "\n")
+    self._rows.append(row)
+    files.write_jsonl(self.workdir / "metrics.jsonl", self._rows)
     if self._tb is not None:
       for key, value in row.items():
         if "/" in key or key == "epoch_seconds":
           self._tb.scalar(key, value, row["epoch"])
+      files.fault_point("tensorboard")
       self._tb.flush()
 
   def finish(self, summary: dict, figure_dir: Path, figure_names: list[str]) -> None:
@@ -60,7 +59,7 @@ class RunLog:
     closes the event file."""
     if not self.writer:
       return
-    (self.workdir / "summary.json").write_text(json.dumps(summary, indent=2))
+    files.write_json(self.workdir / "summary.json", summary, indent=2)
     if self._tb is None:
       return
     import matplotlib.image  # pylint: disable=import-outside-toplevel

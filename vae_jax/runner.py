@@ -81,26 +81,45 @@ def load_data(config) -> dict[str, tuple[np.ndarray, np.ndarray]]:
 
 
 def _check_workdir(config, workdir: Path, resume: bool) -> int | None:
-  """Returns the epoch to resume from (None = fresh start). Raises RunError on conflicts."""
+  """Returns the epoch to resume from (None = fresh start).
+
+  A workdir is this run's only if it does not exist, is empty, or holds a vae_jax run
+  (config.json) of the same config; anything else is refused before anything is written.
+
+  Raises:
+    RunError: a workdir that is a file or holds something else, a run of another config, a
+      checkpoint without resume, or resume without a checkpoint.
+  """
+  if workdir.exists() and not workdir.is_dir():
+    raise RunError(f"--workdir {workdir} is a file; pass a directory")
   saved = workdir / "config.json"
-  latest = checkpointing.latest_epoch(workdir)
-  if saved.exists() and latest is not None:
-    # Fields added to the library after the run was written count as their defaults.
+  if not saved.exists():
+    if workdir.is_dir() and any(p.name != locking.LOCK for p in workdir.iterdir()):
+      raise RunError(f"{workdir} is not empty and holds no vae_jax run (no config.json); pass a "
+                     "new or empty --workdir")
+    if resume:
+      raise RunError(f"--resume given but {workdir} has no checkpoint; drop --resume to start "
+                     "fresh")
+    return None
+  try:  # Fields added to the library after the run was written count as their defaults.
     old = json.loads(config_lib.to_json(config_lib.with_defaults(json.loads(saved.read_text()))))
-    new = json.loads(config_lib.to_json(config))
-    changed = [k for k in config_diff(old, new) if k not in RESUMABLE_CHANGES]
-    if changed:
-      raise RunError(f"{workdir} holds a checkpoint of another config (differs in "
-                     f"{', '.join(changed)}); use another --workdir or delete that one")
+  except (ValueError, TypeError, AttributeError):
+    raise RunError(f"{saved} is not a vae_jax config (unreadable JSON); restore it, or use "
+                   "another --workdir") from None
+  changed = [k for k in config_diff(old, json.loads(config_lib.to_json(config)))
+             if k not in RESUMABLE_CHANGES]
+  latest = checkpointing.latest_epoch(workdir)
+  if changed:
+    raise RunError(f"{workdir} holds a run of another config (differs in {', '.join(changed)});"
+                   " use another --workdir or delete that one")
+  if latest is not None:
     if not resume:
       raise RunError(f"{workdir} already holds a checkpoint (epoch {latest}); pass --resume to "
                      "continue it or use another --workdir")
     return latest
-  if resume and saved.exists():  # Killed before its first checkpoint: nothing to continue.
+  if resume:  # Killed before its first checkpoint: nothing to continue.
     print(f"vae-jax: notice: {workdir} holds no checkpoint (its run stopped before the first); "
           "starting it afresh", file=sys.stderr)
-  elif resume:
-    raise RunError(f"--resume given but {workdir} has no checkpoint; drop --resume to start fresh")
   return None
 
 
@@ -217,6 +236,9 @@ def train_and_evaluate_runs(configs, workdirs, *, resume: bool = False,
   for w in workdirs if writer else ():  # Another live run there: refuse before anything else.
     locking.check_free(w)
   starts = [_check_workdir(c, w, resume) for c, w in zip(configs, workdirs)]
+  if len({s is None for s in starts}) > 1 and all(
+      checkpointing.committed(w) is not None for w, s in zip(workdirs, starts) if s is None):
+    starts = [None] * len(starts)  # Killed between the first epoch's commit markers: afresh.
   if len({s is None for s in starts}) > 1:
     raise RunError("some run directories hold checkpoints and others do not; resume the former "
                    "and start the latter separately")

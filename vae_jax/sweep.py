@@ -16,7 +16,9 @@ import json
 import shutil
 from pathlib import Path
 
-from vae_jax import checkpointing, config as config_lib, parallel, runner
+from vae_jax import checkpointing, config as config_lib, files, locking, parallel, runner
+
+SWEEP_FILE = "sweep.json"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -105,19 +107,55 @@ def run_sweep(config, sweep_args: list[str], workdir: str | Path, *, resume: boo
     elif checkpointing.latest_epoch(run_dir) is not None and not resume:
       raise config_lib.ConfigError(f"{run_dir} already holds a checkpoint; pass --resume to "
                                    "continue it, --reuse to keep finished runs, or another --workdir")
+  _check_ours(workdir, runs)
   listing = [{"name": r.name, "overrides": list(r.overrides), "program": r.program,
               "workdir": str(workdir / r.name)} for r in runs]
   created, writer = not workdir.exists(), parallel.is_writer()
   if writer:  # Process 0 of a multi-host launch (the only process otherwise).
     workdir.mkdir(parents=True, exist_ok=True)
-    (workdir / "sweep.json").write_text(json.dumps({"sweep": sweep_args, "runs": listing},
-                                                   indent=2))
+    with locking.hold([workdir], wait=True):  # One sweep.json update at a time.
+      _merge_listing(workdir / SWEEP_FILE, sweep_args, listing)
   try:
     return _train_programs(runs, workdir, resume, reuse, progress)
   except BaseException:
     if writer and created and not any(p.is_dir() for p in workdir.iterdir()):
       shutil.rmtree(workdir, ignore_errors=True)  # Nothing trained: leave nothing behind.
     raise
+
+
+def _check_ours(workdir: Path, runs) -> None:
+  """Refuses (before anything is written) a sweep dir or run dir that is a file, holds files but
+  no sweep (sweep.json) or run (config.json), or a run dir another live process trains.
+
+  Raises:
+    config_lib.ConfigError: naming the directory and the fix.
+  """
+  for path, marker in [(workdir, SWEEP_FILE)] + [(workdir / r.name, "config.json") for r in runs]:
+    if path.exists() and not path.is_dir():
+      raise config_lib.ConfigError(f"{path} is a file; pass another --workdir")
+    if path.is_dir() and not (path / marker).exists() and any(
+        p.name != locking.LOCK for p in path.iterdir()):
+      raise config_lib.ConfigError(f"{path} is not empty and holds no vae_jax {marker}; pass a "
+                                   "new or empty --workdir")
+    if path != workdir and path.is_dir():
+      locking.check_free(path)
+
+
+def _merge_listing(path: Path, sweep_args: list[str], listing: list[dict]) -> None:
+  """sweep.json: this sweep's runs added to (or replacing, by name) the runs it lists already,
+  written atomically; `sweep` lists every --sweep argument given so far."""
+  old = {"sweep": [], "runs": []}
+  if path.exists():
+    try:
+      old = json.loads(path.read_text())
+      old_args, old_runs = list(old["sweep"]), list(old["runs"])
+      names = {r["name"] for r in listing}
+      old = {"sweep": old_args, "runs": [r for r in old_runs if r["name"] not in names]}
+    except (ValueError, KeyError, TypeError):
+      raise config_lib.ConfigError(f"{path} is unreadable (not a vae_jax sweep listing); restore "
+                                   "or delete it, or pass another --workdir") from None
+  args = old["sweep"] + [a for a in sweep_args if a not in old["sweep"]]
+  files.write_json(path, {"sweep": args, "runs": old["runs"] + listing}, indent=2)
 
 
 def _train_programs(runs, workdir: Path, resume: bool, reuse: bool, progress: bool) -> list[dict]:
@@ -132,7 +170,7 @@ def _train_programs(runs, workdir: Path, resume: bool, reuse: bool, progress: bo
       members = [r for r in members if r not in done]
     groups = [members]
     if resume:  # Runs with and without checkpoints cannot share one program.
-      has = [r for r in members if checkpointing.latest_epoch(workdir / r.name) is not None]
+      has = [r for r in members if checkpointing.started(workdir / r.name)]
       groups = [has, [r for r in members if r not in has]]
     for group, group_resume in zip(groups, (resume, False)):
       if not group:

@@ -1,0 +1,72 @@
+"""Crash-consistent writes of a run directory's files, and the named write points at which the
+fault-injection tests kill the process.
+
+Every JSON file a run writes (config.json, fit.json, metrics.jsonl, summary.json, sweep.json,
+commit.json) goes through `write_atomic`: a reader, or the next process after a kill at any
+instant, sees either the old file or the whole new one, never a torn one.
+
+`fault_point(name)` marks a write point. With the environment variable VAE_JAX_FAULT=NAME[@N]
+the process kills itself with SIGKILL at the N-th (default first) time it reaches point NAME: the
+tests' way to crash a run exactly there (tests/test_faults.py). Unset, it does nothing.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+from pathlib import Path
+import signal
+
+FAULT_ENV = "VAE_JAX_FAULT"
+_HITS: collections.Counter = collections.Counter()
+
+
+def fault_point(name: str) -> None:
+  """Kills this process with SIGKILL if $VAE_JAX_FAULT names this point and this is its N-th hit."""
+  spec = os.environ.get(FAULT_ENV)
+  if not spec:
+    return
+  target, _, nth = spec.partition("@")
+  if target != name:
+    return
+  _HITS[name] += 1
+  if _HITS[name] == int(nth or 1):
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def write_atomic(path: str | Path, text: str) -> None:
+  """Replaces `path` by a file holding `text`, atomically: a temporary file beside it is written
+  and fsynced, then renamed over `path`, then the directory is fsynced. Write point: the file's
+  name, after the temporary file is complete and before the rename.
+
+  Raises:
+    OSError: the directory is not writable (the temporary file is removed).
+  """
+  path = Path(path)
+  tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+  try:
+    with tmp.open("w") as f:
+      f.write(text)
+      f.flush()
+      os.fsync(f.fileno())
+    fault_point(path.name)
+    os.replace(tmp, path)
+  except BaseException:
+    tmp.unlink(missing_ok=True)
+    raise
+  fd = os.open(path.parent, os.O_RDONLY)
+  try:
+    os.fsync(fd)
+  finally:
+    os.close(fd)
+
+
+def write_json(path: str | Path, value, **dumps) -> None:
+  """`write_atomic(path, json.dumps(value, **dumps))`."""
+  write_atomic(path, json.dumps(value, **dumps))
+
+
+def write_jsonl(path: str | Path, rows) -> None:
+  """`rows` as JSON lines, atomically (write_atomic)."""
+  write_atomic(path, "".join(json.dumps(r) + "\n" for r in rows))
