@@ -26,8 +26,8 @@ from typing import Any, NamedTuple
 
 import jax
 
-from vae_jax import (checkpointing, evaluate, hooks as hooks_lib, locking, loop as loop_lib,
-                     models, parallel, run_log, sources, streaming, train)
+from vae_jax import (checkpointing, evaluate, files, hooks as hooks_lib, locking,
+                     loop as loop_lib, models, parallel, run_log, sources, streaming, train)
 from vae_jax.errors import CheckpointError, DataError, RunError
 
 FIT_FILE = "fit.json"  # What a fit run directory was trained with (config.json for config runs).
@@ -85,7 +85,7 @@ def _check_workdir(workdir: Path, spec: dict, resume: bool) -> bool:
     raise RunError(f"{workdir} holds a run made by vae-jax train; pass another workdir to fit")
   saved = workdir / FIT_FILE
   if not saved.exists():
-    if workdir.exists() and any(p.name != locking.LOCK for p in workdir.iterdir()):
+    if workdir.exists() and not all(files.is_leftover(p.name) for p in workdir.iterdir()):
       raise RunError(f"{workdir} is not empty and holds no vae_jax run; pass a new or empty "
                      "workdir")
     if resume:

@@ -61,12 +61,6 @@ def manager(workdir: str | Path, *, directory: str = LATEST,
       item_names=("state", "meta"))
 
 
-def started(workdir: str | Path) -> bool:
-  """Whether a run was trained in workdir: it holds a commit marker (even of epoch 0: killed
-  before its first checkpoint was committed) or a checkpoint."""
-  return committed(workdir) is not None or latest_epoch(workdir) is not None
-
-
 def latest_epoch(workdir: str | Path, directory: str = LATEST) -> int | None:
   """Epoch of the newest committed checkpoint in workdir/directory, or None."""
   epochs = all_epochs(workdir, directory)

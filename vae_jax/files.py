@@ -19,6 +19,7 @@ from pathlib import Path
 import signal
 
 FAULT_ENV = "VAE_JAX_FAULT"
+LOCK_FILE = ".lock"  # locking.py's lock file of a run directory.
 _HITS: collections.Counter = collections.Counter()
 
 
@@ -33,6 +34,20 @@ def fault_point(name: str) -> None:
   _HITS[name] += 1
   if _HITS[name] == int(nth or 1):
     os.kill(os.getpid(), signal.SIGKILL)
+
+
+def is_leftover(name: str) -> bool:
+  """Whether a directory entry is what a killed vae_jax process leaves behind before it wrote
+  anything of its own: its lock file or a write_atomic temporary file."""
+  return name == LOCK_FILE or (name.startswith(".") and name.endswith(".tmp"))
+
+
+def remove_leftovers(directory: str | Path) -> None:
+  """Deletes the write_atomic temporary files a killed process left in `directory` (call with
+  the directory's lock held)."""
+  for entry in Path(directory).iterdir():
+    if entry.name != LOCK_FILE and is_leftover(entry.name):
+      entry.unlink(missing_ok=True)
 
 
 def write_atomic(path: str | Path, text: str) -> None:

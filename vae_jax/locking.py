@@ -12,9 +12,10 @@ from pathlib import Path
 
 import jax
 
+from vae_jax import files
 from vae_jax.errors import LockedError  # noqa: F401  # Raised here; the public name stays.
 
-LOCK = ".lock"
+LOCK = files.LOCK_FILE
 
 
 def _refusal(workdir: Path, handle) -> LockedError:

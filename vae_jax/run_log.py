@@ -25,20 +25,21 @@ class RunLog:
 
   def __init__(self, workdir: Path, tensorboard: bool = True):
     self.workdir, self.writer = Path(workdir), locking.is_writer()
-    self._tb, self._rows = None, []
-    if self.writer and tensorboard:
-      from flax.metrics import tensorboard as tb  # pylint: disable=import-outside-toplevel
-      self._tb = tb.SummaryWriter(self.workdir / TENSORBOARD, auto_flush=False)
+    self._tb, self._rows, self.tensorboard = None, [], tensorboard
 
   def start(self, config, rows: list[dict], filename: str = "config.json") -> None:
     """`filename` (config.json: the resolved ConfigDict; a fit's fit.json: a dict) and
     metrics.jsonl (the rows kept from a resumed run's checkpoint epoch)."""
     if self.writer:
+      files.remove_leftovers(self.workdir)
       text = (json.dumps(config, indent=2, sort_keys=True) if isinstance(config, dict)
               else config_lib.to_json(config))
       files.write_atomic(self.workdir / filename, text)
       self._rows = list(rows)
       files.write_jsonl(self.workdir / "metrics.jsonl", self._rows)
+      if self.tensorboard:  # After config.json: the file that makes the directory a run's.
+        from flax.metrics import tensorboard as tb  # pylint: disable=import-outside-toplevel
+        self._tb = tb.SummaryWriter(self.workdir / TENSORBOARD, auto_flush=False)
 
   def epoch(self, row: dict) -> None:
     """Appends an epoch's row to metrics.jsonl; its metrics ('train/loss', ...) and epoch_seconds

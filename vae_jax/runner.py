@@ -31,9 +31,9 @@ import jax
 import numpy as np
 import tqdm
 
-from vae_jax import (checkpointing, config as config_lib, data, evaluate, figures, growth, hooks,
-                     locking, loop as loop_lib, models, objectives, parallel, run_log, streaming,
-                     train)
+from vae_jax import (checkpointing, config as config_lib, data, evaluate, figures, files, growth,
+                     hooks, locking, loop as loop_lib, models, objectives, parallel, run_log,
+                     streaming, train)
 from vae_jax.errors import RunError  # noqa: F401  # Raised here; the public name stays.
 
 # Config fields that change how a run is computed or what it keeps, not its results (up to float
@@ -94,12 +94,16 @@ def _check_workdir(config, workdir: Path, resume: bool) -> int | None:
     raise RunError(f"--workdir {workdir} is a file; pass a directory")
   saved = workdir / "config.json"
   if not saved.exists():
-    if workdir.is_dir() and any(p.name != locking.LOCK for p in workdir.iterdir()):
+    entries = [p.name for p in workdir.iterdir()] if workdir.is_dir() else []
+    if not all(map(files.is_leftover, entries)):
       raise RunError(f"{workdir} is not empty and holds no vae_jax run (no config.json); pass a "
                      "new or empty --workdir")
-    if resume:
+    if resume and not entries:
       raise RunError(f"--resume given but {workdir} has no checkpoint; drop --resume to start "
                      "fresh")
+    if resume:  # A run killed before it wrote its config.
+      print(f"vae-jax: notice: {workdir} holds no run yet (its process was killed before it "
+            "wrote one); starting it afresh", file=sys.stderr)
     return None
   try:  # Fields added to the library after the run was written count as their defaults.
     old = json.loads(config_lib.to_json(config_lib.with_defaults(json.loads(saved.read_text()))))

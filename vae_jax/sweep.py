@@ -133,8 +133,8 @@ def _check_ours(workdir: Path, runs) -> None:
   for path, marker in [(workdir, SWEEP_FILE)] + [(workdir / r.name, "config.json") for r in runs]:
     if path.exists() and not path.is_dir():
       raise config_lib.ConfigError(f"{path} is a file; pass another --workdir")
-    if path.is_dir() and not (path / marker).exists() and any(
-        p.name != locking.LOCK for p in path.iterdir()):
+    if path.is_dir() and not (path / marker).exists() and not all(
+        files.is_leftover(p.name) for p in path.iterdir()):
       raise config_lib.ConfigError(f"{path} is not empty and holds no vae_jax {marker}; pass a "
                                    "new or empty --workdir")
     if path != workdir and path.is_dir():
@@ -154,6 +154,7 @@ def _merge_listing(path: Path, sweep_args: list[str], listing: list[dict]) -> No
     except (ValueError, KeyError, TypeError):
       raise config_lib.ConfigError(f"{path} is unreadable (not a vae_jax sweep listing); restore "
                                    "or delete it, or pass another --workdir") from None
+  files.remove_leftovers(path.parent)
   args = old["sweep"] + [a for a in sweep_args if a not in old["sweep"]]
   files.write_json(path, {"sweep": args, "runs": old["runs"] + listing}, indent=2)
 
@@ -169,8 +170,8 @@ def _train_programs(runs, workdir: Path, resume: bool, reuse: bool, progress: bo
                   for r in done]
       members = [r for r in members if r not in done]
     groups = [members]
-    if resume:  # Runs with and without checkpoints cannot share one program.
-      has = [r for r in members if checkpointing.started(workdir / r.name)]
+    if resume:  # Runs started (config.json written) and runs not started are two programs.
+      has = [r for r in members if (workdir / r.name / "config.json").exists()]
       groups = [has, [r for r in members if r not in has]]
     for group, group_resume in zip(groups, (resume, False)):
       if not group:

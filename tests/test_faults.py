@@ -1,0 +1,117 @@
+"""Fault injection: a run killed (SIGKILL) at each named write point (files.fault_point) resumes
+with `--resume` to metrics bit-identical to the same run trained without interruption.
+
+Three run kinds: a plain run, an early-stopping run (best/ too) and a 2-run sweep (one vmapped
+program). The killed process is `vae-jax train` with $VAE_JAX_FAULT=POINT@N; its data arrays come
+from an .npz the test wrote from runner.load_data (so it does not import TensorFlow; what is under
+test is every write after the data load). The resume and the uninterrupted reference run in this
+process.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from vae_jax import cli, config as config_lib, files, runner
+
+REPO = Path(__file__).resolve().parents[1]
+EPOCHS = 3
+KINDS = {
+    "plain": {},
+    "early_stopping": {"data.validation_size": 100, "train.early_stopping.patience": 2},
+    "sweep": {},
+}
+# Event files only where their write point is under test (they import TensorFlow); the setting
+# changes no result (runner.COMPUTE_ONLY).
+TENSORBOARD = {"tensorboard": ["--config.train.tensorboard=True"]}
+SWEEP = ["--sweep", "seed=0,1"]
+# kind -> (point, N): the N-th time the run reaches the point. Epoch e's checkpoint is committed
+# when epoch e + 1 saves (commit.json hit 1 is the epoch-0 marker a fresh run writes).
+MATRIX = {
+    "plain": [("config.json", 1), ("metrics.jsonl", 2), ("ckpt", 2), ("commit.json", 3),
+              ("tensorboard", 2), ("summary.json", 1)],
+    "early_stopping": [("metrics.jsonl", 2), ("ckpt", 2), ("best", 2), ("commit.json", 3)],
+    # ckpt@4: run 0's epoch-2 save issued, run 1's in flight; commit.json@2 and @4: between the
+    # two runs' markers of epoch 0 and of epoch 1; summary.json@2: run 0 finished, run 1 not.
+    "sweep": [("sweep.json", 1), ("ckpt", 4), ("commit.json", 2), ("commit.json", 4),
+              ("summary.json", 2)],
+}
+CASES = [(kind, point, n) for kind, points in MATRIX.items() for point, n in points]
+KILLED = """
+import sys
+import numpy as np
+from vae_jax import cli, runner
+arrays = np.load(sys.argv[1])
+runner.load_data = lambda config: {s: (arrays[s + "_x"], arrays[s + "_y"])
+                                   for s in ("train", "val", "test") if s + "_x" in arrays}
+sys.exit(cli.main(sys.argv[2:]))
+"""
+
+
+@pytest.fixture(scope="module")
+def prepared(mnist_data_dir, tmp_path_factory):
+  """kind -> (config file, .npz of its data splits, the uninterrupted run's directory), made on
+  first use in each test process."""
+  from conftest import tiny_config  # pylint: disable=import-outside-toplevel
+  root, out = tmp_path_factory.mktemp("faults"), {}
+
+  def prepare(kind):
+    if kind in out:
+      return out[kind]
+    config = tiny_config(mnist_data_dir, **{"train.epochs": EPOCHS, "eval.iw_samples": 4,
+                                            "train.tensorboard": False, **KINDS[kind]})
+    cfg = root / f"{kind}.py"
+    cfg.write_text("import ml_collections, json\ndef get_config():\n  return "
+                   f"ml_collections.ConfigDict(json.loads({config_lib.to_json(config)!r}))\n")
+    splits = runner.load_data(config)
+    npz = root / f"{kind}.npz"
+    np.savez(npz, **{f"{s}_{i}": a for s, (x, y) in splits.items() for i, a in
+                     (("x", x), ("y", y))})
+    reference = root / f"{kind}_reference"
+    assert cli.main(_train(cfg, reference, kind)) == 0
+    out[kind] = (cfg, npz, reference)
+    return out[kind]
+
+  return prepare
+
+
+def _train(cfg, workdir, kind, *more):
+  return ["train", "--config", str(cfg), "--workdir", str(workdir), "--no-progress",
+          *(SWEEP if kind == "sweep" else []), *more]
+
+
+def _run_dirs(workdir, kind):
+  return [workdir / "seed=0", workdir / "seed=1"] if kind == "sweep" else [workdir]
+
+
+def _results(run_dir):
+  rows = [{k: v for k, v in json.loads(line).items() if k != "epoch_seconds"}
+          for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+  summary = json.loads((run_dir / "summary.json").read_text())
+  return rows, {k: summary[k] for k in ("epoch", "best_epoch", "stopped_epoch", "eval/loss",
+                                         "eval/nll_iw")}
+
+
+@pytest.mark.parametrize("kind,point,n", CASES, ids=[f"{k}-{p}@{n}" for k, p, n in CASES])
+def test_kill_at_a_write_point_then_resume_equals_an_uninterrupted_run(prepared, tmp_path, kind,
+                                                                      point, n):
+  cfg, npz, reference = prepared(kind)
+  killed, more = tmp_path / "killed", TENSORBOARD.get(point, [])
+  proc = subprocess.run([sys.executable, "-c", KILLED, str(npz), *_train(cfg, killed, kind, *more)],
+                        capture_output=True, text=True, timeout=600,
+                        env=os.environ | {"PYTHONPATH": str(REPO), files.FAULT_ENV: f"{point}@{n}"})
+  assert proc.returncode == -signal.SIGKILL, (f"{point}@{n} was not reached (exit "
+                                              f"{proc.returncode}): {proc.stderr[-2000:]}")
+  assert cli.main(_train(cfg, killed, kind, *more, "--resume")) == 0
+  for run, ref in zip(_run_dirs(killed, kind), _run_dirs(reference, kind)):
+    assert _results(run) == _results(ref), run.name
+    assert not [p for p in run.rglob("*") if files.is_leftover(p.name) and p.name != ".lock"]
+  if kind == "sweep":
+    listing = json.loads((killed / "sweep.json").read_text())
+    assert [r["name"] for r in listing["runs"]] == ["seed=0", "seed=1"]
