@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from vae_jax import checkpointing, evaluate, runner, train
+from vae_jax import checkpointing, cli, evaluate, locking, runner, train
 
 
 class _Poisoned:
@@ -135,7 +135,6 @@ def test_a_digest_mismatch_is_caught(tiny, tmp_path):
 
 
 def test_second_writer_is_refused_naming_the_pid(tiny, tmp_path, capsys):
-  from vae_jax import cli, locking  # pylint: disable=g-import-not-at-top
   workdir = tmp_path / "r"
   runner.train_and_evaluate(tiny(**{"eval.iw_samples": 0}), workdir, progress=False)
   import subprocess, sys  # pylint: disable=g-import-not-at-top,multiple-imports
@@ -175,3 +174,60 @@ def test_checkpoints_by_wall_time(tiny, tmp_path, monkeypatch):
   monkeypatch.setattr(runner.time, "perf_counter", lambda: float(next(clock)))
   runner.train_and_evaluate(config, tmp_path / "r", progress=False)
   assert checkpointing.all_epochs(tmp_path / "r") == [3, 2, 1]  # Not only the last epoch.
+
+
+def _tree(path):
+  """Every file under path (or path itself) with its bytes."""
+  if path.is_file():
+    return {path: path.read_bytes()}
+  return {p: p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file()}
+
+
+def test_a_foreign_or_other_config_workdir_is_refused_untouched(tiny, tmp_path, capsys):
+  import shutil  # pylint: disable=g-import-not-at-top
+  cfg = _config_file(tmp_path, tiny(**{"eval.iw_samples": 0}))
+
+  def refused(workdir):
+    before = _tree(workdir)
+    capsys.readouterr()
+    assert cli.main(["train", "--config", cfg, "--workdir", str(workdir), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and _tree(workdir) == before
+    return err
+
+  a_file = tmp_path / "a_file"
+  a_file.write_text("not a run")
+  assert "is a file" in refused(a_file) and "is a file" in refused(a_file / "under")
+  foreign = tmp_path / "foreign"
+  (foreign / "ckpt").mkdir(parents=True)
+  (foreign / "ckpt" / "data.bin").write_text("someone else's")
+  (foreign / "summary.json").write_text("{}")
+  assert "holds no vae_jax run" in refused(foreign)
+  other = tmp_path / "other"  # A finished run of another config, its ckpt/ removed.
+  runner.train_and_evaluate(tiny(**{"eval.iw_samples": 0, "model.latent_dim": 3}), other,
+                            progress=False)
+  shutil.rmtree(other / "ckpt")
+  assert "another config" in refused(other) and "model.latent_dim" in refused(other)
+
+
+def test_sweep_json_merges_and_a_refused_sweep_leaves_it_alone(tiny, tmp_path, capsys):
+  cfg = _config_file(tmp_path, tiny(**{"eval.iw_samples": 0}))
+  sweep_dir = tmp_path / "sweep"
+
+  def train(*more):
+    return cli.main(["train", "--config", cfg, "--workdir", str(sweep_dir), "--no-progress",
+                     *more])
+
+  assert train("--sweep", "seed=0,1") == 0
+  first = (sweep_dir / "sweep.json").read_text()
+  capsys.readouterr()
+  assert train("--sweep", "seed=1,2") == 2  # seed=1 holds a checkpoint: refused, untouched.
+  assert "seed=1" in capsys.readouterr().err
+  with locking.hold([sweep_dir / "seed=0"]):  # A live run in it: refused, untouched.
+    assert train("--sweep", "seed=0,3", "--resume") == 2
+    assert "in use" in capsys.readouterr().err
+  assert (sweep_dir / "sweep.json").read_text() == first and not (sweep_dir / "seed=2").exists()
+  assert train("--sweep", "seed=5") == 0  # Another sweep into the same directory: merged.
+  listing = json.loads((sweep_dir / "sweep.json").read_text())
+  assert [r["name"] for r in listing["runs"]] == ["seed=0", "seed=1", "seed=5"]
+  assert listing["sweep"] == ["seed=0,1", "seed=5"]

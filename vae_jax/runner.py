@@ -90,8 +90,11 @@ def _check_workdir(config, workdir: Path, resume: bool) -> int | None:
     RunError: a workdir that is a file or holds something else, a run of another config, a
       checkpoint without resume, or resume without a checkpoint.
   """
-  if workdir.exists() and not workdir.is_dir():
-    raise RunError(f"--workdir {workdir} is a file; pass a directory")
+  for path in (workdir, *workdir.absolute().parents):
+    if path.exists():
+      if not path.is_dir():
+        raise RunError(f"--workdir {workdir}: {path} is a file; pass a directory")
+      break
   saved = workdir / "config.json"
   if not saved.exists():
     entries = [p.name for p in workdir.iterdir()] if workdir.is_dir() else []
