@@ -43,11 +43,26 @@ def _fails(capsys, argv, *fragments):
     ("--config.train.batch_size=-8", "train.batch_size must be positive"),
     ("--config.optim.name=lbfgs", "unknown optim.name"),
     ("--config.data.name=svhn", "unknown data.name 'svhn'"),
+    ("--config.objective.beta=-1", "objective.beta must be a finite number >= 0"),
+    ("--config.objective.beta=1e999", "objective.beta must be a finite number >= 0"),
 ])
 def test_bad_train_input_exits_2_without_run_dir(capsys, tmp_path, tiny_file, override, fragment):
   workdir = tmp_path / "run"
   _fails(capsys, ["train", "--config", tiny_file, "--workdir", str(workdir), override], fragment)
   assert not workdir.exists()
+
+
+@pytest.mark.parametrize("body,fragment", [
+    ("import sys\nsys.exit(0)\n", "failed to load (SystemExit"),
+    ("from vae_jax import config\ndef get_config():\n  c = config.base_config()\n"
+     "  c.train.epohcs = 3\n  return c\n", "sets train.epohcs, which is not a config field (did "
+     "you mean train.epochs?)"),
+], ids=["sys.exit", "typo"])
+def test_a_config_file_that_exits_or_misspells_a_field(capsys, tmp_path, body, fragment):
+  path = tmp_path / "c.py"
+  path.write_text(body)
+  _fails(capsys, ["train", "--config", str(path), "--workdir", str(tmp_path / "r")], fragment)
+  assert not (tmp_path / "r").exists()
 
 
 def test_missing_config_file(capsys, tmp_path):

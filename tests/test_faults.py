@@ -43,15 +43,22 @@ MATRIX = {
               ("summary.json", 2)],
 }
 CASES = [(kind, point, n) for kind, points in MATRIX.items() for point, n in points]
+# `vae-jax ...` as its console script runs it (cli.entry), on the arrays of an .npz.
 KILLED = """
 import sys
 import numpy as np
 from vae_jax import cli, runner
-arrays = np.load(sys.argv[1])
+arrays = np.load(sys.argv.pop(1))
 runner.load_data = lambda config: {s: (arrays[s + "_x"], arrays[s + "_y"])
                                    for s in ("train", "val", "test") if s + "_x" in arrays}
-sys.exit(cli.main(sys.argv[2:]))
+cli.entry()
 """
+# Phases of a plain run (fault point, signal spec) -> the epoch --resume continues from (None:
+# nothing committed yet). "+S": sent S seconds after the point from a timer thread, landing in
+# native code (the first epoch's compile), where Python runs the handler only on its return.
+SIGNALS = [("data", "SIGINT", None), ("epoch@1", "SIGINT+0.2", None),
+           ("epoch@1", "SIGTERM+0.2", None), ("ckpt@2", "SIGTERM", 1), ("iw_nll", "SIGINT", 3),
+           ("figures", "SIGINT+0.3", 3)]
 
 
 @pytest.fixture(scope="module")
@@ -103,9 +110,7 @@ def test_kill_at_a_write_point_then_resume_equals_an_uninterrupted_run(prepared,
                                                                       point, n):
   cfg, npz, reference = prepared(kind)
   killed, more = tmp_path / "killed", TENSORBOARD.get(point, [])
-  proc = subprocess.run([sys.executable, "-c", KILLED, str(npz), *_train(cfg, killed, kind, *more)],
-                        capture_output=True, text=True, timeout=600,
-                        env=os.environ | {"PYTHONPATH": str(REPO), files.FAULT_ENV: f"{point}@{n}"})
+  proc = _vae_jax(npz, _train(cfg, killed, kind, *more), f"{point}@{n}")
   assert proc.returncode == -signal.SIGKILL, (f"{point}@{n} was not reached (exit "
                                               f"{proc.returncode}): {proc.stderr[-2000:]}")
   assert cli.main(_train(cfg, killed, kind, *more, "--resume")) == 0
@@ -115,3 +120,31 @@ def test_kill_at_a_write_point_then_resume_equals_an_uninterrupted_run(prepared,
   if kind == "sweep":
     listing = json.loads((killed / "sweep.json").read_text())
     assert [r["name"] for r in listing["runs"]] == ["seed=0", "seed=1"]
+
+
+def _vae_jax(npz, argv, fault):
+  return subprocess.run([sys.executable, "-c", KILLED, str(npz), *argv], capture_output=True,
+                        text=True, timeout=600,
+                        env=os.environ | {"PYTHONPATH": str(REPO), files.FAULT_ENV: fault})
+
+
+@pytest.mark.parametrize("point,how,resumes_from", SIGNALS,
+                         ids=[f"{p}:{h}" for p, h, _ in SIGNALS])
+def test_sigint_and_sigterm_at_every_phase_stop_in_one_line_and_resume(prepared, tmp_path,
+                                                                       point, how, resumes_from):
+  cfg, npz, reference = prepared("plain")
+  killed = tmp_path / "killed"
+  more = ["--config.eval.figures=True"] if point == "figures" else []
+  proc = _vae_jax(npz, _train(cfg, killed, "plain", *more), f"{point}:{how}")
+  name = how.split("+")[0]
+  assert proc.returncode == {"SIGINT": 130, "SIGTERM": 143}[name], proc.stderr[-2000:]
+  last = proc.stderr.strip().splitlines()[-1]
+  assert last.startswith(f"vae-jax: interrupted by {name}; "), proc.stderr[-2000:]
+  assert "Traceback" not in proc.stderr and "Segmentation" not in proc.stderr
+  if resumes_from is None:  # As the line says: the same command again.
+    assert "holds no checkpoint yet; run the same command" in last
+    assert cli.main(_train(cfg, killed, "plain", *more)) == 0
+  else:
+    assert f"add --resume to continue {killed} from epoch {resumes_from}" == last.split("; ")[1]
+    assert cli.main(_train(cfg, killed, "plain", *more, "--resume")) == 0
+  assert _results(killed) == _results(reference)

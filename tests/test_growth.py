@@ -187,3 +187,18 @@ def test_narrowing_run_and_sample_from_grown_checkpoint(tiny, tmp_path):
   assert widths == [[8, 4], [4, 2], [8, 4]]
   _, objective, params, _, _ = evaluate.restore_run(tmp_path / "n")
   assert growth.encoder_widths(params) == (8, 4)
+
+
+def test_schedule_is_lazy_and_equals_the_epoch_by_epoch_rule():
+  """train.epochs=10**8 costs no memory (the schedule was a dict over every epoch)."""
+  s = growth.schedule((8, 4), 10**8, every_epochs=3, increments=(4, 2), final=(64, 32),
+                      narrow_at=5, narrow_to=(4, 2))
+  widths = (8, 4)
+  for epoch in range(1, 60):
+    passed = epoch - 1
+    if passed == 5:
+      widths = (4, 2)
+    elif passed and passed % 3 == 0:
+      widths = tuple(min(w + d, f) for w, d, f in zip(widths, (4, 2), (64, 32)))
+    assert s[epoch] == widths, epoch
+  assert s[10**8] == (64, 32) and len(s) == 10**8 and 0 not in s and 10**8 + 1 not in s

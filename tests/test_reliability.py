@@ -231,3 +231,35 @@ def test_sweep_json_merges_and_a_refused_sweep_leaves_it_alone(tiny, tmp_path, c
   listing = json.loads((sweep_dir / "sweep.json").read_text())
   assert [r["name"] for r in listing["runs"]] == ["seed=0", "seed=1", "seed=5"]
   assert listing["sweep"] == ["seed=0,1", "seed=5"]
+
+
+def test_damaged_run_files_are_refused_in_one_line(tiny, tmp_path, capsys, monkeypatch):
+  import os  # pylint: disable=g-import-not-at-top
+  cfg = _config_file(tmp_path, tiny(**{"eval.iw_samples": 0}))
+  run = tmp_path / "r"
+  train = ["train", "--config", cfg, "--workdir", str(run), "--no-progress"]
+  assert cli.main(train) == 0
+  resume = [*train, "--config.train.epochs=2", "--resume"]
+
+  def refused(argv, fragment):
+    before = _tree(run)
+    capsys.readouterr()
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and fragment in err and _tree(run) == before, err
+
+  for name, damaged, fragment in (
+      ("metrics.jsonl", '{"epoch": 1, "train/lo', "metrics.jsonl line 1 is not a metrics row"),
+      ("config.json", '{"data": {"na', "config.json is not a vae_jax config"),
+      ("commit.json", "[]", "commit.json is unreadable")):
+    good = (run / name).read_text()
+    (run / name).write_text(damaged)
+    refused(resume, fragment)
+    if name == "config.json":
+      refused(["evaluate", "--workdir", str(run)], "config.json is unreadable")
+    (run / name).write_text(good)
+  real_access = os.access
+  monkeypatch.setattr(os, "access", lambda path, mode: path != tmp_path and real_access(path, mode))
+  capsys.readouterr()
+  assert cli.main(["train", "--config", cfg, "--workdir", str(tmp_path / "new")]) == 2
+  assert "is not writable" in capsys.readouterr().err and not (tmp_path / "new").exists()

@@ -52,6 +52,11 @@ def test_score_refuses_runs_it_cannot_score(capsys, trained, tmp_path):
                   trained["classifier_32"]], "(32, 32, 1)", "--config.data.name=mnist")
   _fails(capsys, ["score", "--workdir", trained["vae"], "--n", "1",
                   "--classifier", trained["classifier"]], "--n must be >= 2")
+  _fails(capsys, ["score", "--workdir", trained["vae"], "--n", "20000",
+                  "--classifier", trained["classifier"]], "--n 20000 exceeds the 10000 test images")
+  (tmp_path / "grid.png").mkdir()
+  _fails(capsys, ["sample", "--workdir", trained["vae"], "--n", "4", "--out",
+                  str(tmp_path / "grid.png")], "--out must be a file")
 
 
 def test_cached_score_reuses_its_eval_cache_while_the_classifier_is_the_same(trained):

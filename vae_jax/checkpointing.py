@@ -157,9 +157,8 @@ def restore_state(workdir: str | Path, epoch: int, abstract_state, *, directory:
           state=ocp.args.StandardRestore(target)))["state"]
     except Exception as e:  # noqa: BLE001
       raise CheckpointError(f"checkpoint {workdir}/{directory}/{epoch} is unreadable or does not "
-                            f"match "
-                            f"the config ({type(e).__name__}); delete it or use another --workdir"
-                            ) from None
+                            f"match the config ({type(e).__name__}); use the config that wrote it "
+                            "(its config.json), or delete it if its files are damaged") from None
   if expected_digest and digest(state) != expected_digest:
     raise CheckpointError(f"checkpoint {workdir}/{directory}/{epoch} does not match its digest "
                           "(corrupt files); delete it or use another --workdir")

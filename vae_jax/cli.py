@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -103,16 +104,34 @@ def _train(args, overrides):
   keys = ("eval/loss", "eval/nll_iw", "best_epoch", "median_epoch_seconds", "runs_in_program")
   if args.reuse and not args.sweep:
     raise UsageError("--reuse applies to --sweep runs; drop it or add --sweep KEY=V1,V2")
-  if args.sweep:
-    for r in sweep.run_sweep(config, args.sweep, workdir, resume=args.resume, reuse=args.reuse,
-                             progress=not args.no_progress):
-      print(json.dumps({"workdir": r["workdir"], "program": r["program"]}
-                       | {k: r["summary"][k] for k in keys if k in r["summary"]}))
-    return
-  summary = runner.train_and_evaluate(config, workdir, resume=args.resume,
-                                      progress=not args.no_progress and parallel.is_writer())
+  try:
+    if args.sweep:
+      for r in sweep.run_sweep(config, args.sweep, workdir, resume=args.resume, reuse=args.reuse,
+                               progress=not args.no_progress):
+        print(json.dumps({"workdir": r["workdir"], "program": r["program"]}
+                         | {k: r["summary"][k] for k in keys if k in r["summary"]}))
+      return
+    summary = runner.train_and_evaluate(config, workdir, resume=args.resume,
+                                        progress=not args.no_progress and parallel.is_writer())
+  except KeyboardInterrupt as e:
+    e.resume_hint = _resume_hint(workdir, bool(args.sweep))
+    raise
   if parallel.is_writer():
     print(json.dumps({"workdir": str(workdir)} | {k: summary[k] for k in keys if k in summary}))
+
+
+def _resume_hint(workdir: Path, is_sweep: bool) -> str:
+  """What `vae-jax train ... --resume` would continue after an interrupt."""
+  from vae_jax import checkpointing  # pylint: disable=import-outside-toplevel
+  if is_sweep:
+    return f"add --resume to continue the sweep in {workdir} from its runs' committed epochs"
+  try:
+    epoch = checkpointing.latest_epoch(workdir)
+  except errors.CheckpointError:
+    epoch = None
+  if epoch is None:
+    return f"{workdir} holds no checkpoint yet; run the same command to start it again"
+  return f"add --resume to continue {workdir} from epoch {epoch}"
 
 
 def _evaluate(args):
@@ -135,8 +154,8 @@ def _sample(args):
   if args.n < 1:
     raise UsageError(f"--n must be >= 1, got {args.n}")
   out = Path(args.out)
-  if out.suffix not in (".png", ".npy"):
-    raise UsageError(f"--out must end in .png or .npy, got {out}")
+  if out.suffix not in (".png", ".npy") or out.is_dir():
+    raise UsageError(f"--out must be a file ending in .png or .npy, got {out}")
   config, objective, params, _, _ = evaluate.restore_run(args.workdir)
   if not objective.has_posterior:
     raise UsageError(f"{args.workdir} holds a model without a prior (model.kind="
@@ -181,16 +200,34 @@ def run(argv: list[str]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-  try:
-    run(sys.argv[1:] if argv is None else argv)
-  except (UsageError, *errors.USER_ERRORS) as e:
-    print(f"vae-jax: error: {e}", file=sys.stderr)
-    return USAGE_EXIT
-  except KeyboardInterrupt:
-    print("vae-jax: interrupted", file=sys.stderr)
-    return 130
+  """Runs the CLI; returns the exit status: 0, 2 (a user error, one line on stderr), 130 / 143
+  (SIGINT / SIGTERM: one line naming what --resume continues)."""
+  from vae_jax import signals  # pylint: disable=import-outside-toplevel
+  with signals.handled():
+    try:
+      run(sys.argv[1:] if argv is None else argv)
+    except (UsageError, *errors.USER_ERRORS) as e:
+      print(f"vae-jax: error: {e}", file=sys.stderr)
+      return USAGE_EXIT
+    except KeyboardInterrupt as e:
+      hint = getattr(e, "resume_hint", None)
+      name = signals.signal.Signals(getattr(e, "signum", signals.signal.SIGINT)).name
+      print(f"vae-jax: interrupted by {name}" + (f"; {hint}" if hint else ""), file=sys.stderr)
+      return getattr(e, "exit_status", 130)
   return 0
 
 
+def entry() -> None:
+  """The `vae-jax` console script: exits with main()'s status. After an interrupt it skips the
+  interpreter's teardown (os._exit, output flushed), which XLA's and orbax's threads can crash
+  mid-compile; the run's files are consistent at any instant."""
+  status = main()
+  if status in (130, 143):
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
+  sys.exit(status)
+
+
 if __name__ == "__main__":
-  sys.exit(main())
+  entry()

@@ -6,6 +6,7 @@ Read the config only at the edges (CLI, train_and_evaluate, factories); pass pla
 from __future__ import annotations
 
 import ast
+import difflib
 import importlib.util
 import json
 import math
@@ -149,12 +150,30 @@ def load_config(path: str | Path) -> ml_collections.ConfigDict:
   try:
     spec.loader.exec_module(module)
     config = module.get_config()
-  except Exception as e:  # noqa: BLE001 - any failure in user code is a config problem.
+  except (Exception, SystemExit) as e:  # noqa: BLE001 - any failure in user code is the file's.
     raise ConfigError(f"config file {path} failed to load ({type(e).__name__}: {e}); "
                       "fix the file so that get_config() returns a ConfigDict") from None
   if not isinstance(config, ml_collections.ConfigDict):
     raise ConfigError(f"{path}: get_config() must return an ml_collections.ConfigDict")
+  unknown = sorted(_leaf_paths(config) - _leaf_paths(base_config()))
+  if unknown:
+    known = sorted(_leaf_paths(base_config()))
+    near = difflib.get_close_matches(unknown[0], known, n=1)
+    raise ConfigError(f"config file {path} sets {unknown[0]}, which is not a config field"
+                      + (f" (did you mean {near[0]}?)" if near else "")
+                      + "; fix the name (the fields: vae_jax/config.py base_config)")
   return config
+
+
+def _leaf_paths(config, prefix: str = "") -> set[str]:
+  """Dotted paths of every leaf field of a (nested) ConfigDict."""
+  out = set()
+  for key, value in config.items():
+    if isinstance(value, (ml_collections.ConfigDict, dict)):
+      out |= _leaf_paths(value, f"{prefix}{key}.")
+    else:
+      out.add(f"{prefix}{key}")
+  return out
 
 
 def _parse_value(key: str, raw: str, current):
@@ -250,6 +269,9 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   for name, value in positive.items():
     if value <= 0:
       raise ConfigError(f"{name} must be positive, got {value}; set --config.{name.split('[')[0]}")
+  if not 0 <= config.objective.beta < math.inf:  # A bare Infinity is not JSON.
+    raise ConfigError(f"objective.beta must be a finite number >= 0, got "
+                      f"{config.objective.beta}; set --config.objective.beta")
   for name in ("data.validation_size", "data.validation_seed", "data.train_subset",
                "data.test_subset",
                "model.conv_batch_chunks", "train.keep_checkpoints",

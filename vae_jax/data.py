@@ -146,7 +146,17 @@ def load_split(name: str, split: str,
   data_dir = datasets.default_data_dir(data_dir)
   if _tfds_mocked(tfds):
     return _load_split(tfds, name, spec, split, data_dir)
-  return _load_split_cached(name, spec, split, data_dir)
+  try:
+    return _load_split_cached(name, spec, split, data_dir)
+  except DataError:
+    raise
+  except Exception as e:  # noqa: BLE001 - TF's DataLossError, a damaged dataset_info.json, ...
+    importer = datasets.importer_of(spec)
+    fix = (f"vae-jax data import {importer} --from DIR" if importer
+           else "let TFDS prepare it again")
+    raise DataError(f"the prepared TFDS {spec.tfds_name} in {data_dir} is damaged "
+                    f"({type(e).__name__}: {one_line(e)}); delete {data_dir}/{spec.tfds_name} "
+                    f"and {fix}") from None
 
 
 def test_split(data_config, name: str | None = None) -> tuple[np.ndarray, np.ndarray]:

@@ -19,8 +19,8 @@ import jax.numpy as jnp
 import numpy as np
 import tqdm
 
-from vae_jax import (checkpointing, config as config_lib, data, epochs, objectives, parallel,
-                     train)
+from vae_jax import (checkpointing, config as config_lib, data, epochs, files, objectives,
+                     parallel, signals, train)
 from vae_jax.compiled import CompiledFn
 
 
@@ -188,8 +188,10 @@ def iw_nll(objective, params, dataset, key, *, num_samples: int, batch_size: int
     dataset = dict(dataset, label=jnp.zeros((n,), jnp.int32))
   total = 0.0
   starts = range(0, n, rows)
+  files.fault_point("iw_nll")
   for start in tqdm.tqdm(starts, desc=f"IW-NLL K={num_samples}", unit="chunk",
                          disable=not progress, dynamic_ncols=True, leave=False):
+    signals.check()
     chunk = padded_chunk(dataset, start, rows)
     sums, _ = fn(params, chunk, key, jnp.int32(start // batch_size))
     total += float(sums["nll_iw"][0])
@@ -283,7 +285,7 @@ def restore_run(workdir: str | Path) -> RestoredRun:
                                         "--workdir of a run made by vae-jax train")
   try:
     config = config_lib.with_defaults(json.loads((workdir / "config.json").read_text()))
-  except (ValueError, TypeError) as e:
+  except (ValueError, TypeError, AttributeError, KeyError) as e:
     raise checkpointing.CheckpointError(f"{workdir}/config.json is unreadable ({e}); "
                                         "retrain into a fresh --workdir") from None
   best = checkpointing.latest_epoch(workdir, checkpointing.BEST) is not None

@@ -5,9 +5,11 @@ Every JSON file a run writes (config.json, fit.json, metrics.jsonl, summary.json
 commit.json) goes through `write_atomic`: a reader, or the next process after a kill at any
 instant, sees either the old file or the whole new one, never a torn one.
 
-`fault_point(name)` marks a write point. With the environment variable VAE_JAX_FAULT=NAME[@N]
-the process kills itself with SIGKILL at the N-th (default first) time it reaches point NAME: the
-tests' way to crash a run exactly there (tests/test_faults.py). Unset, it does nothing.
+`fault_point(name)` marks a write point (or the start of a phase: data, epoch, iw_nll, figures).
+With the environment variable VAE_JAX_FAULT=NAME[@N][:SIGNAL[+SECONDS]] the process sends itself
+SIGNAL (default SIGKILL; after SECONDS from a timer thread, so that it lands inside whatever runs
+then) at the N-th (default first) time it reaches point NAME: the tests' way to crash or interrupt
+a run exactly there (tests/test_faults.py). Unset, it does nothing.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import json
 import os
 from pathlib import Path
 import signal
+import threading
 
 FAULT_ENV = "VAE_JAX_FAULT"
 LOCK_FILE = ".lock"  # locking.py's lock file of a run directory.
@@ -24,16 +27,23 @@ _HITS: collections.Counter = collections.Counter()
 
 
 def fault_point(name: str) -> None:
-  """Kills this process with SIGKILL if $VAE_JAX_FAULT names this point and this is its N-th hit."""
+  """Signals this process if $VAE_JAX_FAULT names this point and this is its N-th hit."""
   spec = os.environ.get(FAULT_ENV)
   if not spec:
     return
-  target, _, nth = spec.partition("@")
+  point, _, how = spec.partition(":")
+  target, _, nth = point.partition("@")
   if target != name:
     return
   _HITS[name] += 1
-  if _HITS[name] == int(nth or 1):
-    os.kill(os.getpid(), signal.SIGKILL)
+  if _HITS[name] != int(nth or 1):
+    return
+  sig, _, delay = (how or "SIGKILL").partition("+")
+  signum = getattr(signal, sig)
+  if delay:
+    threading.Timer(float(delay), os.kill, (os.getpid(), signum)).start()
+  else:
+    os.kill(os.getpid(), signum)
 
 
 def is_leftover(name: str) -> bool:

@@ -14,7 +14,7 @@ growth, Chen et al., 2016).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -176,24 +176,49 @@ def resize_encoder(params, opt_state, widths: Sequence[int], key, *, tx=None,
   return params, opt_state
 
 
+class Schedule(Mapping):
+  """{epoch: encoder widths} for epochs 1..num_epochs of a growth schedule, each computed when
+  asked (closed form), so its memory does not grow with num_epochs.
+
+  After every `every_epochs` epochs (0: never) the widths grow by `increments`, capped at
+  `final`, except that after epoch `narrow_at` (if > 0) they are cut to `narrow_to` instead and
+  grow again from there.
+  """
+
+  def __init__(self, start: Sequence[int], num_epochs: int, *, every_epochs: int = 0,
+               increments: Sequence[int] = (), final: Sequence[int] = (), narrow_at: int = 0,
+               narrow_to: Sequence[int] = ()):
+    self.start, self.num_epochs, self.every = tuple(start), int(num_epochs), every_epochs
+    self.increments, self.final = tuple(increments), tuple(final)
+    self.narrow_at, self.narrow_to = narrow_at, tuple(narrow_to)
+
+  def __getitem__(self, epoch: int) -> tuple[int, ...]:
+    if not 1 <= epoch <= self.num_epochs:
+      raise KeyError(epoch)
+    passed = epoch - 1  # Epoch boundaries passed; growth or narrowing happens at one.
+    base, after = self.start, 0
+    if self.narrow_at and passed >= self.narrow_at:
+      base, after = self.narrow_to, self.narrow_at
+    grows = passed // self.every - after // self.every if self.every else 0
+    if not grows:
+      return base
+    return tuple(min(w + grows * d, f) for w, d, f in zip(base, self.increments, self.final))
+
+  def __iter__(self):
+    return iter(range(1, self.num_epochs + 1))
+
+  def __len__(self) -> int:
+    return self.num_epochs
+
+
 def schedule(start: Sequence[int], num_epochs: int, *, every_epochs: int,
              increments: Sequence[int], final: Sequence[int], narrow_at: int = 0,
-             narrow_to: Sequence[int] = ()) -> dict[int, tuple[int, ...]]:
-  """Encoder widths per epoch (1-based) of a growth schedule.
-
-  After every `every_epochs` epochs the widths grow by `increments`, capped at `final`, except
-  that after epoch `narrow_at` (if > 0) they are cut to `narrow_to` instead. Approach 1 of the
+             narrow_to: Sequence[int] = ()) -> Schedule:
+  """Encoder widths per epoch (1-based) of a growth schedule (see Schedule). Approach 1 of the
   growth study: start (32, 16), +(32, 16) every 25 epochs -> (256, 128) from epoch 176.
 
   Returns:
-    {epoch: widths} for epochs 1..num_epochs.
+    {epoch: widths} for epochs 1..num_epochs, a Mapping computed on demand.
   """
-  widths, out = tuple(start), {}
-  for epoch in range(1, num_epochs + 1):
-    boundary = epoch - 1
-    if boundary and narrow_at and boundary == narrow_at:
-      widths = tuple(narrow_to)
-    elif boundary and every_epochs and boundary % every_epochs == 0:
-      widths = tuple(min(w + d, f) for w, d, f in zip(widths, increments, final))
-    out[epoch] = widths
-  return out
+  return Schedule(start, num_epochs, every_epochs=every_epochs, increments=increments,
+                  final=final, narrow_at=narrow_at, narrow_to=narrow_to)

@@ -23,7 +23,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from vae_jax import early_stopping, evaluate, models, parallel, streaming, train
+from vae_jax import (early_stopping, evaluate, files, models, parallel, signals, streaming,
+                     train)
 
 
 class Runs:
@@ -239,6 +240,7 @@ def run_epoch(loop: Loop, state: LoopState, epoch: int) -> tuple[LoopState, Epoc
   program = loop.programs(state.widths)[1]["epoch"]
   compiled_before = program.compile_seconds
   start = time.perf_counter()
+  files.fault_point("epoch")
   train_state, metrics = program(state.train, loop.data["train"], loop.keys, jnp.int32(epoch),
                                  loop.hparams, loop.runs.flags(active))
   metrics = jax.device_get(metrics)
@@ -281,6 +283,7 @@ def run(loop: Loop, state: LoopState, hooks: Sequence[Hook]) -> LoopState:
     for hook in hooks:
       state = hook.start(loop, state)
     for epoch in range(state.epoch + 1, loop.epochs + 1):
+      signals.check()  # A Ctrl-C a C callback swallowed stops here.
       if not any(state.active):
         break
       for hook in hooks:

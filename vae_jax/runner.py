@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import platform
 import shutil
 import statistics
@@ -33,7 +34,7 @@ import tqdm
 
 from vae_jax import (checkpointing, config as config_lib, data, evaluate, figures, files, growth,
                      hooks, locking, loop as loop_lib, models, objectives, parallel, run_log,
-                     streaming, train)
+                     signals, streaming, train)
 from vae_jax.errors import RunError  # noqa: F401  # Raised here; the public name stays.
 
 # Config fields that change how a run is computed or what it keeps, not its results (up to float
@@ -94,6 +95,9 @@ def _check_workdir(config, workdir: Path, resume: bool) -> int | None:
     if path.exists():
       if not path.is_dir():
         raise RunError(f"--workdir {workdir}: {path} is a file; pass a directory")
+      if not os.access(path, os.W_OK | os.X_OK):
+        raise RunError(f"--workdir {workdir}: {path} is not writable; pass a directory you can "
+                       "write to")
       break
   saved = workdir / "config.json"
   if not saved.exists():
@@ -251,6 +255,7 @@ def train_and_evaluate_runs(configs, workdirs, *, resume: bool = False,
                    "and start the latter separately")
   layout = parallel.layout_from_config(configs[0], len(configs))
   start = time.perf_counter()
+  files.fault_point("data")
   splits = load_data(configs[0])
   data_seconds = time.perf_counter() - start
   created = [not w.exists() for w in workdirs]
@@ -266,12 +271,13 @@ def train_and_evaluate_runs(configs, workdirs, *, resume: bool = False,
     raise
 
 
-def widths_by_epoch(config) -> dict[int, tuple[int, ...]]:
-  """Encoder hidden widths used in each epoch 1..train.epochs (constant unless growth.enabled)."""
+def widths_by_epoch(config) -> growth.Schedule:
+  """Encoder hidden widths used in each epoch 1..train.epochs (constant unless growth.enabled),
+  a Mapping whose memory does not depend on train.epochs."""
   start = tuple(config.model.encoder.widths)
   g = config.growth
   if not g.enabled:
-    return {e: start for e in range(1, config.train.epochs + 1)}
+    return growth.Schedule(start, config.train.epochs)
   return growth.schedule(start, config.train.epochs, every_epochs=g.every_epochs,
                          increments=g.increments, final=g.final_widths, narrow_at=g.narrow_at,
                          narrow_to=g.narrow_to)
@@ -350,6 +356,7 @@ def _finish(configs, workdirs, loop, state, host, logs, progress, info) -> list[
   num_batches = len(host["train"]["image"]) // c.train.batch_size
   summaries = []
   for i, (ci, w) in enumerate(zip(configs, workdirs)):
+    signals.check()
     params, keys_i = runs.get(final_state.params, i), runs.get(loop.keys, i)
     final = evaluate.final_metrics(ci, objective, params, loop.data["test"], keys_i,
                                    progress=progress, layout=loop.layout)
@@ -357,6 +364,7 @@ def _finish(configs, workdirs, loop, state, host, logs, progress, info) -> list[
     written = []
     if parallel.is_writer() and c.eval.get("figures", True):  # On host copies: a local
       # computation, not one over the mesh.
+      files.fault_point("figures")
       written = figures.write_figures(objective, jax.device_get(params), host["test"],
                                       list(state.history[i]), w / "figures",
                                       jax.device_get(keys_i.eval))

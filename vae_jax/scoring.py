@@ -42,7 +42,12 @@ def load_classifier(workdir: str | Path):
   if config.model.kind != "classifier":
     raise ScoreError(f"{workdir} holds a {config.model.kind} run, not a classifier; pass "
                      "--classifier with a run of experiments/configs/classifier_<dataset>.py")
-  return config, objective, params, json.loads((workdir / "summary.json").read_text())
+  try:
+    summary = json.loads((workdir / "summary.json").read_text())
+  except ValueError:
+    raise ScoreError(f"{workdir}/summary.json is unreadable; train the classifier again into "
+                     f"{workdir} or pass --classifier DIR") from None
+  return config, objective, params, summary
 
 
 @functools.lru_cache(maxsize=4)
@@ -89,6 +94,9 @@ def reference_scores(classifier, dataset: str, n: int, data_dir=None) -> dict:
   _, objective, params, _ = classifier
   train_x = data.load_split(dataset, "train", data_dir)[0][:n] / 255.0
   test_x = data.load_split(dataset, "test", data_dir)[0][:n] / 255.0
+  if len(test_x) < n:
+    raise ScoreError(f"--n {n} exceeds the {len(test_x)} test images of {dataset} (FID compares "
+                     f"n samples with the first n test images); pass --n {len(test_x)} or less")
   f_train, _ = classifier_outputs(objective, params, train_x)
   f_test, p_test = classifier_outputs(objective, params, test_x)
   return {"fid_floor_train_vs_test": metrics.fid(f_train, f_test),

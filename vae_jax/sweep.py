@@ -98,7 +98,8 @@ def run_sweep(config, sweep_args: list[str], workdir: str | Path, *, resume: boo
   for r in runs:  # Conflicts with what is on disk are refused before anything is written.
     run_dir = workdir / r.name
     if reuse and (run_dir / "summary.json").is_file():
-      saved = config_lib.with_defaults(json.loads((run_dir / "config.json").read_text()))
+      saved = config_lib.with_defaults(_read_json(run_dir / "config.json"))
+      _read_json(run_dir / "summary.json")
       changed = runner.config_diff(json.loads(config_lib.to_json(saved)),
                                    json.loads(config_lib.to_json(r.config)))
       if [k for k in changed if k not in runner.COMPUTE_ONLY]:
@@ -121,6 +122,15 @@ def run_sweep(config, sweep_args: list[str], workdir: str | Path, *, resume: boo
     if writer and created and not any(p.is_dir() for p in workdir.iterdir()):
       shutil.rmtree(workdir, ignore_errors=True)  # Nothing trained: leave nothing behind.
     raise
+
+
+def _read_json(path: Path):
+  """The JSON in `path`. Raises config_lib.ConfigError: missing or unreadable (one line)."""
+  try:
+    return json.loads(path.read_text())
+  except (OSError, ValueError):
+    raise config_lib.ConfigError(f"--reuse: {path} is missing or unreadable; delete its run "
+                                 "directory to train it again, or drop --reuse") from None
 
 
 def _check_ours(workdir: Path, runs) -> None:
@@ -166,7 +176,7 @@ def _train_programs(runs, workdir: Path, resume: bool, reuse: bool, progress: bo
     if reuse:
       done = [r for r in members if (workdir / r.name / "summary.json").is_file()]
       results += [{"name": r.name, "program": program, "workdir": str(workdir / r.name),
-                   "summary": json.loads((workdir / r.name / "summary.json").read_text())}
+                   "summary": _read_json(workdir / r.name / "summary.json")}
                   for r in done]
       members = [r for r in members if r not in done]
     groups = [members]
