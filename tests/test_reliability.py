@@ -263,3 +263,42 @@ def test_damaged_run_files_are_refused_in_one_line(tiny, tmp_path, capsys, monke
   capsys.readouterr()
   assert cli.main(["train", "--config", cfg, "--workdir", str(tmp_path / "new")]) == 2
   assert "is not writable" in capsys.readouterr().err and not (tmp_path / "new").exists()
+
+
+def test_a_full_disk_is_one_line_and_the_run_resumes(tiny, tmp_path, capsys, monkeypatch):
+  import errno  # pylint: disable=g-import-not-at-top
+  from vae_jax import files  # pylint: disable=g-import-not-at-top
+  cfg = _config_file(tmp_path, tiny(**{"eval.iw_samples": 0, "train.epochs": 2}))
+  run = tmp_path / "r"
+  train = ["train", "--config", cfg, "--workdir", str(run), "--no-progress"]
+  real = files.write_atomic
+
+  def full_at_summary(path, text):
+    if path.name == "summary.json":
+      raise OSError(errno.ENOSPC, "No space left on device", str(path))
+    real(path, text)
+
+  monkeypatch.setattr(files, "write_atomic", full_at_summary)
+  capsys.readouterr()
+  assert cli.main(train) == 2
+  err = capsys.readouterr().err
+  assert err.count("\n") == 1 and "No space left on device" in err and "free space" in err
+  monkeypatch.setattr(files, "write_atomic", real)
+  assert cli.main([*train, "--resume"]) == 0
+  assert json.loads((run / "summary.json").read_text())["epoch"] == 2
+
+
+@pytest.mark.parametrize("damage", ["truncated_record", "dataset_info"])
+def test_a_damaged_prepared_dataset_is_one_line(mnist_data_dir, tmp_path, damage):
+  import shutil  # pylint: disable=g-import-not-at-top
+  from pathlib import Path  # pylint: disable=g-import-not-at-top
+  from vae_jax import data  # pylint: disable=g-import-not-at-top
+  shutil.copytree(Path(mnist_data_dir) / "mnist", tmp_path / "mnist")
+  if damage == "truncated_record":
+    record = sorted((tmp_path / "mnist").rglob("mnist-test.tfrecord*"))[0]
+    record.write_bytes(record.read_bytes()[:5000])
+  else:
+    next((tmp_path / "mnist").rglob("dataset_info.json")).write_text('{"name": "mni')
+  with pytest.raises(data.DataError) as e:
+    data.load_split("mnist", "test", str(tmp_path))
+  assert "\n" not in str(e.value) and "vae-jax data import mnist" in str(e.value)

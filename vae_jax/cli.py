@@ -12,6 +12,7 @@ exit with status 2.
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import os
 import sys
@@ -20,6 +21,8 @@ from pathlib import Path
 from vae_jax import errors
 
 USAGE_EXIT = 2
+# A full or read-only disk, or a quota: the user's to fix, in one line.
+DISK_ERRORS = (errno.ENOSPC, errno.EROFS, errno.EDQUOT, errno.EACCES)
 
 
 class UsageError(Exception):
@@ -208,6 +211,13 @@ def main(argv: list[str] | None = None) -> int:
       run(sys.argv[1:] if argv is None else argv)
     except (UsageError, *errors.USER_ERRORS) as e:
       print(f"vae-jax: error: {e}", file=sys.stderr)
+      return USAGE_EXIT
+    except OSError as e:
+      if e.errno not in DISK_ERRORS:
+        raise
+      print(f"vae-jax: error: {e.strerror}: {e.filename or 'a run file'}; free space or pass a "
+            "--workdir on a writable disk (a run resumes from its last committed epoch)",
+            file=sys.stderr)
       return USAGE_EXIT
     except KeyboardInterrupt as e:
       hint = getattr(e, "resume_hint", None)
