@@ -302,3 +302,20 @@ def test_a_damaged_prepared_dataset_is_one_line(mnist_data_dir, tmp_path, damage
   with pytest.raises(data.DataError) as e:
     data.load_split("mnist", "test", str(tmp_path))
   assert "\n" not in str(e.value) and "vae-jax data import mnist" in str(e.value)
+
+
+def test_a_config_that_does_not_match_its_checkpoint_is_one_clean_line(tiny, tmp_path):
+  """Refused from orbax's metadata before any array is read (a restore failing mid-read left
+  orbax's threads printing 'Event loop is closed' tracebacks around the line)."""
+  import subprocess, sys  # pylint: disable=g-import-not-at-top,multiple-imports
+  from pathlib import Path  # pylint: disable=g-import-not-at-top
+  run = tmp_path / "r"
+  runner.train_and_evaluate(tiny(**{"eval.iw_samples": 0}), run, progress=False)
+  saved = json.loads((run / "config.json").read_text())
+  saved["model"]["latent_dim"] = 7
+  (run / "config.json").write_text(json.dumps(saved))
+  proc = subprocess.run([sys.executable, "-m", "vae_jax.cli", "evaluate", "--workdir", str(run)],
+                        capture_output=True, text=True, timeout=300, env=__import__("os").environ
+                        | {"PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+  assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr[-2000:]
+  assert "holds arrays of other shapes than this config's model" in proc.stderr

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from pathlib import Path
 import shutil
 
@@ -136,6 +137,23 @@ def restore_meta(workdir: str | Path, epoch: int | None = None, *,
   return epoch, meta
 
 
+def _saved_shapes(path: Path) -> list[tuple[int, ...]] | None:
+  """The sorted shapes of the arrays saved at `path` (from orbax's metadata, no array read);
+  None when the metadata cannot be read (the restore then reports it)."""
+  absl = logging.getLogger("absl")
+  level = absl.level
+  absl.setLevel(logging.ERROR)  # orbax warns of a per-item metadata file it does not need.
+  try:
+    tree = ocp.StandardCheckpointer().metadata(path)
+    tree = getattr(tree, "item_metadata", tree)
+    leaves = jax.tree.leaves(tree, is_leaf=lambda x: hasattr(x, "shape"))
+    return sorted(tuple(m.shape) for m in leaves)
+  except Exception:  # noqa: BLE001 - unreadable metadata: left to the restore's own error.
+    return None
+  finally:
+    absl.setLevel(level)
+
+
 def restore_state(workdir: str | Path, epoch: int, abstract_state, *, directory: str = LATEST,
                   sharding=None, expected_digest: str | None = None):
   """Restores step `epoch` into the structure/shapes of `abstract_state` (from jax.eval_shape),
@@ -151,6 +169,13 @@ def restore_state(workdir: str | Path, epoch: int, abstract_state, *, directory:
   sharding = sharding or jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
   target = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=sharding),
                         abstract_state)
+  saved = _saved_shapes(Path(workdir).absolute() / directory / str(epoch) / "state")
+  wanted = sorted(tuple(a.shape) for a in jax.tree.leaves(target))
+  if saved is not None and saved != wanted:  # Refused before a restore that would fail mid-read.
+    raise CheckpointError(f"checkpoint {workdir}/{directory}/{epoch} is unreadable or holds "
+                          "arrays of other shapes than this config's model (another latent size "
+                          "or widths?); use the config that wrote it (its config.json), or "
+                          "delete it if its files are damaged")
   with manager(workdir, directory=directory) as mngr:
     try:
       state = mngr.restore(epoch, args=ocp.args.Composite(
