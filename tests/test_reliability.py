@@ -231,6 +231,11 @@ def test_sweep_json_merges_and_a_refused_sweep_leaves_it_alone(tiny, tmp_path, c
   listing = json.loads((sweep_dir / "sweep.json").read_text())
   assert [r["name"] for r in listing["runs"]] == ["seed=0", "seed=1", "seed=5"]
   assert listing["sweep"] == ["seed=0,1", "seed=5"]
+  (sweep_dir / "seed=5" / "summary.json").write_text('{"eval/lo')  # Hand-edited, truncated.
+  capsys.readouterr()
+  assert train("--sweep", "seed=5", "--reuse") == 2
+  err = capsys.readouterr().err
+  assert err.count("\n") == 1 and "summary.json is missing or unreadable" in err
 
 
 def test_damaged_run_files_are_refused_in_one_line(tiny, tmp_path, capsys, monkeypatch):

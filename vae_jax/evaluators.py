@@ -17,16 +17,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 import dataclasses
+import io
 import json
 import math
-import os
 from pathlib import Path
 import time
 
 import jax
 import numpy as np
 
-from vae_jax import checkpointing, data, evaluate, metrics, scoring, train
+from vae_jax import checkpointing, data, evaluate, files, metrics, scoring, train
 
 EVAL_DIR = "eval"
 
@@ -81,13 +81,12 @@ def _read(path: Path, arrays: bool) -> tuple[dict, dict] | None:
 def _write(path: Path, key: dict, result: dict, arrays: bool) -> None:
   """Writes the cache to a temporary file and renames it: a reader sees the old or the new."""
   path.parent.mkdir(parents=True, exist_ok=True)
-  tmp = path.with_name(f".{path.name}.tmp")
   if arrays:
-    with tmp.open("wb") as f:
-      np.savez(f, __key__=json.dumps(key), **result)
+    buffer = io.BytesIO()
+    np.savez(buffer, __key__=json.dumps(key), **result)
+    files.write_atomic(path, buffer.getvalue())
   else:
-    tmp.write_text(json.dumps({"key": key, "result": result}, indent=2))
-  os.replace(tmp, path)
+    files.write_json(path, {"key": key, "result": result}, indent=2)
 
 
 def evaluate_run(workdir: str | Path, name: str, *, options: dict | None = None,

@@ -60,8 +60,8 @@ def remove_leftovers(directory: str | Path) -> None:
       entry.unlink(missing_ok=True)
 
 
-def write_atomic(path: str | Path, text: str) -> None:
-  """Replaces `path` by a file holding `text`, atomically: a temporary file beside it is written
+def write_atomic(path: str | Path, text: str | bytes) -> None:
+  """Replaces `path` by a file holding `text` (str or bytes), atomically: a temporary file beside it is written
   and fsynced, then renamed over `path`, then the directory is fsynced. Write point: the file's
   name, after the temporary file is complete and before the rename.
 
@@ -71,7 +71,7 @@ def write_atomic(path: str | Path, text: str) -> None:
   path = Path(path)
   tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
   try:
-    with tmp.open("w") as f:
+    with tmp.open("wb" if isinstance(text, bytes) else "w") as f:
       f.write(text)
       f.flush()
       os.fsync(f.fileno())
