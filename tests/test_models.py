@@ -267,20 +267,43 @@ def test_build_model_encoder_widths_override():
 
 
 # -- Bit-identity with 13fc5f4 --------------------------------------------------------------------
-@pytest.mark.parametrize("kind", ["vae", "ae"])
-@pytest.mark.parametrize("dense_init", ["torch_uniform", "lecun_normal"])
-def test_mlp_models_bit_identical_to_single_file_models(kind, dense_init):
-  """Params and outputs equal, bit for bit, those of the single-file models.py of 13fc5f4, whose
-  digests tests/golden.json keeps."""
-  golden = json.loads(GOLDEN.read_text())["mlp_models"][f"{kind}/{dense_init}"]
+MLP_CASES = [f"{kind}/{init}" for kind in ("vae", "ae") for init in ("torch_uniform", "lecun_normal")]
+
+
+def _mlp_digests(case: str) -> dict:
+  """Digests of the params and outputs of an MLP model (kind/dense_init) at fixed keys."""
+  kind, dense_init = case.split("/")
   shape, enc, dec, latent = (28, 28, 1), (64, 32), (48,), 5
   new = models.build_model(_config(kind, latent_dim=latent, dense_init=dense_init,
                                    encoder__widths=enc, decoder__widths=dec), shape)
   params = models.init_params(new, jax.random.key(7), shape)
   x = jax.random.uniform(jax.random.key(1), (3, *shape))
   outputs = jax.jit(lambda p: new.apply({"params": p}, x, jax.random.key(2)))(params)
-  assert checkpointing.digest(params) == golden["params"]
-  assert checkpointing.digest(outputs) == golden["outputs"]
+  return {"params": checkpointing.digest(params), "outputs": checkpointing.digest(outputs)}
+
+
+@pytest.fixture(scope="module")
+def default_level_digests():
+  """_mlp_digests of every case, computed in a process at XLA's default optimization level (the
+  golden digests' level; conftest lowers it for the suite)."""
+  import os, subprocess, sys  # pylint: disable=g-import-not-at-top,multiple-imports
+  from conftest import FAST_COMPILE  # pylint: disable=g-import-not-at-top
+  here = Path(__file__).resolve().parent
+  code = (f"import json, sys; sys.path[:0] = [{str(here)!r}, {str(here.parent)!r}]\n"
+          "import test_models\n"
+          f"print(json.dumps({{c: test_models._mlp_digests(c) for c in {MLP_CASES!r}}}))")
+  proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                        env=os.environ | {"XLA_FLAGS": os.environ.get("XLA_FLAGS", "").replace(
+                            FAST_COMPILE, "")})
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("case", MLP_CASES)
+def test_mlp_models_bit_identical_to_single_file_models(case, default_level_digests):
+  """Params and outputs equal, bit for bit, those of the single-file models.py of 13fc5f4, whose
+  digests tests/golden.json keeps."""
+  assert default_level_digests[case] == json.loads(GOLDEN.read_text())["mlp_models"][case]
 
 
 def test_col2im_gradients_under_a_runs_axis():

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import FAST_COMPILE
 from vae_jax import cli, config as config_lib, parallel, run_log, runner, streaming
 
 REPO = Path(__file__).resolve().parents[1]
@@ -54,8 +55,8 @@ print("DEFAULTS_EXIT", code)
 
 
 def _env(devices: int) -> dict:
-  return os.environ | {"PYTHONPATH": str(REPO),
-                       "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}"}
+  flags = f"{FAST_COMPILE} --xla_force_host_platform_device_count={devices}"
+  return os.environ | {"PYTHONPATH": str(REPO), "XLA_FLAGS": flags}
 
 
 def _rows(workdir: Path) -> list[dict]:
