@@ -265,7 +265,9 @@ def resume_state(loop: Loop, state: LoopState, workdirs: Sequence[Path],
   ahead, and those roll back to the epoch all of them completed.
 
   Raises:
-    checkpointing.CheckpointError: no good checkpoint, or best/ does not match metrics.jsonl.
+    checkpointing.CheckpointError: no good checkpoint, an unreadable commit marker, or best/
+      does not match metrics.jsonl.
+    RunError: a metrics.jsonl line that is not a row.
   """
   workdirs = [Path(w) for w in workdirs]
   bounds = [None] * len(workdirs)
