@@ -10,6 +10,7 @@ process.
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -54,11 +55,14 @@ runner.load_data = lambda config: {s: (arrays[s + "_x"], arrays[s + "_y"])
 cli.entry()
 """
 # Phases of a plain run (fault point, signal spec) -> the epoch --resume continues from (None:
-# nothing committed yet). "+S": sent S seconds after the point from a timer thread, landing in
-# native code (the first epoch's compile), where Python runs the handler only on its return.
-SIGNALS = [("data", "SIGINT", None), ("epoch@1", "SIGINT+0.2", None),
-           ("epoch@1", "SIGTERM+0.2", None), ("ckpt@2", "SIGTERM", 1), ("iw_nll", "SIGINT", 3),
-           ("figures", "SIGINT+0.3", 3)]
+# nothing committed yet; "any": whatever the line names). "+S": sent S seconds after the point
+# from a timer thread, landing in native code (the first epoch's compile, where Python runs the
+# handler only on its return, or inside JAX's GC callback) or, on a fast machine, later.
+# The compile phase, repeated at three delays (the instant a signal lands varies with the delay).
+SIGNALS = [("data", "SIGINT", None), ("epoch@1", "SIGINT+0.05", "any"),
+           ("epoch@1", "SIGINT+0.2", "any"), ("epoch@1", "SIGINT+0.6", "any"),
+           ("epoch@1", "SIGTERM+0.2", "any"), ("ckpt@2", "SIGTERM", 1), ("iw_nll", "SIGINT", 3),
+           ("figures", "SIGINT+0.3", "any")]
 
 
 @pytest.fixture(scope="module")
@@ -141,10 +145,12 @@ def test_sigint_and_sigterm_at_every_phase_stop_in_one_line_and_resume(prepared,
   last = proc.stderr.strip().splitlines()[-1]
   assert last.startswith(f"vae-jax: interrupted by {name}; "), proc.stderr[-2000:]
   assert "Traceback" not in proc.stderr and "Segmentation" not in proc.stderr
-  if resumes_from is None:  # As the line says: the same command again.
-    assert "holds no checkpoint yet; run the same command" in last
-    assert cli.main(_train(cfg, killed, "plain", *more)) == 0
-  else:
-    assert f"add --resume to continue {killed} from epoch {resumes_from}" == last.split("; ")[1]
-    assert cli.main(_train(cfg, killed, "plain", *more, "--resume")) == 0
+  fresh = f"{killed} holds no checkpoint yet; run the same command to start it again"
+  resumes = re.fullmatch(rf"add --resume to continue {re.escape(str(killed))} from epoch (\d+)",
+                         last.split("; ", 1)[1])
+  assert last.split("; ", 1)[1] == fresh or resumes, last
+  if resumes_from != "any":
+    assert (int(resumes.group(1)) if resumes else None) == resumes_from, last
+  # As the line says: the same command again, or with --resume.
+  assert cli.main(_train(cfg, killed, "plain", *more, *(["--resume"] if resumes else []))) == 0
   assert _results(killed) == _results(reference)

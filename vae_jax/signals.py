@@ -3,8 +3,9 @@ continues from, and exits 130 / 143.
 
 Inside `handled()` either signal raises `Interrupted` (a KeyboardInterrupt) in the main thread.
 A signal that lands in a callback Python runs for a C library (JAX's garbage-collection callback)
-has its exception printed as "Exception ignored" and dropped; `check()`, called between epochs
-and evaluation chunks, raises it again. A second signal exits at once (os._exit): every file a
+has its exception dropped (Python would print it as "Exception ignored ..." with a traceback;
+`handled()` keeps that quiet for Interrupted); `check()`, called between epochs and evaluation
+chunks, raises it again. A second signal exits at once (os._exit): every file a
 run writes is crash-consistent (files.py, checkpointing.py), so stopping anywhere is safe.
 """
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import sys
 
 HANDLED = (signal.SIGINT, signal.SIGTERM)
 _received: list[int] = []
@@ -44,9 +46,17 @@ def handled():
     yield
     return
   _received.clear()
+  default_hook = sys.unraisablehook
+
+  def quiet_interrupts(unraisable):  # Dropped inside a C callback; check() raises it again.
+    if not isinstance(unraisable.exc_value, Interrupted):
+      default_hook(unraisable)
+
+  sys.unraisablehook = quiet_interrupts
   try:
     yield
   finally:
+    sys.unraisablehook = default_hook
     for s, h in old.items():
       signal.signal(s, h)
 
