@@ -116,6 +116,11 @@ def test_fit_workdir_refusals(tmp_path):
     vae_jax.fit(objective, optax.adam(1e-3), x, epochs=1, batch_size=16,
                 workdir=tmp_path / "new", resume=True, progress=False)
   assert not (tmp_path / "new").exists()
+  for under_a_file in (foreign / "notes.txt", foreign / "notes.txt" / "run"):
+    with pytest.raises(errors.RunError, match="notes.txt is a file"):
+      vae_jax.fit(objective, optax.adam(1e-3), x, epochs=1, batch_size=16, workdir=under_a_file,
+                  progress=False)
+  assert [p.name for p in foreign.iterdir()] == ["notes.txt"]
   w = tmp_path / "run"
   vae_jax.fit(objective, optax.adam(1e-3), x, epochs=1, batch_size=16, workdir=w, progress=False)
   with pytest.raises(errors.RunError, match="pass resume=True"):

@@ -227,6 +227,12 @@ def test_sweep_json_merges_and_a_refused_sweep_leaves_it_alone(tiny, tmp_path, c
     assert train("--sweep", "seed=0,3", "--resume") == 2
     assert "in use" in capsys.readouterr().err
   assert (sweep_dir / "sweep.json").read_text() == first and not (sweep_dir / "seed=2").exists()
+  (tmp_path / "a_file").write_text("mine")
+  for target in (tmp_path / "a_file", tmp_path / "a_file" / "sweep"):
+    assert cli.main(["train", "--config", cfg, "--workdir", str(target), "--no-progress",
+                     "--sweep", "seed=0,1"]) == 2
+    assert "a_file is a file" in capsys.readouterr().err
+  assert (tmp_path / "a_file").read_text() == "mine"
   assert train("--sweep", "seed=5") == 0  # Another sweep into the same directory: merged.
   listing = json.loads((sweep_dir / "sweep.json").read_text())
   assert [r["name"] for r in listing["runs"]] == ["seed=0", "seed=1", "seed=5"]

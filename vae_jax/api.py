@@ -83,11 +83,11 @@ def _check_workdir(workdir: Path, spec: dict, resume: bool) -> bool:
   """
   if (workdir / CONFIG_FILE).exists():
     raise RunError(f"{workdir} holds a run made by vae-jax train; pass another workdir to fit")
+  problem = files.not_ours(workdir, FIT_FILE)
+  if problem:
+    raise RunError(f"workdir {workdir}: {problem}; pass a new or empty directory you can write to")
   saved = workdir / FIT_FILE
   if not saved.exists():
-    if workdir.exists() and not all(files.is_leftover(p.name) for p in workdir.iterdir()):
-      raise RunError(f"{workdir} is not empty and holds no vae_jax run; pass a new or empty "
-                     "workdir")
     if resume:
       raise RunError(f"resume=True but {workdir} holds no run; drop resume to start fresh")
     return False

@@ -52,6 +52,32 @@ def is_leftover(name: str) -> bool:
   return name == LOCK_FILE or (name.startswith(".") and name.endswith(".tmp"))
 
 
+def not_ours(path: str | Path, marker: str) -> str | None:
+  """Why vae_jax may not write into directory `path`, or None when it may.
+
+  It may when `path` does not exist yet, is empty but for `is_leftover` entries, or holds
+  `marker` (the file naming it a vae_jax directory: config.json, fit.json, sweep.json); and the
+  nearest existing one of `path` and its parents is a directory this process can write into.
+
+  Returns:
+    None, or the problem as a clause: "<p> is a file", "<p> is not writable", "<path> is not
+    empty and holds no vae_jax <kind> (no <marker>)"; callers add the fix.
+  """
+  path = Path(path)
+  for p in (path, *path.absolute().parents):
+    if p.exists():
+      if not p.is_dir():
+        return f"{p} is a file"
+      if not os.access(p, os.W_OK | os.X_OK):
+        return f"{p} is not writable"
+      break
+  if path.is_dir() and not (path / marker).exists() and not all(
+      is_leftover(entry.name) for entry in path.iterdir()):
+    kind = "sweep" if marker == "sweep.json" else "run"
+    return f"{path} is not empty and holds no vae_jax {kind} (no {marker})"
+  return None
+
+
 def remove_leftovers(directory: str | Path) -> None:
   """Deletes the write_atomic temporary files a killed process left in `directory` (call with
   the directory's lock held)."""

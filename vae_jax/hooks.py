@@ -251,8 +251,7 @@ class Checkpointer(BaseHook):
     if self.latest:
       self._commit()
     for mngr in self.latest + self.best:
-      mngr.wait_until_finished()
-      mngr.close()
+      mngr.close()  # Waits for its saves to finish.
     self.latest, self.best = [], []
 
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import platform
 import shutil
 import statistics
@@ -91,20 +90,13 @@ def _check_workdir(config, workdir: Path, resume: bool) -> int | None:
     RunError: a workdir that is a file or holds something else, a run of another config, a
       checkpoint without resume, or resume without a checkpoint.
   """
-  for path in (workdir, *workdir.absolute().parents):
-    if path.exists():
-      if not path.is_dir():
-        raise RunError(f"--workdir {workdir}: {path} is a file; pass a directory")
-      if not os.access(path, os.W_OK | os.X_OK):
-        raise RunError(f"--workdir {workdir}: {path} is not writable; pass a directory you can "
-                       "write to")
-      break
+  problem = files.not_ours(workdir, "config.json")
+  if problem:
+    raise RunError(f"--workdir {workdir}: {problem}; pass a new or empty directory you can "
+                   "write to")
   saved = workdir / "config.json"
   if not saved.exists():
     entries = [p.name for p in workdir.iterdir()] if workdir.is_dir() else []
-    if not all(map(files.is_leftover, entries)):
-      raise RunError(f"{workdir} is not empty and holds no vae_jax run (no config.json); pass a "
-                     "new or empty --workdir")
     if resume and not entries:
       raise RunError(f"--resume given but {workdir} has no checkpoint; drop --resume to start "
                      "fresh")

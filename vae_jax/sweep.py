@@ -95,11 +95,12 @@ def run_sweep(config, sweep_args: list[str], workdir: str | Path, *, resume: boo
   config_lib.validate(config)
   runs = expand(config, parse(config, sweep_args))
   workdir = Path(workdir)
+  reused = {}  # name -> the summary of a finished run --reuse keeps.
   for r in runs:  # Conflicts with what is on disk are refused before anything is written.
     run_dir = workdir / r.name
     if reuse and (run_dir / "summary.json").is_file():
       saved = config_lib.with_defaults(_read_json(run_dir / "config.json"))
-      _read_json(run_dir / "summary.json")
+      reused[r.name] = _read_json(run_dir / "summary.json")
       changed = runner.config_diff(json.loads(config_lib.to_json(saved)),
                                    json.loads(config_lib.to_json(r.config)))
       if [k for k in changed if k not in runner.COMPUTE_ONLY]:
@@ -117,7 +118,7 @@ def run_sweep(config, sweep_args: list[str], workdir: str | Path, *, resume: boo
     with locking.hold([workdir], wait=True):  # One sweep.json update at a time.
       _merge_listing(workdir / SWEEP_FILE, sweep_args, listing)
   try:
-    return _train_programs(runs, workdir, resume, reuse, progress)
+    return _train_programs(runs, workdir, resume, reused, progress)
   except BaseException:
     if writer and created and not any(p.is_dir() for p in workdir.iterdir()):
       shutil.rmtree(workdir, ignore_errors=True)  # Nothing trained: leave nothing behind.
@@ -134,19 +135,18 @@ def _read_json(path: Path):
 
 
 def _check_ours(workdir: Path, runs) -> None:
-  """Refuses (before anything is written) a sweep dir or run dir that is a file, holds files but
-  no sweep (sweep.json) or run (config.json), or a run dir another live process trains.
+  """Refuses (before anything is written) a sweep dir or run dir that vae_jax may not write into
+  (files.not_ours: a file, not writable, holding files but no sweep.json / config.json) or a run
+  dir another live process trains.
 
   Raises:
     config_lib.ConfigError: naming the directory and the fix.
   """
   for path, marker in [(workdir, SWEEP_FILE)] + [(workdir / r.name, "config.json") for r in runs]:
-    if path.exists() and not path.is_dir():
-      raise config_lib.ConfigError(f"{path} is a file; pass another --workdir")
-    if path.is_dir() and not (path / marker).exists() and not all(
-        files.is_leftover(p.name) for p in path.iterdir()):
-      raise config_lib.ConfigError(f"{path} is not empty and holds no vae_jax {marker}; pass a "
-                                   "new or empty --workdir")
+    problem = files.not_ours(path, marker)
+    if problem:
+      raise config_lib.ConfigError(f"--workdir {workdir}: {problem}; pass a new or empty "
+                                   "directory you can write to")
     if path != workdir and path.is_dir():
       locking.check_free(path)
 
@@ -169,16 +169,14 @@ def _merge_listing(path: Path, sweep_args: list[str], listing: list[dict]) -> No
   files.write_json(path, {"sweep": args, "runs": old["runs"] + listing}, indent=2)
 
 
-def _train_programs(runs, workdir: Path, resume: bool, reuse: bool, progress: bool) -> list[dict]:
+def _train_programs(runs, workdir: Path, resume: bool, reused: dict, progress: bool) -> list[dict]:
+  """Trains the runs not in `reused` (name -> summary), one program at a time."""
   results = []
   for program in sorted({r.program for r in runs}):
     members = [r for r in runs if r.program == program]
-    if reuse:
-      done = [r for r in members if (workdir / r.name / "summary.json").is_file()]
-      results += [{"name": r.name, "program": program, "workdir": str(workdir / r.name),
-                   "summary": _read_json(workdir / r.name / "summary.json")}
-                  for r in done]
-      members = [r for r in members if r not in done]
+    results += [{"name": r.name, "program": program, "workdir": str(workdir / r.name),
+                 "summary": reused[r.name]} for r in members if r.name in reused]
+    members = [r for r in members if r.name not in reused]
     groups = [members]
     if resume:  # Runs started (config.json written) and runs not started are two programs.
       has = [r for r in members if (workdir / r.name / "config.json").exists()]
