@@ -237,11 +237,15 @@ def final_metrics(config, objective, params, test, keys, progress: bool = False,
                   layout=None) -> dict:
   """IW-NLL with K = config.eval.iw_samples (skipped if 0), also in bits/dim, with timings;
   batches of eval.iw_batch_size rounded up to the layout's data devices and sharded over them
-  (parallel.Layout; see iw_nll)."""
+  (parallel.Layout; see iw_nll). On CPU devices of one process (parallel.shares_cores) the bound
+  is computed on the first device alone: those devices share the host's cores."""
   layout = layout or parallel.Layout(None)
   k = config.eval.iw_samples
   if not k:
     return {"compile_seconds": 0.0, "compiles": 0}
+  if parallel.shares_cores(layout):
+    layout = parallel.Layout(None)
+    params, test = jax.device_put((params, test), jax.devices()[0])
   start = time.perf_counter()
   nll, compile_seconds = iw_nll(objective, params, test, jax.random.fold_in(keys.eval, 1),
                                 num_samples=k,

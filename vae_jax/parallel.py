@@ -106,6 +106,15 @@ def layout_from_config(config, num_runs: int = 1) -> Layout:
   return Layout(mesh, runs_devices, data_devices)
 
 
+def shares_cores(layout: Layout) -> bool:
+  """Whether the layout's devices are several CPU devices of this one process
+  (`XLA_FLAGS=--xla_force_host_platform_device_count=N`): they run on the same host cores, so a
+  compute-bound evaluation split over them is only slower (IW-NLL of 800 images, K = 500, on 2
+  cores: 15.7 s sharded over 8 such devices, 2.0 s on one; experiments/benchmarks/iw_devices.py)."""
+  return (layout.mesh is not None and jax.process_count() == 1
+          and layout.mesh.devices.flat[0].platform == "cpu")
+
+
 def round_up(batch_size: int, layout: Layout) -> int:
   """The smallest multiple of the layout's data devices >= batch_size (evaluation batches)."""
   return -(-batch_size // layout.data_devices) * layout.data_devices
