@@ -71,7 +71,8 @@ def _fit_spec(objective, source, *, epochs, batch_size, seed, hparams) -> dict:
   return {"objective": _describe(objective, source.image_shape),
           "image_shape": list(source.image_shape),
           "train_images": len(source), "epochs": epochs, "batch_size": batch_size,
-          "seed": seed, "hparams": {k: float(v) for k, v in hparams._asdict().items()}}
+          "seed": seed, "hparams": {k: float(v) for k, v in hparams._asdict().items()
+                                      if k != "steps_per_epoch"}}  # Derived from the two above.
 
 
 def _check_workdir(workdir: Path, spec: dict, resume: bool) -> bool:
@@ -93,7 +94,10 @@ def _check_workdir(workdir: Path, spec: dict, resume: bool) -> bool:
     return False
   try:
     old = json.loads(saved.read_text())
-  except ValueError:
+    defaults = {k: float(v) for k, v in train.Hparams()._asdict().items()}
+    old["hparams"] = {k: old["hparams"].get(k, defaults[k])  # Fields added since: defaults.
+                      for k in spec["hparams"]}
+  except (ValueError, KeyError, TypeError):
     raise RunError(f"{saved} is unreadable; delete {workdir} or pass another workdir") from None
   if checkpointing.latest_epoch(workdir) is None:
     return False  # Killed before its first checkpoint: start afresh.
@@ -155,7 +159,9 @@ def fit(objective, optimizer, train_data, *, eval_data=None, epochs: int, batch_
       of the best epoch, and with a workdir its checkpoint is kept in best/ (resume replays it).
     hparams: the traced hyperparameters (train.Hparams, or a mapping of some of its fields):
       beta (KL weight, default 1.0), and lr / weight_decay read by train.make_optimizer's
-      optimizers only.
+      optimizers only, and the schedules of vae_jax.schedules in epochs (kl_warmup_epochs,
+      beta_cycle_epochs, free_bits, lr_warmup_epochs, lr_decay_epochs, clip_norm, ...);
+      steps_per_epoch is set from the data and batch size.
   Returns:
     FitResult.
   Raises:
@@ -168,7 +174,7 @@ def fit(objective, optimizer, train_data, *, eval_data=None, epochs: int, batch_
   eval_source = None if eval_data is None else sources.as_source(eval_data)
   _validate(objective, source, eval_source, epochs, batch_size)
   hp = train.Hparams.of(**(hparams._asdict() if isinstance(hparams, train.Hparams)
-                            else dict(hparams or {})))
+                            else dict(hparams or {})) | {"steps_per_epoch": len(source) // batch_size})
   spec = _fit_spec(objective, source, epochs=epochs, batch_size=batch_size, seed=seed,
                    hparams=hp)
   if early_stopping is not None:

@@ -15,7 +15,7 @@ from pathlib import Path
 import ml_collections
 
 
-from vae_jax import data, distributions, growth, models, optimizers
+from vae_jax import data, distributions, growth, models, optimizers, schedules
 from vae_jax.errors import ConfigError  # noqa: F401  # Raised here; the public name stays.
 
 
@@ -89,8 +89,23 @@ def base_config() -> ml_collections.ConfigDict:
       outgoing_init="he",  # New outgoing weights: he (study) | zeros (function-preserving)
       optimizer="pad",  # Optimizer state at growth: pad (zero moments for new units) | reset
   )
-  c.objective = dict(beta=1.0)
-  c.optim = dict(name="adam", lr=1e-3, weight_decay=0.0)
+  c.objective = dict(
+      beta=1.0,
+      # Schedules of the KL weight (vae_jax/schedules.py; epochs, 0 = off): linear warm-up from 0
+      # to beta over kl_warmup_epochs; cycles of beta_cycle_epochs, each ramping 0 -> beta over
+      # its first beta_cycle_ratio, then flat.
+      kl_warmup_epochs=0.0,
+      beta_cycle_epochs=0.0,
+      beta_cycle_ratio=0.5,
+      free_bits=0.0,  # > 0: nats per latent dimension below which the KL is not penalized.
+  )
+  c.optim = dict(
+      name="adam", lr=1e-3, weight_decay=0.0,
+      warmup_epochs=0.0,  # linear learning-rate warm-up from 0 over these epochs.
+      schedule="constant",  # constant | cosine (decay to lr * final_lr_fraction at train.epochs)
+      final_lr_fraction=0.0,
+      clip_norm=0.0,  # > 0: gradients clipped to this global norm (optax.clip_by_global_norm).
+  )
   c.train = dict(
       epochs=10,
       batch_size=128,
@@ -316,6 +331,7 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
                               distributions.LIKELIHOODS)):
     if value not in known:
       raise ConfigError(f"unknown {name} {value!r}; choose one of {', '.join(sorted(known))}")
+  schedules.validate_config(config)
   has_posterior = config.model.kind in ("vae", "cvae")
   if config.eval.iw_samples and (not has_posterior or config.model.likelihood
                                  not in distributions.NORMALIZED_LIKELIHOODS):

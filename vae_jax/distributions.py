@@ -42,6 +42,11 @@ def kl_diag_gaussian_standard(mean: jax.Array, logvar: jax.Array) -> jax.Array:
   return -0.5 * jnp.sum(1.0 + logvar - jnp.square(mean) - jnp.exp(logvar), axis=-1)
 
 
+def kl_diag_gaussian_standard_per_dim(mean: jax.Array, logvar: jax.Array) -> jax.Array:
+  """The terms of kl_diag_gaussian_standard: [B, Z] KL per latent dimension, nats (free bits)."""
+  return -0.5 * (1.0 + logvar - jnp.square(mean) - jnp.exp(logvar))
+
+
 def log_normal_diag(z: jax.Array, mean: jax.Array, logvar: jax.Array) -> jax.Array:
   """log N(z; mean, diag(exp(logvar))) summed over the last axis: [..., Z] -> [...] nats."""
   return -0.5 * jnp.sum(_LOG_2PI + logvar + jnp.square(z - mean) * jnp.exp(-logvar), axis=-1)

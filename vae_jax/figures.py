@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from vae_jax import plots
+from vae_jax import curves, plots
 
 
 @functools.lru_cache(maxsize=8)
@@ -30,7 +30,8 @@ def write_figures(objective, params, test: dict, history: list[dict], fig_dir: P
                   num_recon: int = 16, num_samples: int = 64) -> list[str]:
   """Writes the figures a run's objective supports into fig_dir; returns their file names.
 
-  loss_curves (always); latent_scatter of test-set latents (posterior means, codes or classifier
+  loss_curves (always); schedules (beta and learning rate per epoch, when either changes:
+  curves.schedule_curves); latent_scatter of test-set latents (posterior means, codes or classifier
   features, PCA when the dimension exceeds 2) coloured by class; if the objective can decode:
   reconstructions (originals above decode_mean(latent(x)), with the run's preprocessing, the
   binarization drawn from `key`); if it has a posterior: prior_samples, and for a 2-D latent the
@@ -48,6 +49,9 @@ def write_figures(objective, params, test: dict, history: list[dict], fig_dir: P
                       loss_name="loss" if objective.has_posterior else "reconstruction loss",
                       units=f"{objective.likelihood}, per image")
   written.append("loss_curves.png")
+  if curves.has_schedule(history):
+    curves.schedule_curves(history, fig_dir / "schedules.png")
+    written.append("schedules.png")
   k_x, k_z = jax.random.split(key)
   labels = np.asarray(test["label"])
   latent_fn, decode_fn = _programs(objective)

@@ -28,7 +28,7 @@ import flax
 import jax
 import jax.numpy as jnp
 
-from vae_jax import distributions as dist, models, pixels
+from vae_jax import distributions as dist, models, pixels, schedules
 
 
 @runtime_checkable
@@ -57,11 +57,14 @@ class Objective(Protocol):
   def init_params(self, key, image_shape): ...
 
 
-def neg_elbo(model, params, x_BxHxWxC, key, label_B=None, *, beta=1.0,
+def neg_elbo(model, params, x_BxHxWxC, key, label_B=None, *, beta=1.0, free_bits=0.0,
              likelihood: str = "bernoulli"):
   """Single-sample negative ELBO: reconstruction + beta * KL (Kingma & Welling, 2014; beta as in
   Higgins et al., 2017; conditional on a label for a CVAE, Sohn et al., 2015).
 
+  Args:
+    free_bits: lambda > 0 puts schedules.free_bits_kl (nats per latent dimension, Kingma et al.,
+      2016) in the loss in place of the KL; 'kl' stays the KL.
   Returns:
     dict of [B] arrays in nats per example: 'loss' (reconstruction + beta*KL), 'recon'
     (-log p(x|z), z ~ q(z|x) by reparameterization) and 'kl' (analytic KL(q(z|x) || p(z))).
@@ -69,7 +72,9 @@ def neg_elbo(model, params, x_BxHxWxC, key, label_B=None, *, beta=1.0,
   out, mean_BxZ, logvar_BxZ = model.apply({"params": params}, x_BxHxWxC, key, label_B)
   recon_B = -dist.log_likelihood_fn(likelihood)(out, x_BxHxWxC)
   kl_B = dist.kl_diag_gaussian_standard(mean_BxZ, logvar_BxZ)
-  return {"loss": recon_B + beta * kl_B, "recon": recon_B, "kl": kl_B}
+  kl_loss_B = jnp.where(free_bits > 0, schedules.free_bits_kl(
+      dist.kl_diag_gaussian_standard_per_dim(mean_BxZ, logvar_BxZ), free_bits), kl_B)
+  return {"loss": recon_B + beta * kl_loss_B, "recon": recon_B, "kl": kl_B}
 
 
 def autoencoder_loss(model, params, x_BxHxWxC, label_B=None, *, likelihood: str = "mse"):
@@ -236,7 +241,7 @@ class VAEObjective(_Base):
     """Per-example 'loss', 'recon', 'kl' [B] (nats per image for a normalized likelihood)."""
     x, label, k_z = self.inputs(batch, key)
     return neg_elbo(self.model, params, x, k_z, label, beta=hparams.beta,
-                    likelihood=self.likelihood)
+                    free_bits=hparams.free_bits, likelihood=self.likelihood)
 
   def latent_of(self, params, x, label=None):
     """Posterior means [B, Z] of preprocessed images x [B, H, W, C]."""

@@ -19,8 +19,14 @@ OPTIMIZERS = ("adam", "adamw", "sgd")
 
 # Config fields that are traced data (the hparams pytree), not compile-time constants: runs whose
 # configs differ only in these (and the seed) train in one program, vmapped over a runs axis.
-HPARAMS = {"objective.beta": "beta", "optim.lr": "lr", "optim.weight_decay": "weight_decay"}
-TRACED_KEYS = ("seed", *HPARAMS)
+HPARAMS = {"objective.beta": "beta", "optim.lr": "lr", "optim.weight_decay": "weight_decay",
+           "objective.kl_warmup_epochs": "kl_warmup_epochs",
+           "objective.beta_cycle_epochs": "beta_cycle_epochs",
+           "objective.beta_cycle_ratio": "beta_cycle_ratio", "objective.free_bits": "free_bits",
+           "optim.warmup_epochs": "lr_warmup_epochs",
+           "optim.final_lr_fraction": "lr_final_fraction", "optim.clip_norm": "clip_norm"}
+# Traced too, through hparams_from_config: optim.schedule sets lr_decay_epochs.
+TRACED_KEYS = ("seed", *HPARAMS, "optim.schedule")
 
 
 class Hparams(NamedTuple):
@@ -29,10 +35,23 @@ class Hparams(NamedTuple):
 
   beta: weight of the KL term (Higgins et al., 2017; 1 = the ELBO). lr: learning rate and
   weight_decay: decay, both read only by `make_optimizer`'s optimizers (through `set_hparams`).
+  The schedules (vae_jax.schedules; lengths in epochs, 0 = off): kl_warmup_epochs,
+  beta_cycle_epochs and beta_cycle_ratio (beta_t), lr_warmup_epochs, lr_decay_epochs (end of the
+  cosine decay, 0 = none) and lr_final_fraction (lr_t); free_bits (nats per latent dimension),
+  clip_norm (global gradient norm, 0 = no clipping); steps_per_epoch converts steps to epochs.
   """
   beta: Any = 1.0
   lr: Any = 1e-3
   weight_decay: Any = 0.0
+  kl_warmup_epochs: Any = 0.0
+  beta_cycle_epochs: Any = 0.0
+  beta_cycle_ratio: Any = 0.5
+  free_bits: Any = 0.0
+  lr_warmup_epochs: Any = 0.0
+  lr_decay_epochs: Any = 0.0
+  lr_final_fraction: Any = 0.0
+  clip_norm: Any = 0.0
+  steps_per_epoch: Any = 1.0
 
   @classmethod
   def of(cls, **values) -> "Hparams":
@@ -40,10 +59,14 @@ class Hparams(NamedTuple):
     return cls(**{k: jnp.float32(v) for k, v in (cls()._asdict() | values).items()})
 
 
-def hparams_from_config(config) -> Hparams:
-  """Hparams of float32 scalars from the config (see HPARAMS)."""
-  return Hparams.of(**{name: config[k.split(".")[0]][k.split(".")[1]]
-                       for k, name in HPARAMS.items()})
+def hparams_from_config(config, steps_per_epoch: int = 1) -> Hparams:
+  """Hparams of float32 scalars from the config (see HPARAMS): lr_decay_epochs is train.epochs
+  under optim.schedule='cosine', else 0; `steps_per_epoch` is the training set's batches per
+  epoch (read by the schedules only)."""
+  values = {name: config[k.split(".")[0]][k.split(".")[1]] for k, name in HPARAMS.items()}
+  cosine = config.optim.get("schedule", "constant") == "cosine"
+  return Hparams.of(**values, lr_decay_epochs=config.train.epochs if cosine else 0.0,
+                    steps_per_epoch=steps_per_epoch)
 
 
 class LearningRateState(NamedTuple):

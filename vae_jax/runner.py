@@ -296,7 +296,9 @@ def _run(configs, workdirs, splits, starts, progress, data_seconds, layout) -> l
   loop = loop_lib.Loop(
       programs=programs, tx=tx, runs=runs, layout=layout, image_shape=image_shape,
       keys=parallel.put(runs.stack([train.RunKeys.from_seed(x.seed) for x in configs]), per_run),
-      hparams=parallel.put(runs.stack([train.hparams_from_config(x) for x in configs]), per_run),
+      hparams=parallel.put(runs.stack([train.hparams_from_config(
+          x, steps_per_epoch=len(splits["train"][0]) // c.train.batch_size) for x in configs]),
+          per_run),
       # The datasets the programs read: device arrays, or the host arrays they stream from.
       data=parallel.put(host, layout.replicated) if on_device else host,
       epochs=c.train.epochs)

@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from vae_jax import parallel
+from vae_jax import parallel, schedules
 
 from vae_jax.optimizers import (  # noqa: F401  # Public in train too.
     HPARAMS, OPTIMIZERS, TRACED_KEYS, Hparams, LearningRateState, WeightDecayState,
@@ -71,10 +71,16 @@ def train_step(state: TrainState, batch, key, hparams, *, objective, tx):
   Args:
     batch: {"image": uint8 [B, H, W, C], "label": int32 [B]} (preprocessed inside, binarization
       drawn from `key`). hparams: see hparams_from_config.
+  The step's beta and learning rate are schedules.at_step(hparams, state.step) (KL warm-up,
+  cyclical beta, learning-rate warm-up and decay; all off by default), and its gradients are
+  clipped to hparams.clip_norm when that is > 0.
+
   Returns:
     (new state, batch means of the terms, e.g. 'loss', 'recon', 'kl' in nats per image, plus
-    'nonfinite': bool scalar, the step was skipped).
+    'beta' and 'lr' (the step's) and 'nonfinite': bool scalar, the step was skipped).
   """
+  hparams = schedules.at_step(hparams, state.step)  # beta_t and lr_t of this step.
+
   def loss_fn(params):
     terms = objective.terms(params, batch, key, hparams)
     return jnp.mean(terms["loss"]), terms
@@ -84,12 +90,13 @@ def train_step(state: TrainState, batch, key, hparams, *, objective, tx):
   finite = jnp.isfinite(means["loss"]) & all_finite(grads)
 
   def apply(state):
-    updates, opt_state = tx.update(grads, set_hparams(state.opt_state, hparams), state.params)
+    clipped = schedules.clip_gradients(grads, hparams.clip_norm)
+    updates, opt_state = tx.update(clipped, set_hparams(state.opt_state, hparams), state.params)
     return state.replace(step=state.step + 1, params=optax.apply_updates(state.params, updates),
                          opt_state=opt_state)
 
   new = jax.lax.cond(finite, apply, lambda state: state, state)
-  return new, means | {"nonfinite": ~finite}
+  return new, means | {"beta": hparams.beta, "lr": hparams.lr, "nonfinite": ~finite}
 
 
 def epoch_batches(keys: RunKeys, epoch, n: int, batch_size: int) -> jax.Array:
