@@ -243,12 +243,12 @@ def final_metrics(config, objective, params, test, keys, progress: bool = False,
   k = config.eval.iw_samples
   if not k:
     return {"compile_seconds": 0.0, "compiles": 0}
+  key = jax.random.fold_in(keys.eval, 1)
   if parallel.shares_cores(layout):
     layout = parallel.Layout(None)
-    params, test = jax.device_put((params, test), jax.devices()[0])
+    params, test, key = jax.device_put((params, test, key), jax.devices()[0])
   start = time.perf_counter()
-  nll, compile_seconds = iw_nll(objective, params, test, jax.random.fold_in(keys.eval, 1),
-                                num_samples=k,
+  nll, compile_seconds = iw_nll(objective, params, test, key, num_samples=k,
                                 batch_size=parallel.round_up(config.eval.iw_batch_size, layout),
                                 chunk_size=config.eval.iw_chunk_size, progress=progress,
                                 unroll=config.train.steps_per_call > 0,
