@@ -7,8 +7,11 @@ The public API:
   vae_jax.iw_nll(objective, params, data, *, k) -> nats per image
   vae_jax.models      VAE, CVAE, Autoencoder; MLPEncoder / MLPDecoder, ConvEncoder / ConvDecoder
                       (or your own flax modules: images -> (mean, logvar), z -> logits)
-  vae_jax.objectives  VAEObjective(model, likelihood="bernoulli", ...), AutoencoderObjective,
+  vae_jax.objectives  VAEObjective(model, likelihood="bernoulli", ...), IWAEObjective(model,
+                      num_samples=K, estimator="iwae" | "dreg"), AutoencoderObjective,
                       ClassifierObjective; the Model and Objective protocols
+  vae_jax.schedules   KL warm-up, cyclical beta, free bits, learning-rate warm-up + cosine
+                      decay, clipping: fields of the traced train.Hparams (fit's hparams=)
   vae_jax.data        from_arrays, from_iterable, from_tfds, from_folder -> Source
   vae_jax.hooks       the loop's hooks (checkpoints, early stopping, ...); write your own
   vae_jax.errors      the errors raised for input a user can fix
@@ -21,7 +24,7 @@ import importlib
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # What type checkers and IDEs see; at run time these load on first use.
-  from vae_jax import data, errors, hooks, models, objectives  # noqa: F401
+  from vae_jax import data, errors, hooks, models, objectives, schedules  # noqa: F401
   from vae_jax.api import FitResult, fit, iw_nll, load_run  # noqa: F401
   from vae_jax.evaluate import RestoredRun  # noqa: F401
   from vae_jax.loop import BaseHook, EpochResult, Hook, LoopState  # noqa: F401
@@ -29,7 +32,7 @@ if TYPE_CHECKING:  # What type checkers and IDEs see; at run time these load on 
 
 # Loaded on first use (PEP 562), so that `import vae_jax.errors` or the CLI's usage errors do not
 # pay for JAX, flax and orbax.
-_SUBMODULES = ("data", "errors", "hooks", "models", "objectives")
+_SUBMODULES = ("data", "errors", "hooks", "models", "objectives", "schedules")
 _NAMES = {"FitResult": "api", "fit": "api", "iw_nll": "api", "load_run": "api",
           "RestoredRun": "evaluate", "BaseHook": "loop", "EpochResult": "loop", "Hook": "loop",
           "LoopState": "loop", "Source": "sources"}

@@ -15,7 +15,7 @@ from pathlib import Path
 import ml_collections
 
 
-from vae_jax import data, distributions, growth, models, optimizers, schedules
+from vae_jax import data, distributions, growth, models, objectives, optimizers, schedules
 from vae_jax.errors import ConfigError  # noqa: F401  # Raised here; the public name stays.
 
 
@@ -90,6 +90,11 @@ def base_config() -> ml_collections.ConfigDict:
       optimizer="pad",  # Optimizer state at growth: pad (zero moments for new units) | reset
   )
   c.objective = dict(
+      # elbo (the negative ELBO, or a model kind's own loss) | iwae (the importance-weighted bound
+      # with num_samples samples, Burda et al. 2016; vae and cvae).
+      name="elbo",
+      num_samples=5,  # iwae: K, the importance samples of the training bound.
+      estimator="iwae",  # iwae: the encoder's gradient, iwae (the bound's) | dreg (Tucker 2019)
       beta=1.0,
       # Schedules of the KL weight (vae_jax/schedules.py; epochs, 0 = off): linear warm-up from 0
       # to beta over kl_warmup_epochs; cycles of beta_cycle_epochs, each ramping 0 -> beta over
@@ -332,6 +337,7 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     if value not in known:
       raise ConfigError(f"unknown {name} {value!r}; choose one of {', '.join(sorted(known))}")
   schedules.validate_config(config)
+  objectives.validate_config(config)
   has_posterior = config.model.kind in ("vae", "cvae")
   if config.eval.iw_samples and (not has_posterior or config.model.likelihood
                                  not in distributions.NORMALIZED_LIKELIHOODS):

@@ -28,7 +28,8 @@ import flax
 import jax
 import jax.numpy as jnp
 
-from vae_jax import distributions as dist, models, pixels, schedules
+from vae_jax import distributions as dist, iwae, models, pixels, schedules
+from vae_jax.errors import ConfigError
 
 
 @runtime_checkable
@@ -89,13 +90,6 @@ def autoencoder_loss(model, params, x_BxHxWxC, label_B=None, *, likelihood: str 
   return {"loss": recon_B, "recon": recon_B}
 
 
-def _decode_many(model, params, z_NxBxZ, label_B=None):
-  n, b, z = z_NxBxZ.shape
-  label = None if label_B is None else jnp.tile(label_B, n)
-  out = model.apply({"params": params}, z_NxBxZ.reshape(n * b, z), label, method=model.decode)
-  return out.reshape(n, b, *out.shape[1:])
-
-
 def elbo_multi_sample(model, params, x_BxHxWxC, key, num_samples: int, label_B=None, *,
                       likelihood: str = "bernoulli"):
   """ELBO estimated with L latent samples: mean_l log p(x|z_l) - KL(q(z|x) || p(z)).
@@ -108,7 +102,7 @@ def elbo_multi_sample(model, params, x_BxHxWxC, key, num_samples: int, label_B=N
   mean_BxZ, logvar_BxZ = model.apply({"params": params}, x_BxHxWxC, label_B, method=model.encode)
   z_LxBxZ = dist.reparameterize(key, jnp.broadcast_to(mean_BxZ, (num_samples, *mean_BxZ.shape)),
                                 jnp.broadcast_to(logvar_BxZ, (num_samples, *logvar_BxZ.shape)))
-  ll_LxB = dist.log_likelihood_fn(likelihood)(_decode_many(model, params, z_LxBxZ, label_B),
+  ll_LxB = dist.log_likelihood_fn(likelihood)(iwae.decode_many(model, params, z_LxBxZ, label_B),
                                               x_BxHxWxC)
   return jnp.mean(ll_LxB, axis=0) - dist.kl_diag_gaussian_standard(mean_BxZ, logvar_BxZ)
 
@@ -144,7 +138,7 @@ def iwae_bound(model, params, x_BxHxWxC, key, num_samples: int, label_B=None, *,
   def body(lse_B, i):
     z_CxBxZ = dist.reparameterize(jax.random.fold_in(key, i), jnp.broadcast_to(mean_BxZ, shape),
                                   jnp.broadcast_to(logvar_BxZ, shape))
-    logw_CxB = (log_lik(_decode_many(model, params, z_CxBxZ, label_B), x_BxHxWxC)
+    logw_CxB = (log_lik(iwae.decode_many(model, params, z_CxBxZ, label_B), x_BxHxWxC)
                 + dist.log_normal_standard(z_CxBxZ)
                 - dist.log_normal_diag(z_CxBxZ, mean_BxZ, logvar_BxZ))
     valid_C = i * chunk + jnp.arange(chunk) < num_samples
@@ -270,6 +264,23 @@ class VAEObjective(_Base):
 
 
 @flax.struct.dataclass
+class IWAEObjective(VAEObjective):
+  """The importance-weighted bound with K samples as the training loss (Burda et al., 2016), with
+  Burda et al.'s gradient (estimator='iwae') or the encoder's doubly reparameterized one ('dreg',
+  Tucker et al., 2019); see iwae.iwae_terms. `IWAEObjective(model, num_samples=5,
+  estimator="dreg")`. Evaluation, IW-NLL and figures are the VAE's; hparams.free_bits is not read.
+  """
+  num_samples: int = flax.struct.field(pytree_node=False, default=5)
+  estimator: str = flax.struct.field(pytree_node=False, default="iwae")
+
+  def terms(self, params, batch, key, hparams) -> dict[str, jax.Array]:
+    """Per-example 'loss' (-IWAE bound with K = num_samples), 'recon', 'kl' [B], nats."""
+    x, label, k_z = self.inputs(batch, key)
+    return iwae.iwae_terms(self.model, params, x, k_z, self.num_samples, label, beta=hparams.beta,
+                           likelihood=self.likelihood, estimator=self.estimator)
+
+
+@flax.struct.dataclass
 class AutoencoderObjective(_Base):
   """Reconstruction term of a deterministic models.Autoencoder (no KL, no prior, no IW-NLL)."""
 
@@ -318,6 +329,7 @@ class ClassifierObjective(_Base):
     raise NotImplementedError("a classifier has no decoder (check objective.can_decode)")
 
 
+TRAINING_OBJECTIVES = ("elbo", "iwae")  # objective.name
 OBJECTIVES = {"vae": VAEObjective, "cvae": VAEObjective, "ae": AutoencoderObjective,
               "classifier": ClassifierObjective}
 
@@ -334,5 +346,34 @@ def from_config(config, image_shape, encoder_widths=None, *, num_classes: int = 
   """
   num_classes = num_classes if config.model.kind in ("cvae", "classifier") else 0
   model = models.build_model(config.model, image_shape, num_classes, encoder_widths)
+  o = config.objective
+  if o.get("name", "elbo") == "iwae":
+    return IWAEObjective(model=model, preprocess=config.data.preprocess,
+                         likelihood=config.model.likelihood, num_samples=o.num_samples,
+                         estimator=o.estimator)
   return OBJECTIVES[config.model.kind](model=model, preprocess=config.data.preprocess,
                                        likelihood=config.model.likelihood)
+
+
+def validate_config(config) -> None:
+  """Checks objective.name, num_samples and estimator against the model.
+
+  Raises:
+    ConfigError: naming the bad field and the fix.
+  """
+  o = config.objective
+  if o.name not in TRAINING_OBJECTIVES:
+    raise ConfigError(f"unknown objective.name {o.name!r}; choose one of "
+                      f"{', '.join(TRAINING_OBJECTIVES)}")
+  if o.name == "iwae":
+    if config.model.kind not in ("vae", "cvae") or config.model.likelihood not in (
+        dist.NORMALIZED_LIKELIHOODS):
+      raise ConfigError("objective.name=iwae needs model.kind=vae or cvae with a normalized "
+                        f"likelihood, not {config.model.kind} with {config.model.likelihood}; "
+                        "set --config.objective.name=elbo")
+    if o.num_samples < 1:
+      raise ConfigError(f"objective.num_samples must be >= 1, got {o.num_samples}; set "
+                        "--config.objective.num_samples")
+    if o.estimator not in iwae.ESTIMATORS:
+      raise ConfigError(f"unknown objective.estimator {o.estimator!r}; choose one of "
+                        f"{', '.join(iwae.ESTIMATORS)}")
