@@ -144,3 +144,14 @@ def pytest_collection_modifyitems(config, items):
     if (SLOW_FIXTURES & set(getattr(item, "fixturenames", ())) or module in SLOW_MODULES
         or node.startswith(SLOW_TESTS)):
       item.add_marker(pytest.mark.slow)
+
+
+@pytest.fixture(scope="session")
+def tfds():
+  """tensorflow_datasets, imported the way vae_jax.data does (TF sees no GPU): for
+  tfds.testing.mock_data (cifar10, celeb_a)."""
+  from vae_jax import data  # pylint: disable=g-import-not-at-top
+  data.tfds_module()
+  import tensorflow_datasets  # pylint: disable=g-import-not-at-top
+
+  return tensorflow_datasets

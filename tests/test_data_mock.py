@@ -15,14 +15,6 @@ _SHAPES = {"mnist": (28, 28, 1), "fashion_mnist": (28, 28, 1), "mnist_32": (32, 
            "fashion_mnist_32": (32, 32, 1), "cifar10": (32, 32, 3), "celeb_a": (32, 32, 3)}
 
 
-@pytest.fixture(scope="module")
-def tfds():
-  data.tfds_module()  # TF without GPUs, as load_split imports it.
-  import tensorflow_datasets  # pylint: disable=g-import-not-at-top
-
-  return tensorflow_datasets
-
-
 @pytest.fixture
 def no_network_probe(monkeypatch):
   """Fails the test if load_split probes the network (it must not under the mock)."""

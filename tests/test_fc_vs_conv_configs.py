@@ -22,14 +22,6 @@ _TINY = {
 }
 
 
-@pytest.fixture(scope="module")
-def tfds():
-  data.tfds_module()  # TF without GPUs, as load_split imports it.
-  import tensorflow_datasets  # pylint: disable=g-import-not-at-top
-
-  return tensorflow_datasets
-
-
 @pytest.mark.parametrize("dataset", ["cifar10", "celeb_a"])
 @pytest.mark.parametrize("name, kind", [("fc_vs_conv_fc", "mlp"), ("fc_vs_conv_conv", "conv")])
 def test_config_trains_one_epoch_on_mock_data(tfds, tmp_path, monkeypatch, name, kind, dataset):

@@ -74,7 +74,11 @@ def base_config() -> ml_collections.ConfigDict:
       # where vmapped convs are 4-12x slower; vmap elsewhere) | loop | vmap. 'loop' supports
       # first-order reverse-mode gradients only.
       conv_runs="auto",
-      likelihood="bernoulli",  # bernoulli (nats) | mse (squared error summed over pixels)
+      # bernoulli (nats) | mse (squared error summed over pixels) | gaussian (discretized, with a
+      # learned scale per pixel) | logistic_mixture (discretized, Salimans et al. 2017): the last
+      # two are likelihoods of 8-bit images, nats per image and bits/dim.
+      likelihood="bernoulli",
+      mixture_components=5,  # logistic_mixture: M components per pixel.
       dense_init="lecun_normal",  # lecun_normal (flax default) | torch_uniform (nn.Linear default)
       classifier_hidden=128,  # classifier: width of its penultimate (feature) layer.
   )

@@ -11,6 +11,8 @@ import math
 import jax
 import jax.numpy as jnp
 
+from vae_jax import discretized
+
 _LOG_2PI = math.log(2.0 * math.pi)
 
 
@@ -115,11 +117,16 @@ def mse_log_likelihood(output: jax.Array, x: jax.Array) -> jax.Array:
   return -squared_error(jax.nn.sigmoid(output), x)
 
 
-LIKELIHOODS = {"bernoulli": bernoulli_log_likelihood, "mse": mse_log_likelihood}
-"""Name -> log-likelihood function (decoder outputs [..., H, W, C], x) -> [...] per example."""
+LIKELIHOODS = {"bernoulli": bernoulli_log_likelihood, "mse": mse_log_likelihood,
+               "gaussian": discretized.gaussian_log_likelihood,
+               "logistic_mixture": discretized.logistic_mixture_log_likelihood}
+"""Name -> log-likelihood function (decoder outputs [..., H, W, P], x [..., H, W, C]) -> [...] per
+example. P = C but for the discretized 8-bit likelihoods (discretized.output_channels)."""
 
-NORMALIZED_LIKELIHOODS = ("bernoulli",)
-"""Likelihoods that are proper densities in nats, for which an IW-NLL means something."""
+NORMALIZED_LIKELIHOODS = ("bernoulli", "gaussian", "logistic_mixture")
+"""Likelihoods that are proper densities in nats, for which an IW-NLL means something: Bernoulli
+of binary pixels (on grayscale targets, the usual convention, not a density of 8-bit images) and
+the discretized likelihoods of the 256 levels of 8-bit pixels (discretized.py)."""
 
 
 def log_likelihood_fn(name: str):
@@ -130,9 +137,12 @@ def log_likelihood_fn(name: str):
     raise ValueError(f"unknown likelihood {name!r}; choose one of {sorted(LIKELIHOODS)}") from None
 
 
-def mean_from_output(name: str, output: jax.Array) -> jax.Array:
-  """Decoder output -> the likelihood's mean image in [0, 1] (sigmoid of the output, for both
-  'bernoulli' and 'mse')."""
-  if name in LIKELIHOODS:
+def mean_from_output(name: str, output: jax.Array, components: int = 5) -> jax.Array:
+  """Decoder output [..., H, W, P] -> the likelihood's mean image [..., H, W, C] in [0, 1]:
+  sigmoid of the output for 'bernoulli' and 'mse', discretized.mean_image for the discretized
+  likelihoods (`components`: M of the logistic mixture)."""
+  if name in ("bernoulli", "mse"):
     return jax.nn.sigmoid(output)
+  if name in LIKELIHOODS:
+    return discretized.mean_image(name, output, components)
   raise ValueError(f"unknown likelihood {name!r}; choose one of {sorted(LIKELIHOODS)}")

@@ -160,11 +160,15 @@ class _Base:
     preprocess: pixels.PREPROCESS_MODES: 'grayscale' (uint8 / 255, floats as they are),
       'binarize_dynamic' (a fresh Bernoulli draw per step) or 'binarize_threshold'.
     likelihood: distributions.LIKELIHOODS: 'bernoulli' (the decoder's outputs are logits; nats
-      per image) or 'mse' (squared error summed over pixels: not a normalized likelihood).
+      per image), 'mse' (squared error summed over pixels: not a normalized likelihood), or the
+      discretized likelihoods of 8-bit pixels 'gaussian' and 'logistic_mixture' (nats per image;
+      the decoder outputs their parameters, discretized.output_channels).
+    mixture_components: M of 'logistic_mixture' (the decoder must output as many).
   """
   model: Any = flax.struct.field(pytree_node=False)
   preprocess: str = flax.struct.field(pytree_node=False, default="grayscale")
   likelihood: str = flax.struct.field(pytree_node=False, default="bernoulli")
+  mixture_components: int = flax.struct.field(pytree_node=False, default=5)
 
   has_posterior = False
   can_decode = True
@@ -207,10 +211,10 @@ class _Base:
     return self.inputs(batch, key)[0]
 
   def decode_mean(self, params, z_BxZ, label_B=None) -> jax.Array:
-    """Mean of the likelihood p(x | z[, y]) [B, H, W, C] in [0, 1] (sigmoid of the logits)."""
+    """Mean of the likelihood p(x | z[, y]) [B, H, W, C] in [0, 1] (dist.mean_from_output)."""
     out = self.model.apply({"params": params}, z_BxZ, label_B if self.conditional else None,
                            method=self.model.decode)
-    return dist.mean_from_output(self.likelihood, out)
+    return dist.mean_from_output(self.likelihood, out, self.mixture_components)
 
   def eval_terms(self, params, batch, key, hparams, elbo_samples: int = 0) -> dict:
     """terms plus 'mse': squared error summed over pixels between x and decode_mean(latent(x))
@@ -347,12 +351,12 @@ def from_config(config, image_shape, encoder_widths=None, *, num_classes: int = 
   num_classes = num_classes if config.model.kind in ("cvae", "classifier") else 0
   model = models.build_model(config.model, image_shape, num_classes, encoder_widths)
   o = config.objective
+  common = dict(model=model, preprocess=config.data.preprocess,
+                likelihood=config.model.likelihood,
+                mixture_components=config.model.get("mixture_components", 5))
   if o.get("name", "elbo") == "iwae":
-    return IWAEObjective(model=model, preprocess=config.data.preprocess,
-                         likelihood=config.model.likelihood, num_samples=o.num_samples,
-                         estimator=o.estimator)
-  return OBJECTIVES[config.model.kind](model=model, preprocess=config.data.preprocess,
-                                       likelihood=config.model.likelihood)
+    return IWAEObjective(**common, num_samples=o.num_samples, estimator=o.estimator)
+  return OBJECTIVES[config.model.kind](**common)
 
 
 def validate_config(config) -> None:

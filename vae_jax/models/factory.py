@@ -19,6 +19,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from vae_jax import discretized
 from vae_jax.models import conv, layers, mlp
 from vae_jax.models.classifier import Classifier
 from vae_jax.models.composites import CVAE, VAE, Autoencoder
@@ -121,6 +122,11 @@ def build_model(model_config, image_shape: Sequence[int], num_classes: int = 0,
     encoder = conv.ConvEncoder(_sizes("encoder.features", enc_cfg.features, nonempty=True),
                                latent_dim, init, heads,
                                int(model_config.get("conv_batch_chunks", 1)), conv_runs)
+  # The decoder outputs the likelihood's parameters: C channels, or P per pixel for the
+  # discretized likelihoods of 8-bit images.
+  image_shape = (*image_shape[:2], discretized.output_channels(
+      model_config.get("likelihood", "bernoulli"), image_shape[2],
+      int(model_config.get("mixture_components", 5))))
   if is_user_kind(dec_kind):
     decoder = user_module(dec_kind, dec_cfg, image_shape=image_shape)
   elif dec_kind == "mlp":
