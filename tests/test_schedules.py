@@ -136,3 +136,49 @@ def test_schedule_figure_draws_the_rows(tmp_path):
   assert fig.shape[1] > fig.shape[0] > 300  # Two panels side by side.
   with pytest.raises(ValueError, match="no train/beta"):
     curves.schedule_curves([{"epoch": 1}], tmp_path / "x.png")
+
+
+def test_params_ema_follows_polyak_averaging_and_is_what_fit_evaluates():
+  import vae_jax  # pylint: disable=g-import-not-at-top
+  tx = optax.chain(optax.sgd(0.1), vae_jax.optimizers.track_params_ema(0.5))
+  params = {"w": jnp.array([1.0, -2.0])}
+  state = tx.init(params)
+  ema = params["w"]
+  for g in ([1.0, 0.0], [0.0, 4.0], [2.0, 2.0]):
+    updates, state = tx.update({"w": jnp.array(g)}, state, params)
+    params = optax.apply_updates(params, updates)
+    ema = 0.5 * ema + 0.5 * params["w"]
+  np.testing.assert_allclose(train.eval_params(params, state)["w"], ema, rtol=1e-6)
+  assert train.eval_params(params, optax.adam(1e-3).init(params)) is params  # No EMA: params.
+  model = vae_jax.models.VAE(vae_jax.models.MLPEncoder((8,), 2),
+                             vae_jax.models.MLPDecoder((8,), (4, 4, 1)))
+  objective = vae_jax.objectives.VAEObjective(model)
+  images = np.random.default_rng(0).integers(0, 256, (64, 4, 4, 1), np.uint8)
+  result = vae_jax.fit(objective, optax.chain(optax.adam(1e-2),
+                                              vae_jax.optimizers.track_params_ema(0.9)),
+                       images, eval_data=images, epochs=2, batch_size=16, progress=False)
+  assert not np.allclose(result.eval_params["encoder"]["mean"]["kernel"],
+                         result.params["encoder"]["mean"]["kernel"])
+  h = train.Hparams.of()
+  ema_loss = jnp.mean(objective.eval_terms(result.eval_params, {
+      "image": jnp.asarray(images), "label": jnp.zeros((64,), jnp.int32)}, jax.random.key(0),
+      h)["loss"])
+  assert np.isfinite(float(ema_loss)) and np.isfinite(result.history[-1]["eval/loss"])
+
+
+def test_a_config_with_an_ema_resumes_exactly_and_evaluates_the_ema(tiny, tmp_path):
+  from vae_jax import evaluate  # pylint: disable=g-import-not-at-top
+  config = tiny(**{"optim.ema_decay": 0.9, "train.epochs": 2, "eval.iw_samples": 4})
+  whole = runner.train_and_evaluate(config, tmp_path / "whole", progress=False)
+  first = tiny(**{"optim.ema_decay": 0.9, "train.epochs": 1, "eval.iw_samples": 4})
+  runner.train_and_evaluate(first, tmp_path / "split", progress=False)
+  resumed = runner.train_and_evaluate(config, tmp_path / "split", resume=True, progress=False)
+  assert resumed["eval/loss"] == whole["eval/loss"]
+  assert resumed["eval/nll_iw"] == whole["eval/nll_iw"]
+  restored = evaluate.restore_run(tmp_path / "whole")
+  ema = restored.params  # restore_run gives the params evaluation uses: the EMA.
+  plain = runner.train_and_evaluate(tiny(**{"train.epochs": 2, "eval.iw_samples": 4}),
+                                    tmp_path / "plain", progress=False)
+  assert plain["eval/loss"] != whole["eval/loss"]  # The EMA, not the last params, was evaluated.
+  assert jax.tree.structure(ema) == jax.tree.structure(evaluate.restore_run(
+      tmp_path / "plain").params)

@@ -10,6 +10,8 @@ The public API:
   vae_jax.objectives  VAEObjective(model, likelihood="bernoulli", ...), IWAEObjective(model,
                       num_samples=K, estimator="iwae" | "dreg"), AutoencoderObjective,
                       ClassifierObjective; the Model and Objective protocols
+  vae_jax.optimizers  make_optimizer (traced learning rate), track_params_ema(decay) (evaluate
+                      an EMA of the params), Hparams
   vae_jax.schedules   KL warm-up, cyclical beta, free bits, learning-rate warm-up + cosine
                       decay, clipping: fields of the traced train.Hparams (fit's hparams=)
   vae_jax.data        from_arrays, from_iterable, from_tfds, from_folder -> Source
@@ -24,7 +26,7 @@ import importlib
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # What type checkers and IDEs see; at run time these load on first use.
-  from vae_jax import data, errors, hooks, models, objectives, schedules  # noqa: F401
+  from vae_jax import data, errors, hooks, models, objectives, optimizers, schedules  # noqa: F401
   from vae_jax.api import FitResult, fit, iw_nll, load_run  # noqa: F401
   from vae_jax.evaluate import RestoredRun  # noqa: F401
   from vae_jax.loop import BaseHook, EpochResult, Hook, LoopState  # noqa: F401
@@ -32,7 +34,7 @@ if TYPE_CHECKING:  # What type checkers and IDEs see; at run time these load on 
 
 # Loaded on first use (PEP 562), so that `import vae_jax.errors` or the CLI's usage errors do not
 # pay for JAX, flax and orbax.
-_SUBMODULES = ("data", "errors", "hooks", "models", "objectives", "schedules")
+_SUBMODULES = ("data", "errors", "hooks", "models", "objectives", "optimizers", "schedules")
 _NAMES = {"FitResult": "api", "fit": "api", "iw_nll": "api", "load_run": "api",
           "RestoredRun": "evaluate", "BaseHook": "loop", "EpochResult": "loop", "Hook": "loop",
           "LoopState": "loop", "Source": "sources"}

@@ -40,7 +40,9 @@ class FitResult(NamedTuple):
   """What `fit` returns.
 
   params: the trained param pytree (of the last epoch; with early stopping of the best one).
-  opt_state: the optimizer state that goes with them.
+  opt_state: the optimizer state that goes with them. With
+  `vae_jax.optimizers.track_params_ema(decay)` last in the optimizer's chain, the metrics are of
+  the params' EMA: `eval_params` gives it.
   history: one dict per epoch (metrics.jsonl's rows: 'train/loss', 'eval/loss', ... in nats per
   image for a normalized likelihood; 'epoch_seconds' in seconds). summary: the last epoch's
   metrics, sizes and timings (summary.json). workdir: the run directory, or None.
@@ -50,6 +52,11 @@ class FitResult(NamedTuple):
   history: list[dict]
   summary: dict
   workdir: Path | None
+
+  @property
+  def eval_params(self):
+    """The params the metrics were computed with: the EMA when the optimizer tracks one."""
+    return train.eval_params(self.params, self.opt_state)
 
 
 def _describe(objective, image_shape) -> str:
@@ -288,7 +295,7 @@ def load_run(workdir: str | Path, objective=None, optimizer=None) -> evaluate.Re
   abstract = evaluate.abstract_state(objective, optimizer, tuple(spec["image_shape"]), hparams)
   state = checkpointing.restore_state(workdir, epoch, abstract,
                                       expected_digest=meta.get("digest"))
-  return evaluate.RestoredRun(spec, objective, state.params,
+  return evaluate.RestoredRun(spec, objective, train.eval_params(state.params, state.opt_state),
                               train.RunKeys.from_seed(spec["seed"]), epoch)
 
 

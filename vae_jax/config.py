@@ -114,6 +114,9 @@ def base_config() -> ml_collections.ConfigDict:
       schedule="constant",  # constant | cosine (decay to lr * final_lr_fraction at train.epochs)
       final_lr_fraction=0.0,
       clip_norm=0.0,  # > 0: gradients clipped to this global norm (optax.clip_by_global_norm).
+      # > 0: evaluation, IW-NLL and figures use an EMA of the params with this decay (a
+      # compile-time constant: optimizers.track_params_ema).
+      ema_decay=0.0,
   )
   c.train = dict(
       epochs=10,

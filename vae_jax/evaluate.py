@@ -298,9 +298,10 @@ def restore_run(workdir: str | Path) -> RestoredRun:
   image_shape = data.image_shape(config.data.name)
   objective = objectives.from_config(config, image_shape, meta.get("encoder_widths"),
                                     num_classes=data.num_classes(config.data.name))
-  tx = train.make_optimizer(config.optim.name)
+  tx = train.optimizer_from_config(config)
   hparams = train.hparams_from_config(config)
   state = checkpointing.restore_state(workdir, epoch, abstract_state(objective, tx, image_shape,
                                                                      hparams), directory=directory,
                                      expected_digest=meta.get("digest"))
-  return RestoredRun(config, objective, state.params, train.RunKeys.from_seed(config.seed), epoch)
+  return RestoredRun(config, objective, train.eval_params(state.params, state.opt_state),
+                     train.RunKeys.from_seed(config.seed), epoch)

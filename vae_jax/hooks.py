@@ -58,8 +58,8 @@ class Growth(BaseHook):
     if self.optimizer == "reset":
       opt_state = train.set_hparams(opt_state, loop.hparams)
     new = parallel.put(state.train.replace(params=params, opt_state=opt_state), loop.per_run)
-    values = loop.programs(widths)[1]["eval"](new.params, loop.data["test"], loop.keys.eval,
-                                              loop.hparams)
+    values = loop.programs(widths)[1]["eval"](train.eval_params(new.params, new.opt_state),
+                                              loop.data["test"], loop.keys.eval, loop.hparams)
     return state.replace(train=new, widths=widths,
                          pending=dict(state.pending, **{"eval/loss_at_growth": values["loss"]}))
 

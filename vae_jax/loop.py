@@ -249,7 +249,8 @@ def run_epoch(loop: Loop, state: LoopState, epoch: int) -> tuple[LoopState, Epoc
   row = dict(state.pending) | {"train/nonfinite_steps": nonfinite.sum(-1)}
   row |= {f"train/{k}": v for k, v in metrics.items()}
   start = time.perf_counter()
-  row |= evaluate_splits(loop, train_state.params, state.widths)
+  row |= evaluate_splits(loop, train.eval_params(train_state.params, train_state.opt_state),
+                         state.widths)
   eval_seconds = time.perf_counter() - start
   runs = loop.runs
   param_count = models.param_count(train_state.params) // runs.n  # Per run.

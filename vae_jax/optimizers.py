@@ -102,7 +102,44 @@ def add_traced_decayed_weights() -> optax.GradientTransformation:
       lambda params: WeightDecayState(jnp.float32(0.0)), update)
 
 
-def make_optimizer(name: str) -> optax.GradientTransformation:
+class EmaState(NamedTuple):
+  """Optimizer state holding an exponential moving average of the params (params-shaped)."""
+  ema: Any
+
+
+def track_params_ema(decay: float) -> optax.GradientTransformation:
+  """Keeps ema <- decay * ema + (1 - decay) * new params in its state (Polyak averaging, through
+  optax.incremental_update), the updates passing unchanged; put it last in a chain, where the
+  updates are final. `eval_params` finds it: vae_jax evaluates, checkpoints' evaluation, figures
+  and IW-NLL use the average. Growth pads it like the Adam moments: new units start at 0 in the
+  average, which therefore keeps computing the grown network's old function at first.
+
+  Args:
+    decay: in [0, 1), a Python float (a compile-time constant).
+  """
+  def init(params):
+    return EmaState(jax.tree.map(lambda p: jnp.array(p, copy=True), params))
+
+  def update(updates, state, params):
+    new = optax.apply_updates(params, updates)
+    return updates, EmaState(optax.incremental_update(new, state.ema, 1.0 - decay))
+  return optax.GradientTransformation(init, update)
+
+
+def eval_params(params, opt_state):
+  """The params evaluation uses: the EMA of `track_params_ema` when opt_state holds one (with a
+  leading runs axis too), else `params`."""
+  found = [x for x in jax.tree.leaves(opt_state, is_leaf=lambda x: isinstance(x, EmaState))
+           if isinstance(x, EmaState)]
+  return found[0].ema if found else params
+
+
+def optimizer_from_config(config) -> optax.GradientTransformation:
+  """make_optimizer(optim.name, ema_decay=optim.ema_decay) of a run's config."""
+  return make_optimizer(config.optim.name, ema_decay=config.optim.get("ema_decay", 0.0))
+
+
+def make_optimizer(name: str, ema_decay: float = 0.0) -> optax.GradientTransformation:
   """optax optimizer by name with the learning rate and weight decay held in its state as data
   (set from the hparams pytree at every step by `set_hparams`), so runs that differ in them share
   one compiled program.
@@ -110,7 +147,7 @@ def make_optimizer(name: str) -> optax.GradientTransformation:
   'adam' adds L2 decay to the gradient before Adam (as PyTorch's Adam with weight_decay does);
   'adamw' decays decoupled from the Adam moments (Loshchilov & Hutter, 2019; optax.adamw's
   order); 'sgd' is momentum-0.9 SGD with L2 decay. With zero decay and a given learning rate,
-  'adam' is bit-identical to optax.adam.
+  'adam' is bit-identical to optax.adam. ema_decay > 0 appends track_params_ema(ema_decay).
 
   Raises:
     ValueError: unknown name.
@@ -123,7 +160,10 @@ def make_optimizer(name: str) -> optax.GradientTransformation:
     parts = [add_traced_decayed_weights(), optax.trace(decay=0.9)]
   else:
     raise ValueError(f"unknown optimizer {name!r}; choose one of {', '.join(OPTIMIZERS)}")
-  return optax.chain(*parts, scale_by_traced_learning_rate())
+  parts.append(scale_by_traced_learning_rate())
+  if ema_decay:
+    parts.append(track_params_ema(float(ema_decay)))
+  return optax.chain(*parts)
 
 
 def set_hparams(opt_state, hparams):

@@ -285,7 +285,7 @@ def _run(configs, workdirs, splits, starts, progress, data_seconds, layout) -> l
   host = {name: {"image": x, "label": y} for name, (x, y) in splits.items()}
   on_device = streaming.keeps_on_device(c.data.get("on_device", "auto"), host,
                                         c.data.get("device_budget_mb", 0))
-  tx = train.make_optimizer(c.optim.name)
+  tx = train.optimizer_from_config(c)
   image_shape = splits["train"][0].shape[1:]
   num_classes = data.num_classes(c.data.name)
   programs = loop_lib.Programs(
@@ -341,17 +341,18 @@ def _finish(configs, workdirs, loop, state, host, logs, progress, info) -> list[
   c, runs = configs[0], loop.runs
   objective, programs = loop.programs(state.widths)
   final_state = state.best if info["patience"] else state.train
+  eval_params = train.eval_params(final_state.params, final_state.opt_state)  # EMA if tracked.
   start = time.perf_counter()
   per_class = {}
   if data.num_classes(c.data.name):
     per_class = jax.device_get(programs["eval_by_class"](
-        final_state.params, loop.data["test"], loop.keys.eval, loop.hparams)[1])
+        eval_params, loop.data["test"], loop.keys.eval, loop.hparams)[1])
   eval_seconds = state.seconds["eval"] + time.perf_counter() - start
   num_batches = len(host["train"]["image"]) // c.train.batch_size
   summaries = []
   for i, (ci, w) in enumerate(zip(configs, workdirs)):
     signals.check()
-    params, keys_i = runs.get(final_state.params, i), runs.get(loop.keys, i)
+    params, keys_i = runs.get(eval_params, i), runs.get(loop.keys, i)
     final = evaluate.final_metrics(ci, objective, params, loop.data["test"], keys_i,
                                    progress=progress, layout=loop.layout)
     start = time.perf_counter()

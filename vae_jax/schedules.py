@@ -112,6 +112,9 @@ def validate_config(config) -> None:
     if not 0 <= value < math.inf:
       raise ConfigError(f"{name} must be a finite number >= 0 (0 = off), got {value}; set "
                         f"--config.{name}")
+  if not 0 <= opt.get("ema_decay", 0.0) < 1:
+    raise ConfigError(f"optim.ema_decay must be in [0, 1) (0 = no EMA), got {opt.ema_decay}; set "
+                      "--config.optim.ema_decay=0.999")
   for name, value in (("objective.beta_cycle_ratio", o.beta_cycle_ratio),
                       ("optim.final_lr_fraction", opt.final_lr_fraction)):
     if not 0 <= value <= 1:

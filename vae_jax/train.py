@@ -18,7 +18,7 @@ from vae_jax import parallel, schedules
 
 from vae_jax.optimizers import (  # noqa: F401  # Public in train too.
     HPARAMS, OPTIMIZERS, TRACED_KEYS, Hparams, LearningRateState, WeightDecayState,
-    hparams_from_config, make_optimizer, set_hparams)
+    eval_params, hparams_from_config, make_optimizer, optimizer_from_config, set_hparams)
 
 
 class TrainState(flax.struct.PyTreeNode):

@@ -102,7 +102,7 @@ def time_torch(images_u8, batch_size, epochs, latent, lr):
 def time_jax(cfg, shape, dataset, epochs):
   """As experiments/benchmarks/epoch_time.py: (param count, compile seconds, epoch seconds)."""
   objective = objectives.from_config(cfg, shape, num_classes=data.num_classes(cfg.data.name))
-  tx = train.make_optimizer(cfg.optim.name)
+  tx = train.optimizer_from_config(cfg)
   hparams = train.hparams_from_config(cfg)
   keys = train.RunKeys.from_seed(0)
   programs = evaluate.make_programs(objective, tx, batch_size=cfg.train.batch_size,

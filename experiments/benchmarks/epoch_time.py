@@ -42,7 +42,7 @@ def main():
     test_xy = train_xy[0][:10000], train_xy[1][:10000]
     source = f"random uint8 images ({name} not prepared)"
   objective = objectives.from_config(cfg, shape, num_classes=data.num_classes(cfg.data.name))
-  tx = train.make_optimizer(cfg.optim.name)
+  tx = train.optimizer_from_config(cfg)
   hparams = train.hparams_from_config(cfg)
   train_x = train_xy[0]
   dataset = jax.device_put({"image": train_xy[0], "label": train_xy[1]})

@@ -56,7 +56,7 @@ def main():
   image_shape = images.shape[1:]
   objective = objectives.from_config(config, image_shape,
                                        num_classes=data.num_classes(config.data.name))
-  tx = train.make_optimizer(config.optim.name)
+  tx = train.optimizer_from_config(config)
   hparams = train.hparams_from_config(config)
   init = lambda k, h: train.init_state(objective, tx, image_shape, k, h)  # noqa: E731
   kw = dict(batch_size=config.train.batch_size, eval_batch_size=config.eval.batch_size,

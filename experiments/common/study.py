@@ -111,7 +111,7 @@ class RunDir:
     """
     config, objective, _, _, _ = self.restored()
     hparams = train.hparams_from_config(config)
-    abstract = evaluate.abstract_state(objective, train.make_optimizer(config.optim.name),
+    abstract = evaluate.abstract_state(objective, train.optimizer_from_config(config),
                                        data.image_shape(config.data.name), hparams)
     return checkpointing.restore_state(self.dir, epoch, abstract).params
 
