@@ -79,6 +79,10 @@ def base_config() -> ml_collections.ConfigDict:
       # two are likelihoods of 8-bit images, nats per image and bits/dim.
       likelihood="bernoulli",
       mixture_components=5,  # logistic_mixture: M components per pixel.
+      # vae: standard (N(0, I)) | vampprior (a mixture of the posteriors of pseudo_inputs learned
+      # pseudo-inputs, Tomczak & Welling 2018).
+      prior="standard",
+      pseudo_inputs=500,
       dense_init="lecun_normal",  # lecun_normal (flax default) | torch_uniform (nn.Linear default)
       classifier_hidden=128,  # classifier: width of its penultimate (feature) layer.
   )
@@ -282,6 +286,8 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   """
   positive = {
       "model.latent_dim": config.model.latent_dim,
+      "model.pseudo_inputs": config.model.pseudo_inputs,
+      "model.mixture_components": config.model.mixture_components,
       "train.epochs": config.train.epochs,
       "train.batch_size": config.train.batch_size,
       "train.checkpoint_every": config.train.checkpoint_every,
@@ -318,6 +324,7 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
                         f"{k} classes of {config.data.name} (0..{k - 1}); fix "
                         "--config.data.exclude_classes")
   for name, value, known in (("model.kind", config.model.kind, models.MODEL_KINDS),
+                             ("model.prior", config.model.prior, models.PRIORS),
                              ("model.encoder.kind", config.model.encoder.kind,
                               _kinds(config.model.encoder.kind)),
                              ("model.decoder.kind", config.model.decoder.kind,
@@ -370,6 +377,9 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   if es.patience and es.metric.startswith("val/") and not (config.data.validation_size or vf):
     raise ConfigError(f"train.early_stopping.metric={es.metric} needs a validation split; set "
                       "--config.data.validation_size (e.g. 5000) or another metric")
+  if config.model.prior != "standard" and config.model.kind != "vae":
+    raise ConfigError(f"model.prior={config.model.prior} needs model.kind=vae, got "
+                      f"{config.model.kind}; set --config.model.prior=standard")
   if es.patience and config.growth.enabled:
     raise ConfigError("train.early_stopping with growth.enabled is not supported (the best state "
                       "may have other widths); set --config.train.early_stopping.patience=0")

@@ -78,10 +78,11 @@ def write_figures(objective, params, test: dict, history: list[dict], fig_dir: P
     return written
   latent_dim = latents.shape[1]
   num_classes = objective.num_classes
-  z = jax.random.normal(k_z, (num_samples, latent_dim))
+  z = objective.sample_prior(params, k_z, num_samples, latent_dim)
+  prior = "the VampPrior" if hasattr(objective.model, "sample_prior") else "N(0, I)"
   plots.image_grid(np.asarray(decode(z, objective.prior_labels(num_samples))),
                    fig_dir / "prior_samples.png",
-                   title="samples z ~ N(0, I)" + (", labels 0..N-1 in turn" if num_classes else ""))
+                   title=f"samples z ~ {prior}" + (", labels 0..N-1 in turn" if num_classes else ""))
   written.append("prior_samples.png")
   if latent_dim == 2:
     z_grid, values = plots.manifold_latents()

@@ -28,15 +28,18 @@ def decode_many(model, params, z_NxBxZ, label_B=None):
   return out.reshape(n, b, *out.shape[1:])
 
 
-def _log_weights(model, params, x, z_KxBxZ, mean, logvar, label, likelihood, beta):
+def _log_weights(model, params, x, z_KxBxZ, mean, logvar, label, likelihood, beta, log_prior):
   """(log w [K, B] = log p(x|z) + beta * (log p(z) - log q(z|x)), log p(x|z) [K, B])."""
   log_lik_KxB = dist.log_likelihood_fn(likelihood)(decode_many(model, params, z_KxBxZ, label), x)
-  log_ratio_KxB = dist.log_normal_standard(z_KxBxZ) - dist.log_normal_diag(z_KxBxZ, mean, logvar)
+  log_p_z = (dist.log_normal_standard(z_KxBxZ) if log_prior is None
+             else log_prior(params, z_KxBxZ))
+  log_ratio_KxB = log_p_z - dist.log_normal_diag(z_KxBxZ, mean, logvar)
   return log_lik_KxB + beta * log_ratio_KxB, log_lik_KxB
 
 
 def iwae_terms(model, params, x_BxHxWxC, key, num_samples: int, label_B=None, *, beta=1.0,
-               likelihood: str = "bernoulli", estimator: str = "iwae") -> dict[str, jax.Array]:
+               likelihood: str = "bernoulli", estimator: str = "iwae",
+               log_prior=None) -> dict[str, jax.Array]:
   """The negative IWAE bound -log (1/K) sum_k w_k, w_k = p(x, z_k) / q(z_k|x), z_k ~ q(z|x) by
   reparameterization (Burda et al., 2016, eq. 8), its K samples decoded in one batched pass. With
   beta != 1 the log prior ratio is weighted by beta (a beta-IWAE; beta = 1 is the bound, and
@@ -51,6 +54,8 @@ def iwae_terms(model, params, x_BxHxWxC, key, num_samples: int, label_B=None, *,
 
   Args:
     x_BxHxWxC: floats in [0, 1]. num_samples: K >= 1 (static). beta: float32 scalar (traced).
+    log_prior: (params, z [..., Z]) -> log p(z) [...] of a learned prior whose params live in
+      `params` (DReG's encoder term passes them stopped, its decoder term live); None: N(0, I).
   Returns:
     dict of [B] arrays in nats per example: 'loss' (-bound), 'recon' (-mean_k log p(x|z_k)) and
     'kl' (analytic KL(q(z|x) || p(z)), as the ELBO reports it).
@@ -68,18 +73,20 @@ def iwae_terms(model, params, x_BxHxWxC, key, num_samples: int, label_B=None, *,
   log_k = math.log(num_samples)
   if estimator == "iwae":
     logw_KxB, log_lik_KxB = _log_weights(model, params, x_BxHxWxC, z_KxBxZ, mean_BxZ,
-                                         logvar_BxZ, label_B, likelihood, beta)
+                                         logvar_BxZ, label_B, likelihood, beta, log_prior)
     bound_B = jax.nn.logsumexp(logw_KxB, axis=0) - log_k
   else:
     sg = jax.lax.stop_gradient
     # Decoder term: the latents (and the encoder behind them) held fixed; its value is the bound.
     logw_KxB, log_lik_KxB = _log_weights(model, params, x_BxHxWxC, sg(z_KxBxZ), sg(mean_BxZ),
-                                         sg(logvar_BxZ), label_B, likelihood, beta)
+                                         sg(logvar_BxZ), label_B, likelihood, beta, log_prior)
     # Encoder term: only the path through z, weighted by w~^2; q's parameters stopped in log q.
     path_KxB, _ = _log_weights(model, sg(params), x_BxHxWxC, z_KxBxZ, sg(mean_BxZ),
-                               sg(logvar_BxZ), label_B, likelihood, beta)
+                               sg(logvar_BxZ), label_B, likelihood, beta, log_prior)
     weights_KxB = sg(jnp.square(jax.nn.softmax(logw_KxB, axis=0)))
     surrogate_B = jnp.sum(weights_KxB * path_KxB, axis=0)
     bound_B = jax.nn.logsumexp(logw_KxB, axis=0) - log_k + surrogate_B - sg(surrogate_B)
-  return {"loss": -bound_B, "recon": -jnp.mean(log_lik_KxB, axis=0),
-          "kl": dist.kl_diag_gaussian_standard(mean_BxZ, logvar_BxZ)}
+  kl_B = (dist.kl_diag_gaussian_standard(mean_BxZ, logvar_BxZ) if log_prior is None else
+          jnp.mean(dist.log_normal_diag(z_KxBxZ, mean_BxZ, logvar_BxZ)
+                   - log_prior(params, z_KxBxZ), axis=0))
+  return {"loss": -bound_B, "recon": -jnp.mean(log_lik_KxB, axis=0), "kl": kl_B}

@@ -78,6 +78,26 @@ def neg_elbo(model, params, x_BxHxWxC, key, label_B=None, *, beta=1.0, free_bits
   return {"loss": recon_B + beta * kl_loss_B, "recon": recon_B, "kl": kl_B}
 
 
+def neg_elbo_learned_prior(model, params, x_BxHxWxC, key, log_prior, label_B=None, *, beta=1.0,
+                           likelihood: str = "bernoulli"):
+  """neg_elbo under a learned prior with no analytic KL (VampPrior; Tomczak & Welling, 2018):
+  the KL by its single-sample estimate log q(z|x) - log p(z) at the reparameterized z the
+  reconstruction term uses.
+
+  Args:
+    log_prior: (params, z [..., Z]) -> log p(z) [...] (the objectives' log_prior_fn).
+  Returns:
+    dict of [B] arrays in nats per example: 'loss', 'recon', 'kl' (the estimate; it can be
+    negative for one z).
+  """
+  mean_BxZ, logvar_BxZ = model.apply({"params": params}, x_BxHxWxC, label_B, method=model.encode)
+  z_BxZ = dist.reparameterize(key, mean_BxZ, logvar_BxZ)
+  out = model.apply({"params": params}, z_BxZ, label_B, method=model.decode)
+  recon_B = -dist.log_likelihood_fn(likelihood)(out, x_BxHxWxC)
+  kl_B = dist.log_normal_diag(z_BxZ, mean_BxZ, logvar_BxZ) - log_prior(params, z_BxZ)
+  return {"loss": recon_B + beta * kl_B, "recon": recon_B, "kl": kl_B}
+
+
 def autoencoder_loss(model, params, x_BxHxWxC, label_B=None, *, likelihood: str = "mse"):
   """Reconstruction term of a deterministic models.Autoencoder: -log p(x | z = encode(x)).
 
@@ -108,7 +128,8 @@ def elbo_multi_sample(model, params, x_BxHxWxC, key, num_samples: int, label_B=N
 
 
 def iwae_bound(model, params, x_BxHxWxC, key, num_samples: int, label_B=None, *,
-               chunk_size: int = 100, likelihood: str = "bernoulli", unroll: bool = False):
+               chunk_size: int = 100, likelihood: str = "bernoulli", unroll: bool = False,
+               log_prior=None):
   """Importance-weighted bound log (1/K) sum_k p(x, z_k) / q(z_k|x), z_k ~ q(z|x) (Burda et al.,
   2016); for a CVAE every term is conditioned on the label, so it bounds log p(x | y).
 
@@ -120,6 +141,8 @@ def iwae_bound(model, params, x_BxHxWxC, key, num_samples: int, label_B=None, *,
   Args:
     num_samples: K >= 1. chunk_size: samples per scan step (the last chunk is masked if K is not
       a multiple). unroll: unroll the scan (conv models on XLA:CPU run ~10x faster unrolled).
+    log_prior: (params, z [..., Z]) -> log p(z) [...] of a learned prior (VampPrior; the
+      objectives' log_prior_fn); None: N(0, I).
 
   Returns:
     [B] bound in nats per example.
@@ -139,7 +162,8 @@ def iwae_bound(model, params, x_BxHxWxC, key, num_samples: int, label_B=None, *,
     z_CxBxZ = dist.reparameterize(jax.random.fold_in(key, i), jnp.broadcast_to(mean_BxZ, shape),
                                   jnp.broadcast_to(logvar_BxZ, shape))
     logw_CxB = (log_lik(iwae.decode_many(model, params, z_CxBxZ, label_B), x_BxHxWxC)
-                + dist.log_normal_standard(z_CxBxZ)
+                + (dist.log_normal_standard(z_CxBxZ) if log_prior is None
+                   else log_prior(params, z_CxBxZ))
                 - dist.log_normal_diag(z_CxBxZ, mean_BxZ, logvar_BxZ))
     valid_C = i * chunk + jnp.arange(chunk) < num_samples
     logw_CxB = jnp.where(valid_C[:, None], logw_CxB, -jnp.inf)
@@ -192,6 +216,20 @@ class _Base:
     """int32 [n] labels for n prior samples: 0, 1, ..., K-1 in turn (all 0 when unconditional)."""
     return jnp.arange(n, dtype=jnp.int32) % max(self.num_classes, 1)
 
+  def log_prior_fn(self):
+    """(params, z [..., Z]) -> log p(z) [...] of the model's learned prior (a
+    models.VampPriorVAE), or None for the standard normal prior (whose terms are analytic)."""
+    if not hasattr(self.model, "log_prior"):
+      return None
+    return lambda params, z: self.model.apply({"params": params}, z,
+                                              method=self.model.log_prior)
+
+  def sample_prior(self, params, key, n: int, latent_dim: int) -> jax.Array:
+    """n latents [n, Z] from the prior p(z): N(0, I), or the model's learned prior."""
+    if hasattr(self.model, "sample_prior"):
+      return self.model.apply({"params": params}, key, n, method=self.model.sample_prior)
+    return jax.random.normal(key, (n, latent_dim))
+
   def init_params(self, key, image_shape):
     """The model's initial param pytree (see models.init_params)."""
     return models.init_params(self.model, key, image_shape, self.num_classes)
@@ -238,6 +276,10 @@ class VAEObjective(_Base):
   def terms(self, params, batch, key, hparams) -> dict[str, jax.Array]:
     """Per-example 'loss', 'recon', 'kl' [B] (nats per image for a normalized likelihood)."""
     x, label, k_z = self.inputs(batch, key)
+    log_prior = self.log_prior_fn()
+    if log_prior is not None:
+      return neg_elbo_learned_prior(self.model, params, x, k_z, log_prior, label,
+                                    beta=hparams.beta, likelihood=self.likelihood)
     return neg_elbo(self.model, params, x, k_z, label, beta=hparams.beta,
                     free_bits=hparams.free_bits, likelihood=self.likelihood)
 
@@ -264,7 +306,8 @@ class VAEObjective(_Base):
     """IWAE bound [B] in nats (see iwae_bound); -iw_bound is the IW-NLL estimate."""
     x, label, k_z = self.inputs(batch, key)
     return iwae_bound(self.model, params, x, k_z, num_samples, label, chunk_size=chunk_size,
-                      likelihood=self.likelihood, unroll=unroll)
+                      likelihood=self.likelihood, unroll=unroll,
+                      log_prior=self.log_prior_fn())
 
 
 @flax.struct.dataclass
@@ -281,7 +324,8 @@ class IWAEObjective(VAEObjective):
     """Per-example 'loss' (-IWAE bound with K = num_samples), 'recon', 'kl' [B], nats."""
     x, label, k_z = self.inputs(batch, key)
     return iwae.iwae_terms(self.model, params, x, k_z, self.num_samples, label, beta=hparams.beta,
-                           likelihood=self.likelihood, estimator=self.estimator)
+                           likelihood=self.likelihood, estimator=self.estimator,
+                           log_prior=self.log_prior_fn())
 
 
 @flax.struct.dataclass

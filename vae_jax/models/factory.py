@@ -23,10 +23,12 @@ from vae_jax import discretized
 from vae_jax.models import conv, layers, mlp
 from vae_jax.models.classifier import Classifier
 from vae_jax.models.composites import CVAE, VAE, Autoencoder
+from vae_jax.models.vampprior import VampPriorVAE
 
 MODEL_KINDS = ("vae", "ae", "cvae", "classifier")
 ENCODER_KINDS = ("mlp", "conv")  # For model.encoder.kind and model.decoder.kind.
 # Or an open registry entry: "package.module:Class", a flax module of your own (user_module).
+PRIORS = ("standard", "vampprior")  # model.prior of a vae: N(0, I) | Tomczak & Welling 2018.
 
 
 def is_user_kind(kind: str) -> bool:
@@ -122,6 +124,7 @@ def build_model(model_config, image_shape: Sequence[int], num_classes: int = 0,
     encoder = conv.ConvEncoder(_sizes("encoder.features", enc_cfg.features, nonempty=True),
                                latent_dim, init, heads,
                                int(model_config.get("conv_batch_chunks", 1)), conv_runs)
+  input_shape = image_shape
   # The decoder outputs the likelihood's parameters: C channels, or P per pixel for the
   # discretized likelihoods of 8-bit images.
   image_shape = (*image_shape[:2], discretized.output_channels(
@@ -142,6 +145,10 @@ def build_model(model_config, image_shape: Sequence[int], num_classes: int = 0,
               layers.TRANSPOSE_FANS))
   if kind == "cvae":
     return CVAE(encoder, decoder, int(num_classes))
+  if kind == "vae" and _kind("prior", model_config.get("prior", "standard"), PRIORS) == "vampprior":
+    return VampPriorVAE(encoder, decoder,
+                        _sizes("pseudo_inputs", (model_config.get("pseudo_inputs", 500),))[0],
+                        input_shape)
   return (Autoencoder if kind == "ae" else VAE)(encoder, decoder)
 
 

@@ -1,0 +1,106 @@
+"""The VampPrior (Tomczak & Welling, 2018): the mixture density, float64 gradients of its ELBO,
+the IW bound against an exact log-likelihood, DReG with a learned prior, training under the runs
+axis."""
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import pytest
+from jax.test_util import check_grads
+
+from vae_jax import config as config_lib, distributions as dist, iwae, models, objectives, runner
+from vae_jax import sweep, train
+
+SHAPE = (3, 4, 1)
+
+
+def _objective(latent_dim=2, pseudo=3):
+  model = models.build_model(ml_collections.ConfigDict(dict(
+      kind="vae", latent_dim=latent_dim, dense_init="lecun_normal", prior="vampprior",
+      pseudo_inputs=pseudo, encoder=dict(kind="mlp", widths=(6,)),
+      decoder=dict(kind="mlp", widths=(6,)))), SHAPE)
+  return objectives.VAEObjective(model)
+
+
+def _params(objective, dtype=jnp.float32):
+  params = objective.init_params(jax.random.key(0), SHAPE)
+  leaves, tree = jax.tree.flatten(params)
+  keys = jax.random.split(jax.random.key(3), len(leaves))
+  return jax.tree.unflatten(tree, [p.astype(dtype) + 0.3 * jax.random.normal(k, p.shape, dtype)
+                                   for p, k in zip(leaves, keys)])
+
+
+def test_the_mixture_density_matches_a_direct_sum():
+  mean = jax.random.normal(jax.random.key(0), (5, 3))
+  logvar = 0.5 * jax.random.normal(jax.random.key(1), (5, 3))
+  z = jax.random.normal(jax.random.key(2), (4, 7, 3)) * 2
+  direct = jax.nn.logsumexp(dist.log_normal_diag(z[..., None, :], mean, logvar), -1) - np.log(5)
+  np.testing.assert_allclose(models.vampprior.log_normal_mixture(z, mean, logvar), direct,
+                             rtol=1e-5, atol=1e-4)
+
+
+def test_vampprior_objective_gradients_in_float64():
+  objective = _objective()
+  with jax.enable_x64(True):
+    params = _params(objective, jnp.float64)
+    batch = {"image": jnp.asarray(np.random.default_rng(0).integers(0, 256, (2, *SHAPE)),
+                                  jnp.uint8), "label": jnp.zeros((2,), jnp.int32)}
+    h = train.Hparams.of()
+
+    def loss(p):
+      return jnp.mean(objective.terms(p, batch, jax.random.key(1), h)["loss"])
+
+    check_grads(loss, (params,), order=1, modes=("rev",), atol=1e-5, rtol=1e-5)
+    assert np.abs(np.asarray(jax.grad(loss)(params)["pseudo_inputs"])).sum() > 0  # Learned.
+
+
+def test_the_iw_bound_under_the_mixture_prior_approaches_the_exact_log_likelihood():
+  objective = _objective(latent_dim=1)
+  params = _params(objective)
+  x = jax.random.bernoulli(jax.random.key(1), 0.4, (3, *SHAPE)).astype(jnp.float32)
+  model = objective.model
+  z = jnp.linspace(-12.0, 12.0, 24001)
+  logits = model.apply({"params": params}, z[:, None], None, method=model.decode)
+  log_prior = model.apply({"params": params}, z[:, None], method=model.log_prior)  # [N]
+  log_joint = dist.bernoulli_log_likelihood(logits[:, None], x[None]) + log_prior[:, None]
+  exact = np.asarray(jax.nn.logsumexp(log_joint, axis=0) + jnp.log(z[1] - z[0]))
+  bound = jax.jit(jax.vmap(lambda k: objectives.iwae_bound(
+      model, params, x, k, 5000, chunk_size=1000, log_prior=objective.log_prior_fn())))
+  nll = -np.asarray(bound(jax.random.split(jax.random.key(4), 8)))  # [8, B]
+  assert np.isfinite(nll).all()
+  assert np.all(nll.mean(0) >= -exact - 3 * nll.std(0) / np.sqrt(8) - 1e-3)
+  np.testing.assert_allclose(nll.mean(0), -exact, atol=0.05)
+
+
+def test_dreg_with_a_learned_prior_keeps_the_bound_and_the_prior_gradient():
+  objective = _objective()
+  params = _params(objective)
+  x = jax.random.bernoulli(jax.random.key(1), 0.4, (4, *SHAPE)).astype(jnp.float32)
+
+  def loss(p, estimator):
+    return jnp.mean(iwae.iwae_terms(objective.model, p, x, jax.random.key(2), 10,
+                                    estimator=estimator,
+                                    log_prior=objective.log_prior_fn())["loss"])
+
+  np.testing.assert_allclose(loss(params, "dreg"), loss(params, "iwae"), rtol=1e-6)
+  g_iwae, g_dreg = (jax.grad(loss)(params, e) for e in ("iwae", "dreg"))
+  for part in ("decoder", "pseudo_inputs"):  # Generative-model params: the bound's gradient.
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6),
+                 g_iwae[part], g_dreg[part])
+
+
+def test_a_vampprior_config_is_refused_on_other_kinds_and_sweeps_in_one_program(tiny, tmp_path):
+  bad = config_lib.apply_overrides(config_lib.base_config(), ["model.prior=vampprior",
+                                                              "model.kind=ae", "eval.iw_samples=0"])
+  with pytest.raises(config_lib.ConfigError, match="model.prior=vampprior needs model.kind=vae"):
+    config_lib.validate(bad)
+  config = tiny(**{"model.prior": "vampprior", "model.pseudo_inputs": 20, "train.epochs": 2,
+                   "eval.iw_samples": 20, "eval.figures": True})
+  results = sweep.run_sweep(config, ["seed=0,1"], tmp_path / "sw", progress=False)
+  assert all(r["summary"]["runs_in_program"] == 2 for r in results)
+  alone = runner.train_and_evaluate(config, tmp_path / "alone", progress=False)
+  seed0 = next(r["summary"] for r in results if r["name"] == "seed=0")
+  for key in ("eval/loss", "eval/nll_iw"):
+    assert seed0[key] == pytest.approx(alone[key], rel=1e-4), key
+  assert (tmp_path / "alone" / "figures" / "prior_samples.png").is_file()
