@@ -83,6 +83,10 @@ def base_config() -> ml_collections.ConfigDict:
       # pseudo-inputs, Tomczak & Welling 2018).
       prior="standard",
       pseudo_inputs=500,
+      # hvae: L Gaussian stochastic layers, bottom to top (the IWAE paper's 2-layer MNIST model:
+      # 784-200-200-[100]-100-100-[50]); each conditional `depth` dense layers of the layer's
+      # width; inference bottom_up | ladder (Sønderby et al. 2016). model.latent_dim is not read.
+      hvae=dict(latent_dims=(100, 50), widths=(200, 100), depth=2, inference="bottom_up"),
       dense_init="lecun_normal",  # lecun_normal (flax default) | torch_uniform (nn.Linear default)
       classifier_hidden=128,  # classifier: width of its penultimate (feature) layer.
   )
@@ -352,7 +356,7 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
       raise ConfigError(f"unknown {name} {value!r}; choose one of {', '.join(sorted(known))}")
   schedules.validate_config(config)
   objectives.validate_config(config)
-  has_posterior = config.model.kind in ("vae", "cvae")
+  has_posterior = config.model.kind in ("vae", "cvae", "hvae")
   if config.eval.iw_samples and (not has_posterior or config.model.likelihood
                                  not in distributions.NORMALIZED_LIKELIHOODS):
     raise ConfigError(f"eval.iw_samples={config.eval.iw_samples} needs a VAE with a normalized "
@@ -377,6 +381,9 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   if es.patience and es.metric.startswith("val/") and not (config.data.validation_size or vf):
     raise ConfigError(f"train.early_stopping.metric={es.metric} needs a validation split; set "
                       "--config.data.validation_size (e.g. 5000) or another metric")
+  if config.model.kind == "hvae" and (config.growth.enabled or config.model.prior != "standard"):
+    raise ConfigError("model.kind=hvae has no growth and no VampPrior; set "
+                      "--config.growth.enabled=False --config.model.prior=standard")
   if config.model.prior != "standard" and config.model.kind != "vae":
     raise ConfigError(f"model.prior={config.model.prior} needs model.kind=vae, got "
                       f"{config.model.kind}; set --config.model.prior=standard")

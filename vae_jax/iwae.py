@@ -28,6 +28,35 @@ def decode_many(model, params, z_NxBxZ, label_B=None):
   return out.reshape(n, b, *out.shape[1:])
 
 
+def log_mean_exp_chunked(log_weights, key, num_samples: int, chunk_size: int, batch: int,
+                         dtype=jnp.float32, unroll: bool = False) -> jax.Array:
+  """log (1/K) sum_k w_k over K = num_samples importance samples drawn `chunk_size` at a time
+  inside a `lax.scan` with a running logsumexp (memory of one chunk whatever K is); the last chunk
+  is masked when K is not a multiple.
+
+  Args:
+    log_weights: (key, C) -> log w [C, B] of C fresh samples drawn with `key`; chunk i gets
+      fold_in(key, i).
+  Returns:
+    [B] nats.
+  Raises:
+    ValueError: num_samples or chunk_size < 1.
+  """
+  if num_samples < 1 or chunk_size < 1:
+    raise ValueError(f"num_samples and chunk_size must be >= 1, got {num_samples}, {chunk_size}")
+  chunk = min(chunk_size, num_samples)
+
+  def body(lse_B, i):
+    logw_CxB = log_weights(jax.random.fold_in(key, i), chunk)
+    valid_C = i * chunk + jnp.arange(chunk) < num_samples
+    logw_CxB = jnp.where(valid_C[:, None], logw_CxB, -jnp.inf)
+    return jnp.logaddexp(lse_B, jax.nn.logsumexp(logw_CxB, axis=0)), None
+
+  init = jnp.full((batch,), -jnp.inf, dtype)
+  lse_B, _ = jax.lax.scan(body, init, jnp.arange(math.ceil(num_samples / chunk)), unroll=unroll)
+  return lse_B - math.log(num_samples)
+
+
 def _log_weights(model, params, x, z_KxBxZ, mean, logvar, label, likelihood, beta, log_prior):
   """(log w [K, B] = log p(x|z) + beta * (log p(z) - log q(z|x)), log p(x|z) [K, B])."""
   log_lik_KxB = dist.log_likelihood_fn(likelihood)(decode_many(model, params, z_KxBxZ, label), x)

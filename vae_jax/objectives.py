@@ -21,14 +21,15 @@ and capability flags has_posterior (KL, prior samples, ELBO, IW-NLL), can_decode
 
 from __future__ import annotations
 
-import math
 from typing import Any, Protocol, runtime_checkable
 
 import flax
 import jax
 import jax.numpy as jnp
 
-from vae_jax import distributions as dist, iwae, models, pixels, schedules
+from vae_jax import distributions as dist, iwae, models, pixels
+from vae_jax.bounds import (  # noqa: F401  # Public here too.
+    autoencoder_loss, elbo_multi_sample, iwae_bound, neg_elbo, neg_elbo_learned_prior)
 from vae_jax.errors import ConfigError
 
 
@@ -56,122 +57,6 @@ class Objective(Protocol):
   def terms(self, params, batch, key, hparams) -> dict: ...
   def eval_terms(self, params, batch, key, hparams, elbo_samples: int = 0) -> dict: ...
   def init_params(self, key, image_shape): ...
-
-
-def neg_elbo(model, params, x_BxHxWxC, key, label_B=None, *, beta=1.0, free_bits=0.0,
-             likelihood: str = "bernoulli"):
-  """Single-sample negative ELBO: reconstruction + beta * KL (Kingma & Welling, 2014; beta as in
-  Higgins et al., 2017; conditional on a label for a CVAE, Sohn et al., 2015).
-
-  Args:
-    free_bits: lambda > 0 puts schedules.free_bits_kl (nats per latent dimension, Kingma et al.,
-      2016) in the loss in place of the KL; 'kl' stays the KL.
-  Returns:
-    dict of [B] arrays in nats per example: 'loss' (reconstruction + beta*KL), 'recon'
-    (-log p(x|z), z ~ q(z|x) by reparameterization) and 'kl' (analytic KL(q(z|x) || p(z))).
-  """
-  out, mean_BxZ, logvar_BxZ = model.apply({"params": params}, x_BxHxWxC, key, label_B)
-  recon_B = -dist.log_likelihood_fn(likelihood)(out, x_BxHxWxC)
-  kl_B = dist.kl_diag_gaussian_standard(mean_BxZ, logvar_BxZ)
-  kl_loss_B = jnp.where(free_bits > 0, schedules.free_bits_kl(
-      dist.kl_diag_gaussian_standard_per_dim(mean_BxZ, logvar_BxZ), free_bits), kl_B)
-  return {"loss": recon_B + beta * kl_loss_B, "recon": recon_B, "kl": kl_B}
-
-
-def neg_elbo_learned_prior(model, params, x_BxHxWxC, key, log_prior, label_B=None, *, beta=1.0,
-                           likelihood: str = "bernoulli"):
-  """neg_elbo under a learned prior with no analytic KL (VampPrior; Tomczak & Welling, 2018):
-  the KL by its single-sample estimate log q(z|x) - log p(z) at the reparameterized z the
-  reconstruction term uses.
-
-  Args:
-    log_prior: (params, z [..., Z]) -> log p(z) [...] (the objectives' log_prior_fn).
-  Returns:
-    dict of [B] arrays in nats per example: 'loss', 'recon', 'kl' (the estimate; it can be
-    negative for one z).
-  """
-  mean_BxZ, logvar_BxZ = model.apply({"params": params}, x_BxHxWxC, label_B, method=model.encode)
-  z_BxZ = dist.reparameterize(key, mean_BxZ, logvar_BxZ)
-  out = model.apply({"params": params}, z_BxZ, label_B, method=model.decode)
-  recon_B = -dist.log_likelihood_fn(likelihood)(out, x_BxHxWxC)
-  kl_B = dist.log_normal_diag(z_BxZ, mean_BxZ, logvar_BxZ) - log_prior(params, z_BxZ)
-  return {"loss": recon_B + beta * kl_B, "recon": recon_B, "kl": kl_B}
-
-
-def autoencoder_loss(model, params, x_BxHxWxC, label_B=None, *, likelihood: str = "mse"):
-  """Reconstruction term of a deterministic models.Autoencoder: -log p(x | z = encode(x)).
-
-  Returns:
-    dict of [B] arrays per example: 'loss' and 'recon' (equal; no KL, no sampling). With the
-    'mse' likelihood this is the squared error summed over pixels.
-  """
-  out, _ = model.apply({"params": params}, x_BxHxWxC, None, label_B)
-  recon_B = -dist.log_likelihood_fn(likelihood)(out, x_BxHxWxC)
-  return {"loss": recon_B, "recon": recon_B}
-
-
-def elbo_multi_sample(model, params, x_BxHxWxC, key, num_samples: int, label_B=None, *,
-                      likelihood: str = "bernoulli"):
-  """ELBO estimated with L latent samples: mean_l log p(x|z_l) - KL(q(z|x) || p(z)).
-
-  This is the estimate of the growth study (L = 20), computed here on whole test sets.
-
-  Returns:
-    [B] ELBO in nats per example (negative; higher is better).
-  """
-  mean_BxZ, logvar_BxZ = model.apply({"params": params}, x_BxHxWxC, label_B, method=model.encode)
-  z_LxBxZ = dist.reparameterize(key, jnp.broadcast_to(mean_BxZ, (num_samples, *mean_BxZ.shape)),
-                                jnp.broadcast_to(logvar_BxZ, (num_samples, *logvar_BxZ.shape)))
-  ll_LxB = dist.log_likelihood_fn(likelihood)(iwae.decode_many(model, params, z_LxBxZ, label_B),
-                                              x_BxHxWxC)
-  return jnp.mean(ll_LxB, axis=0) - dist.kl_diag_gaussian_standard(mean_BxZ, logvar_BxZ)
-
-
-def iwae_bound(model, params, x_BxHxWxC, key, num_samples: int, label_B=None, *,
-               chunk_size: int = 100, likelihood: str = "bernoulli", unroll: bool = False,
-               log_prior=None):
-  """Importance-weighted bound log (1/K) sum_k p(x, z_k) / q(z_k|x), z_k ~ q(z|x) (Burda et al.,
-  2016); for a CVAE every term is conditioned on the label, so it bounds log p(x | y).
-
-  The K samples are drawn `chunk_size` at a time inside a `lax.scan` with a running logsumexp, so
-  memory is O(chunk_size * B * H * W * C) whatever K is. With K = 1 this equals the single-sample
-  ELBO on the same sample; it rises towards log p(x) as K grows. -iwae_bound at K = 5000 is the
-  usual importance-weighted NLL estimate.
-
-  Args:
-    num_samples: K >= 1. chunk_size: samples per scan step (the last chunk is masked if K is not
-      a multiple). unroll: unroll the scan (conv models on XLA:CPU run ~10x faster unrolled).
-    log_prior: (params, z [..., Z]) -> log p(z) [...] of a learned prior (VampPrior; the
-      objectives' log_prior_fn); None: N(0, I).
-
-  Returns:
-    [B] bound in nats per example.
-
-  Raises:
-    ValueError: num_samples or chunk_size < 1.
-  """
-  if num_samples < 1 or chunk_size < 1:
-    raise ValueError(f"num_samples and chunk_size must be >= 1, got {num_samples}, {chunk_size}")
-  chunk = min(chunk_size, num_samples)
-  num_chunks = math.ceil(num_samples / chunk)
-  log_lik = dist.log_likelihood_fn(likelihood)
-  mean_BxZ, logvar_BxZ = model.apply({"params": params}, x_BxHxWxC, label_B, method=model.encode)
-  shape = (chunk, *mean_BxZ.shape)
-
-  def body(lse_B, i):
-    z_CxBxZ = dist.reparameterize(jax.random.fold_in(key, i), jnp.broadcast_to(mean_BxZ, shape),
-                                  jnp.broadcast_to(logvar_BxZ, shape))
-    logw_CxB = (log_lik(iwae.decode_many(model, params, z_CxBxZ, label_B), x_BxHxWxC)
-                + (dist.log_normal_standard(z_CxBxZ) if log_prior is None
-                   else log_prior(params, z_CxBxZ))
-                - dist.log_normal_diag(z_CxBxZ, mean_BxZ, logvar_BxZ))
-    valid_C = i * chunk + jnp.arange(chunk) < num_samples
-    logw_CxB = jnp.where(valid_C[:, None], logw_CxB, -jnp.inf)
-    return jnp.logaddexp(lse_B, jax.nn.logsumexp(logw_CxB, axis=0)), None
-
-  init = jnp.full(mean_BxZ.shape[:1], -jnp.inf, mean_BxZ.dtype)
-  lse_B, _ = jax.lax.scan(body, init, jnp.arange(num_chunks), unroll=unroll)
-  return lse_B - math.log(num_samples)
 
 
 @flax.struct.dataclass
@@ -329,6 +214,53 @@ class IWAEObjective(VAEObjective):
 
 
 @flax.struct.dataclass
+class HierarchicalObjective(_Base):
+  """The bound of a models.HierarchicalVAE (L stochastic layers; Burda et al., 2016, sec. 5):
+  -log (1/K) sum_k p(x, z_k) / q(z_k | x) over all layers, with K = num_samples samples of the
+  whole hierarchy (K = 1: the single-sample ELBO, objective.name=elbo; K > 1: the IWAE
+  objective). 'kl' is the single-sample estimate of KL(q(z_1..L | x) || p(z_1..L)) (no
+  analytic form), 'recon' -log p(x | z_1); `iw_bound` is the IW-NLL over all layers. The
+  gradient is the bound's (no DReG here); hparams.free_bits is not read.
+  """
+  num_samples: int = flax.struct.field(pytree_node=False, default=1)
+
+  has_posterior = True
+
+  def _log_weights(self, params, x, key, n: int, beta=1.0):
+    """(log w [n, B] with the log prior ratio weighted by beta, log p(x | z_1) [n, B], log
+    prior ratio [n, B]) of n samples of the hierarchy per image."""
+    m = self.model
+    z1, log_ratio = m.apply({"params": params}, x, key, n, method=m.sample_latents)
+    out = m.apply({"params": params}, z1.reshape(-1, z1.shape[-1]), method=m.decode_bottom)
+    log_lik = dist.log_likelihood_fn(self.likelihood)(out.reshape(*z1.shape[:2], *out.shape[1:]),
+                                                      x)
+    return log_lik + beta * log_ratio, log_lik, log_ratio
+
+  def terms(self, params, batch, key, hparams) -> dict[str, jax.Array]:
+    """Per-example 'loss' (-bound with K = num_samples), 'recon', 'kl' [B], nats."""
+    x, _, k_z = self.inputs(batch, key)
+    logw, log_lik, log_ratio = self._log_weights(params, x, k_z, self.num_samples, hparams.beta)
+    bound = jax.nn.logsumexp(logw, axis=0) - jnp.log(float(self.num_samples))
+    return {"loss": -bound, "recon": -jnp.mean(log_lik, axis=0),
+            "kl": -jnp.mean(log_ratio, axis=0)}
+
+  def latent_of(self, params, x, label=None):
+    """Top-layer posterior means [B, Z_L] (along the means below) of preprocessed images."""
+    return self.model.apply({"params": params}, x, method=self.model.encode)[0]
+
+  def latent(self, params, batch, key=None) -> jax.Array:
+    """Top-layer posterior means [B, Z_L]."""
+    return self.latent_of(params, self.images(batch, key))
+
+  def iw_bound(self, params, batch, key, num_samples: int, chunk_size: int,
+               unroll: bool = False) -> jax.Array:
+    """The IWAE bound [B] over all layers, in nats, its samples drawn chunk_size at a time."""
+    x, _, k_z = self.inputs(batch, key)
+    return iwae.log_mean_exp_chunked(lambda k, c: self._log_weights(params, x, k, c)[0], k_z,
+                                     num_samples, chunk_size, x.shape[0], x.dtype, unroll)
+
+
+@flax.struct.dataclass
 class AutoencoderObjective(_Base):
   """Reconstruction term of a deterministic models.Autoencoder (no KL, no prior, no IW-NLL)."""
 
@@ -379,6 +311,7 @@ class ClassifierObjective(_Base):
 
 TRAINING_OBJECTIVES = ("elbo", "iwae")  # objective.name
 OBJECTIVES = {"vae": VAEObjective, "cvae": VAEObjective, "ae": AutoencoderObjective,
+              "hvae": HierarchicalObjective,
               "classifier": ClassifierObjective}
 
 
@@ -398,7 +331,10 @@ def from_config(config, image_shape, encoder_widths=None, *, num_classes: int = 
   common = dict(model=model, preprocess=config.data.preprocess,
                 likelihood=config.model.likelihood,
                 mixture_components=config.model.get("mixture_components", 5))
-  if o.get("name", "elbo") == "iwae":
+  iw = o.get("name", "elbo") == "iwae"
+  if config.model.kind == "hvae":
+    return HierarchicalObjective(**common, num_samples=o.num_samples if iw else 1)
+  if iw:
     return IWAEObjective(**common, num_samples=o.num_samples, estimator=o.estimator)
   return OBJECTIVES[config.model.kind](**common)
 
@@ -414,7 +350,7 @@ def validate_config(config) -> None:
     raise ConfigError(f"unknown objective.name {o.name!r}; choose one of "
                       f"{', '.join(TRAINING_OBJECTIVES)}")
   if o.name == "iwae":
-    if config.model.kind not in ("vae", "cvae") or config.model.likelihood not in (
+    if config.model.kind not in ("vae", "cvae", "hvae") or config.model.likelihood not in (
         dist.NORMALIZED_LIKELIHOODS):
       raise ConfigError("objective.name=iwae needs model.kind=vae or cvae with a normalized "
                         f"likelihood, not {config.model.kind} with {config.model.likelihood}; "
@@ -422,6 +358,9 @@ def validate_config(config) -> None:
     if o.num_samples < 1:
       raise ConfigError(f"objective.num_samples must be >= 1, got {o.num_samples}; set "
                         "--config.objective.num_samples")
+    if config.model.kind == "hvae" and o.estimator != "iwae":
+      raise ConfigError("model.kind=hvae trains with the bound's own gradient; set "
+                        "--config.objective.estimator=iwae")
     if o.estimator not in iwae.ESTIMATORS:
       raise ConfigError(f"unknown objective.estimator {o.estimator!r}; choose one of "
                         f"{', '.join(iwae.ESTIMATORS)}")

@@ -20,13 +20,14 @@ from vae_jax.models.factory import (ENCODER_KINDS, MODEL_KINDS, PRIORS, build_mo
                                     user_module)
 from vae_jax.models.layers import (DENSE_INITS, MLP, TRANSPOSE_FANS, ConvStack, ConvTranspose,
                                    dense)
+from vae_jax.models.hierarchical import INFERENCE, HierarchicalVAE
 from vae_jax.models.mlp import CODE_HEADS, POSTERIOR_HEADS, MLPDecoder, MLPEncoder
 from vae_jax.models.vampprior import VampPriorVAE
 
 __all__ = [
     "Autoencoder", "CODE_HEADS", "CONV_RUNS_MODES", "CVAE", "Classifier", "Col2imConvTranspose",
     "ConvDecoder", "ConvEncoder", "ConvStack", "ConvTranspose", "DENSE_INITS", "ENCODER_KINDS",
-    "MLP", "MLPDecoder", "MLPEncoder", "MODEL_KINDS", "POSTERIOR_HEADS", "PRIORS",
+    "HierarchicalVAE", "INFERENCE", "MLP", "MLPDecoder", "MLPEncoder", "MODEL_KINDS", "POSTERIOR_HEADS", "PRIORS",
     "PROJECT_ACTIVATIONS",
     "PhaseConvTranspose", "TRANSPOSE_FANS", "UPSAMPLE_MODES", "VAE", "VampPriorVAE",
     "build_model", "dense", "init_params", "is_user_kind", "mlp_model", "param_count",

@@ -23,9 +23,10 @@ from vae_jax import discretized
 from vae_jax.models import conv, layers, mlp
 from vae_jax.models.classifier import Classifier
 from vae_jax.models.composites import CVAE, VAE, Autoencoder
+from vae_jax.models.hierarchical import INFERENCE, HierarchicalVAE
 from vae_jax.models.vampprior import VampPriorVAE
 
-MODEL_KINDS = ("vae", "ae", "cvae", "classifier")
+MODEL_KINDS = ("vae", "ae", "cvae", "classifier", "hvae")
 ENCODER_KINDS = ("mlp", "conv")  # For model.encoder.kind and model.decoder.kind.
 # Or an open registry entry: "package.module:Class", a flax module of your own (user_module).
 PRIORS = ("standard", "vampprior")  # model.prior of a vae: N(0, I) | Tomczak & Welling 2018.
@@ -110,6 +111,18 @@ def build_model(model_config, image_shape: Sequence[int], num_classes: int = 0,
                       hidden=_sizes("classifier_hidden",
                                     (model_config.get("classifier_hidden", 128),))[0],
                       num_classes=int(num_classes), dense_init=init)
+  if kind == "hvae":
+    h = model_config.hvae
+    dims, widths = _sizes("hvae.latent_dims", h.latent_dims, nonempty=True), _sizes(
+        "hvae.widths", h.widths, nonempty=True)
+    if len(dims) != len(widths):
+      raise ValueError(f"model.hvae.latent_dims {dims} and model.hvae.widths {widths} must have "
+                       "one entry per stochastic layer; give both the same length")
+    out_shape = (*image_shape[:2], discretized.output_channels(
+        model_config.get("likelihood", "bernoulli"), image_shape[2],
+        int(model_config.get("mixture_components", 5))))
+    return HierarchicalVAE(dims, widths, out_shape, _sizes("hvae.depth", (h.depth,))[0],
+                           _kind("hvae.inference", h.inference, INFERENCE), init)
   latent_dim = _sizes("latent_dim", (model_config.latent_dim,))[0]
   conv_runs = _kind("conv_runs", model_config.get("conv_runs", "vmap"), conv.CONV_RUNS_MODES)
   heads = mlp.CODE_HEADS if kind == "ae" else mlp.POSTERIOR_HEADS
