@@ -87,6 +87,9 @@ def base_config() -> ml_collections.ConfigDict:
       # 784-200-200-[100]-100-100-[50]); each conditional `depth` dense layers of the layer's
       # width; inference bottom_up | ladder (Sønderby et al. 2016). model.latent_dim is not read.
       hvae=dict(latent_dims=(100, 50), widths=(200, 100), depth=2, inference="bottom_up"),
+      # vqvae: latent_dim codes per image of code_dim each, nearest of num_codes codebook vectors
+      # that follow moving averages with this decay (van den Oord et al. 2017).
+      vq=dict(num_codes=512, code_dim=16, decay=0.99),
       dense_init="lecun_normal",  # lecun_normal (flax default) | torch_uniform (nn.Linear default)
       classifier_hidden=128,  # classifier: width of its penultimate (feature) layer.
   )
@@ -105,6 +108,7 @@ def base_config() -> ml_collections.ConfigDict:
       # elbo (the negative ELBO, or a model kind's own loss) | iwae (the importance-weighted bound
       # with num_samples samples, Burda et al. 2016; vae and cvae).
       name="elbo",
+      commitment=0.25,  # vqvae: weight of the commitment term ||z_e - sg(z_q)||^2.
       num_samples=5,  # iwae: K, the importance samples of the training bound.
       estimator="iwae",  # iwae: the encoder's gradient, iwae (the bound's) | dreg (Tucker 2019)
       beta=1.0,

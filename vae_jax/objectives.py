@@ -28,6 +28,7 @@ import jax
 import jax.numpy as jnp
 
 from vae_jax import distributions as dist, iwae, models, pixels
+from vae_jax.models import vqvae
 from vae_jax.bounds import (  # noqa: F401  # Public here too.
     autoencoder_loss, elbo_multi_sample, iwae_bound, neg_elbo, neg_elbo_learned_prior)
 from vae_jax.errors import ConfigError
@@ -100,6 +101,13 @@ class _Base:
   def prior_labels(self, n: int) -> jax.Array:
     """int32 [n] labels for n prior samples: 0, 1, ..., K-1 in turn (all 0 when unconditional)."""
     return jnp.arange(n, dtype=jnp.int32) % max(self.num_classes, 1)
+
+  def update_params(self, params, aux):
+    """params after an optimizer step, changed by what the objective keeps outside the gradient
+    (the VQ-VAE's codebook averages); `aux` holds the private '_' terms of that step's `terms`.
+    The identity here."""
+    del aux
+    return params
 
   def log_prior_fn(self):
     """(params, z [..., Z]) -> log p(z) [...] of the model's learned prior (a
@@ -261,6 +269,57 @@ class HierarchicalObjective(_Base):
 
 
 @flax.struct.dataclass
+class VQVAEObjective(_Base):
+  """The VQ-VAE loss (van den Oord et al., 2017, eq. 3 with the codebook term replaced by the
+  moving averages of app. A.1): reconstruction term + commitment * ||z_e - sg(z_q)||^2, the
+  decoder fed z_q through the straight-through estimator. The codebook follows the moving
+  averages with `decay` (update_params, called by the train step with this step's encodings).
+
+  A VQ-VAE has no likelihood of x without a learned prior over its codes: no ELBO, no IW-NLL,
+  no prior samples (has_posterior False). Metrics per image: 'recon' (nats for a normalized
+  likelihood), 'commitment', and per batch (copied to each image): 'perplexity' (exp of the
+  entropy of the batch's code usage) and 'codes_used' (the fraction of the K codes it used).
+  """
+  commitment: float = flax.struct.field(pytree_node=False, default=0.25)
+  decay: float = flax.struct.field(pytree_node=False, default=0.99)
+
+  def terms(self, params, batch, key, hparams) -> dict[str, jax.Array]:
+    """Per-example 'loss', 'recon', 'commitment', 'perplexity', 'codes_used' [B], and the step's
+    encodings for update_params under the private keys '_z_e' [B, N, D], '_codes' [B, N]."""
+    del hparams
+    x, _, _ = self.inputs(batch, key)
+    out, z_e, z_q, codes = self.model.apply({"params": params}, x)
+    recon = -dist.log_likelihood_fn(self.likelihood)(out, x)
+    commit = self.commitment * jnp.sum(jnp.square(z_e - jax.lax.stop_gradient(z_q)), axis=(1, 2))
+    usage = jnp.mean(jax.nn.one_hot(codes, self.model.num_codes), axis=(0, 1))  # [K]
+    perplexity = jnp.exp(-jnp.sum(usage * jnp.log(jnp.maximum(usage, 1e-10))))
+    per_batch = lambda v: jnp.broadcast_to(v, recon.shape)  # noqa: E731
+    return {"loss": recon + commit, "recon": recon, "commitment": commit,
+            "perplexity": per_batch(perplexity),
+            "codes_used": per_batch(jnp.mean((usage > 0).astype(jnp.float32))),
+            "_z_e": jax.lax.stop_gradient(z_e), "_codes": codes}
+
+  def update_params(self, params, aux):
+    """params with the codebook's moving averages moved by this step's encodings."""
+    counts, sums = vqvae.ema_update(params["counts"], params["sums"], aux["_codes"],
+                                    aux["_z_e"], self.decay)
+    return dict(params, counts=counts, sums=sums)
+
+  def eval_terms(self, params, batch, key, hparams, elbo_samples: int = 0) -> dict:
+    """terms without the private encodings, plus 'mse' (see _Base.eval_terms)."""
+    return {k: v for k, v in super().eval_terms(params, batch, key, hparams).items()
+            if not k.startswith("_")}
+
+  def latent_of(self, params, x, label=None):
+    """The quantized codes [B, N * D] of preprocessed images x."""
+    return self.model.apply({"params": params}, x)[2].reshape(x.shape[0], -1)
+
+  def latent(self, params, batch, key=None) -> jax.Array:
+    """The quantized codes [B, N * D]."""
+    return self.latent_of(params, self.images(batch, key))
+
+
+@flax.struct.dataclass
 class AutoencoderObjective(_Base):
   """Reconstruction term of a deterministic models.Autoencoder (no KL, no prior, no IW-NLL)."""
 
@@ -311,7 +370,7 @@ class ClassifierObjective(_Base):
 
 TRAINING_OBJECTIVES = ("elbo", "iwae")  # objective.name
 OBJECTIVES = {"vae": VAEObjective, "cvae": VAEObjective, "ae": AutoencoderObjective,
-              "hvae": HierarchicalObjective,
+              "hvae": HierarchicalObjective, "vqvae": VQVAEObjective,
               "classifier": ClassifierObjective}
 
 
@@ -332,6 +391,8 @@ def from_config(config, image_shape, encoder_widths=None, *, num_classes: int = 
                 likelihood=config.model.likelihood,
                 mixture_components=config.model.get("mixture_components", 5))
   iw = o.get("name", "elbo") == "iwae"
+  if config.model.kind == "vqvae":
+    return VQVAEObjective(**common, commitment=o.commitment, decay=config.model.vq.decay)
   if config.model.kind == "hvae":
     return HierarchicalObjective(**common, num_samples=o.num_samples if iw else 1)
   if iw:

@@ -86,14 +86,17 @@ def train_step(state: TrainState, batch, key, hparams, *, objective, tx):
     return jnp.mean(terms["loss"]), terms
 
   grads, terms = jax.grad(loss_fn, has_aux=True)(state.params)
+  aux = {k: terms.pop(k) for k in [k for k in terms if k.startswith("_")]}  # Not metrics.
   means = jax.tree.map(jnp.mean, terms)
   finite = jnp.isfinite(means["loss"]) & all_finite(grads)
 
   def apply(state):
     clipped = schedules.clip_gradients(grads, hparams.clip_norm)
     updates, opt_state = tx.update(clipped, set_hparams(state.opt_state, hparams), state.params)
-    return state.replace(step=state.step + 1, params=optax.apply_updates(state.params, updates),
-                         opt_state=opt_state)
+    params = optax.apply_updates(state.params, updates)
+    if aux:  # What the objective keeps outside the gradient (a VQ-VAE's codebook).
+      params = objective.update_params(params, aux)
+    return state.replace(step=state.step + 1, params=params, opt_state=opt_state)
 
   new = jax.lax.cond(finite, apply, lambda state: state, state)
   return new, means | {"beta": hparams.beta, "lr": hparams.lr, "nonfinite": ~finite}

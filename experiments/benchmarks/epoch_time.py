@@ -22,6 +22,27 @@ import numpy as np
 from vae_jax import cli, config as config_lib, data, evaluate, models, objectives, train
 
 
+def time_epochs(objective, tx, hparams, dataset, shape, batch_size: int, epochs: int,
+                steps_per_call: int = 0, seed: int = 0):
+  """Trains 1 + `epochs` epochs of the jitted epoch program from a fresh state.
+
+  Returns:
+    (final state, compile seconds, seconds of each epoch, the first including the compile).
+  """
+  programs = evaluate.make_programs(objective, tx, batch_size=batch_size, eval_batch_size=500,
+                                    steps_per_call=steps_per_call)
+  keys = train.RunKeys.from_seed(seed)
+  state = train.init_state(objective, tx, shape, keys.init, hparams)
+  times = []
+  for epoch in range(epochs + 1):
+    start = time.perf_counter()
+    state, metrics = programs["epoch"](state, dataset, keys, jnp.int32(epoch), hparams,
+                                       jnp.asarray(True))
+    jax.block_until_ready(metrics)
+    times.append(time.perf_counter() - start)
+  return state, getattr(programs["epoch"], "compile_seconds", float("nan")), times
+
+
 def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--config", default="experiments/configs/mnist_mlp.py")
@@ -50,20 +71,12 @@ def main():
   results = {"device": f"{jax.devices()[0].platform}:{jax.devices()[0].device_kind}",
              "config": args.config, "overrides": overrides, "data": source}
   for batch_size in args.batch_sizes:
-    programs = evaluate.make_programs(objective, tx, batch_size=batch_size, eval_batch_size=500,
-                                      steps_per_call=cfg.train.steps_per_call)
-    state = train.init_state(objective, tx, shape, keys.init, hparams)
+    state, compile_seconds, times = time_epochs(objective, tx, hparams, dataset, shape,
+                                                batch_size, args.epochs, cfg.train.steps_per_call)
     results["param_count"] = models.param_count(state.params)
-    times = []
-    for epoch in range(args.epochs + 1):
-      start = time.perf_counter()
-      state, metrics = programs["epoch"](state, dataset, keys, jnp.int32(epoch), hparams,
-                                         jnp.asarray(True))
-      jax.block_until_ready(metrics)
-      times.append(time.perf_counter() - start)
     steady = statistics.median(times[1:])
     results[f"batch_{batch_size}"] = {
-        "compile_seconds": round(getattr(programs["epoch"], "compile_seconds", float("nan")), 2),
+        "compile_seconds": round(compile_seconds, 2),
         "first_epoch_seconds_incl_compile": round(times[0], 2),
         "median_epoch_seconds": round(steady, 3),
         "images_per_second": round((len(train_x) // batch_size) * batch_size / steady),

@@ -23,13 +23,14 @@ from vae_jax.models.layers import (DENSE_INITS, MLP, TRANSPOSE_FANS, ConvStack, 
 from vae_jax.models.hierarchical import INFERENCE, HierarchicalVAE
 from vae_jax.models.mlp import CODE_HEADS, POSTERIOR_HEADS, MLPDecoder, MLPEncoder
 from vae_jax.models.vampprior import VampPriorVAE
+from vae_jax.models.vqvae import VQVAE
 
 __all__ = [
     "Autoencoder", "CODE_HEADS", "CONV_RUNS_MODES", "CVAE", "Classifier", "Col2imConvTranspose",
     "ConvDecoder", "ConvEncoder", "ConvStack", "ConvTranspose", "DENSE_INITS", "ENCODER_KINDS",
     "HierarchicalVAE", "INFERENCE", "MLP", "MLPDecoder", "MLPEncoder", "MODEL_KINDS", "POSTERIOR_HEADS", "PRIORS",
     "PROJECT_ACTIVATIONS",
-    "PhaseConvTranspose", "TRANSPOSE_FANS", "UPSAMPLE_MODES", "VAE", "VampPriorVAE",
+    "PhaseConvTranspose", "TRANSPOSE_FANS", "UPSAMPLE_MODES", "VAE", "VQVAE", "VampPriorVAE",
     "build_model", "dense", "init_params", "is_user_kind", "mlp_model", "param_count",
     "resolve_loop_runs", "user_module",
 ]

@@ -25,8 +25,9 @@ from vae_jax.models.classifier import Classifier
 from vae_jax.models.composites import CVAE, VAE, Autoencoder
 from vae_jax.models.hierarchical import INFERENCE, HierarchicalVAE
 from vae_jax.models.vampprior import VampPriorVAE
+from vae_jax.models.vqvae import VQVAE
 
-MODEL_KINDS = ("vae", "ae", "cvae", "classifier", "hvae")
+MODEL_KINDS = ("vae", "ae", "cvae", "classifier", "hvae", "vqvae")
 ENCODER_KINDS = ("mlp", "conv")  # For model.encoder.kind and model.decoder.kind.
 # Or an open registry entry: "package.module:Class", a flax module of your own (user_module).
 PRIORS = ("standard", "vampprior")  # model.prior of a vae: N(0, I) | Tomczak & Welling 2018.
@@ -125,7 +126,9 @@ def build_model(model_config, image_shape: Sequence[int], num_classes: int = 0,
                            _kind("hvae.inference", h.inference, INFERENCE), init)
   latent_dim = _sizes("latent_dim", (model_config.latent_dim,))[0]
   conv_runs = _kind("conv_runs", model_config.get("conv_runs", "vmap"), conv.CONV_RUNS_MODES)
-  heads = mlp.CODE_HEADS if kind == "ae" else mlp.POSTERIOR_HEADS
+  if kind == "vqvae":  # The encoder's code holds N = latent_dim vectors of model.vq.code_dim.
+    latent_dim *= _sizes("vq.code_dim", (model_config.vq.code_dim,))[0]
+  heads = mlp.CODE_HEADS if kind in ("ae", "vqvae") else mlp.POSTERIOR_HEADS
   enc_kind = _kind("encoder.kind", enc_cfg.get("kind", "mlp"), ENCODER_KINDS)
   dec_kind = _kind("decoder.kind", dec_cfg.get("kind", "mlp"), ENCODER_KINDS)
   if is_user_kind(enc_kind):
@@ -158,6 +161,9 @@ def build_model(model_config, image_shape: Sequence[int], num_classes: int = 0,
               layers.TRANSPOSE_FANS))
   if kind == "cvae":
     return CVAE(encoder, decoder, int(num_classes))
+  if kind == "vqvae":
+    return VQVAE(encoder, decoder, _sizes("vq.num_codes", (model_config.vq.num_codes,))[0],
+                 int(model_config.vq.code_dim))
   if kind == "vae" and _kind("prior", model_config.get("prior", "standard"), PRIORS) == "vampprior":
     return VampPriorVAE(encoder, decoder,
                         _sizes("pseudo_inputs", (model_config.get("pseudo_inputs", 500),))[0],
@@ -170,6 +176,8 @@ def mlp_model(kind: str, encoder_widths: Sequence[int], decoder_widths: Sequence
               num_classes: int = 0) -> VAE | Autoencoder | CVAE:
   """An all-MLP vae / ae / cvae without a config (tests, growth): the same modules and param
   names as build_model makes for encoder.kind = decoder.kind = 'mlp'."""
+  if kind == "vqvae":  # The encoder's code holds N = latent_dim vectors of model.vq.code_dim.
+    latent_dim *= _sizes("vq.code_dim", (model_config.vq.code_dim,))[0]
   heads = mlp.CODE_HEADS if kind == "ae" else mlp.POSTERIOR_HEADS
   encoder = mlp.MLPEncoder(tuple(encoder_widths), latent_dim, dense_init, heads)
   decoder = mlp.MLPDecoder(tuple(decoder_widths), tuple(image_shape), dense_init)
