@@ -109,6 +109,7 @@ def base_config() -> ml_collections.ConfigDict:
       # with num_samples samples, Burda et al. 2016; vae and cvae).
       name="elbo",
       commitment=0.25,  # vqvae: weight of the commitment term ||z_e - sg(z_q)||^2.
+      label_weight=50.0,  # mvae: weight of log p(y | z) (Wu & Goodman 2018 used 50 on MNIST).
       num_samples=5,  # iwae: K, the importance samples of the training bound.
       estimator="iwae",  # iwae: the encoder's gradient, iwae (the bound's) | dreg (Tucker 2019)
       beta=1.0,
@@ -360,7 +361,7 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
       raise ConfigError(f"unknown {name} {value!r}; choose one of {', '.join(sorted(known))}")
   schedules.validate_config(config)
   objectives.validate_config(config)
-  has_posterior = config.model.kind in ("vae", "cvae", "hvae")
+  has_posterior = config.model.kind in ("vae", "cvae", "hvae", "mvae")
   if config.eval.iw_samples and (not has_posterior or config.model.likelihood
                                  not in distributions.NORMALIZED_LIKELIHOODS):
     raise ConfigError(f"eval.iw_samples={config.eval.iw_samples} needs a VAE with a normalized "
@@ -370,7 +371,7 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   if config.eval.elbo_samples and not has_posterior:
     raise ConfigError(f"eval.elbo_samples > 0 needs model.kind=vae or cvae (model.kind="
                       f"{config.model.kind} has no ELBO); set --config.eval.elbo_samples=0")
-  if config.model.kind in ("cvae", "classifier") and data.num_classes(config.data.name) < 2:
+  if config.model.kind in models.LABELLED_KINDS and data.num_classes(config.data.name) < 2:
     raise ConfigError(f"model.kind={config.model.kind} needs class labels, which data.name="
                       f"{config.data.name} does not have; pick a labelled dataset or model.kind=vae")
   es = config.train.early_stopping
@@ -412,7 +413,7 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
       if g[name] not in known:
         raise ConfigError(f"unknown growth.{name} {g[name]!r}; choose one of {', '.join(known)}")
   try:  # Sizes that do not fit the images (e.g. a conv decoder on 28x28 with 3 stride-2 layers).
-    conditional = config.model.kind in ("cvae", "classifier")
+    conditional = config.model.kind in models.LABELLED_KINDS
     models.build_model(config.model, data.image_shape(config.data.name),
                        data.num_classes(config.data.name) if conditional else 0)
   except ValueError as e:

@@ -21,140 +21,17 @@ and capability flags has_posterior (KL, prior samples, ELBO, IW-NLL), can_decode
 
 from __future__ import annotations
 
-from typing import Any, Protocol, runtime_checkable
-
 import flax
 import jax
 import jax.numpy as jnp
 
-from vae_jax import distributions as dist, iwae, models, pixels
-from vae_jax.models import vqvae
+from vae_jax import distributions as dist, iwae, models
+from vae_jax.objective_base import Model, Objective, _Base  # noqa: F401  # Public here too.
+from vae_jax.zoo_objectives import (  # noqa: F401  # Public here too.
+    HierarchicalObjective, MultimodalObjective, VQVAEObjective)
 from vae_jax.bounds import (  # noqa: F401  # Public here too.
     autoencoder_loss, elbo_multi_sample, iwae_bound, neg_elbo, neg_elbo_learned_prior)
 from vae_jax.errors import ConfigError
-
-
-@runtime_checkable
-class Model(Protocol):
-  """What an autoencoding model offers the objectives (models.VAE, CVAE, Autoencoder): flax
-  modules with encode(x [B, H, W, C], label=None), decode(z [B, Z], label=None) -> logits
-  [B, H, W, C], __call__(x, key, label=None) and `num_classes` (0: labels ignored)."""
-
-  num_classes: int
-
-  def encode(self, x, label=None): ...
-  def decode(self, z, label=None): ...
-
-
-@runtime_checkable
-class Objective(Protocol):
-  """The objective protocol the loop, evaluation and figures talk to (module docstring):
-  VAEObjective, AutoencoderObjective and ClassifierObjective implement it."""
-
-  model: Any
-  has_posterior: bool
-  can_decode: bool
-
-  def terms(self, params, batch, key, hparams) -> dict: ...
-  def eval_terms(self, params, batch, key, hparams, elbo_samples: int = 0) -> dict: ...
-  def init_params(self, key, image_shape): ...
-
-
-@flax.struct.dataclass
-class _Base:
-  """Shared parts of the objectives: static model and preprocessing, hashable for jit.
-
-  Attributes:
-    model: a models.VAE / CVAE / Autoencoder / Classifier, or any flax module with the
-      objectives.Model protocol (your own encoder and decoder inside models.VAE work).
-    preprocess: pixels.PREPROCESS_MODES: 'grayscale' (uint8 / 255, floats as they are),
-      'binarize_dynamic' (a fresh Bernoulli draw per step) or 'binarize_threshold'.
-    likelihood: distributions.LIKELIHOODS: 'bernoulli' (the decoder's outputs are logits; nats
-      per image), 'mse' (squared error summed over pixels: not a normalized likelihood), or the
-      discretized likelihoods of 8-bit pixels 'gaussian' and 'logistic_mixture' (nats per image;
-      the decoder outputs their parameters, discretized.output_channels).
-    mixture_components: M of 'logistic_mixture' (the decoder must output as many).
-  """
-  model: Any = flax.struct.field(pytree_node=False)
-  preprocess: str = flax.struct.field(pytree_node=False, default="grayscale")
-  likelihood: str = flax.struct.field(pytree_node=False, default="bernoulli")
-  mixture_components: int = flax.struct.field(pytree_node=False, default=5)
-
-  has_posterior = False
-  can_decode = True
-
-  @property
-  def normalized(self) -> bool:
-    """True when the reconstruction term is a normalized likelihood (values are nats)."""
-    return self.likelihood in dist.NORMALIZED_LIKELIHOODS
-
-  @property
-  def num_classes(self) -> int:
-    """Classes the model reads (CVAE, classifier); 0 when it ignores labels."""
-    return self.model.num_classes
-
-  @property
-  def conditional(self) -> bool:
-    """True when the model reads the labels (CVAE, classifier)."""
-    return self.num_classes > 0
-
-  def prior_labels(self, n: int) -> jax.Array:
-    """int32 [n] labels for n prior samples: 0, 1, ..., K-1 in turn (all 0 when unconditional)."""
-    return jnp.arange(n, dtype=jnp.int32) % max(self.num_classes, 1)
-
-  def update_params(self, params, aux):
-    """params after an optimizer step, changed by what the objective keeps outside the gradient
-    (the VQ-VAE's codebook averages); `aux` holds the private '_' terms of that step's `terms`.
-    The identity here."""
-    del aux
-    return params
-
-  def log_prior_fn(self):
-    """(params, z [..., Z]) -> log p(z) [...] of the model's learned prior (a
-    models.VampPriorVAE), or None for the standard normal prior (whose terms are analytic)."""
-    if not hasattr(self.model, "log_prior"):
-      return None
-    return lambda params, z: self.model.apply({"params": params}, z,
-                                              method=self.model.log_prior)
-
-  def sample_prior(self, params, key, n: int, latent_dim: int) -> jax.Array:
-    """n latents [n, Z] from the prior p(z): N(0, I), or the model's learned prior."""
-    if hasattr(self.model, "sample_prior"):
-      return self.model.apply({"params": params}, key, n, method=self.model.sample_prior)
-    return jax.random.normal(key, (n, latent_dim))
-
-  def init_params(self, key, image_shape):
-    """The model's initial param pytree (see models.init_params)."""
-    return models.init_params(self.model, key, image_shape, self.num_classes)
-
-  def inputs(self, batch, key) -> tuple[jax.Array, jax.Array | None, jax.Array]:
-    """(x floats [B, H, W, C] in [0, 1], labels [B] or None, key for z): the binarization (if
-    any) is drawn from one half of `key`, the other half is left for the latents."""
-    k_data, k_z = jax.random.split(key)
-    label = batch["label"] if self.conditional else None
-    return pixels.preprocess(batch["image"], self.preprocess, k_data), label, k_z
-
-  def images(self, batch, key=None) -> jax.Array:
-    """The floats [B, H, W, C] that `terms` sees for this batch and key (key may be None unless
-    preprocess is binarize_dynamic)."""
-    if key is None:
-      return pixels.preprocess(batch["image"], self.preprocess)
-    return self.inputs(batch, key)[0]
-
-  def decode_mean(self, params, z_BxZ, label_B=None) -> jax.Array:
-    """Mean of the likelihood p(x | z[, y]) [B, H, W, C] in [0, 1] (dist.mean_from_output)."""
-    out = self.model.apply({"params": params}, z_BxZ, label_B if self.conditional else None,
-                           method=self.model.decode)
-    return dist.mean_from_output(self.likelihood, out, self.mixture_components)
-
-  def eval_terms(self, params, batch, key, hparams, elbo_samples: int = 0) -> dict:
-    """terms plus 'mse': squared error summed over pixels between x and decode_mean(latent(x))
-    (no sampling); [B] each."""
-    terms = self.terms(params, batch, key, hparams)
-    x, label, _ = self.inputs(batch, key)  # The images `terms` saw.
-    recon = self.decode_mean(params, self.latent_of(params, x, label), label)
-    terms["mse"] = dist.squared_error(recon, x)
-    return terms
 
 
 @flax.struct.dataclass
@@ -222,104 +99,6 @@ class IWAEObjective(VAEObjective):
 
 
 @flax.struct.dataclass
-class HierarchicalObjective(_Base):
-  """The bound of a models.HierarchicalVAE (L stochastic layers; Burda et al., 2016, sec. 5):
-  -log (1/K) sum_k p(x, z_k) / q(z_k | x) over all layers, with K = num_samples samples of the
-  whole hierarchy (K = 1: the single-sample ELBO, objective.name=elbo; K > 1: the IWAE
-  objective). 'kl' is the single-sample estimate of KL(q(z_1..L | x) || p(z_1..L)) (no
-  analytic form), 'recon' -log p(x | z_1); `iw_bound` is the IW-NLL over all layers. The
-  gradient is the bound's (no DReG here); hparams.free_bits is not read.
-  """
-  num_samples: int = flax.struct.field(pytree_node=False, default=1)
-
-  has_posterior = True
-
-  def _log_weights(self, params, x, key, n: int, beta=1.0):
-    """(log w [n, B] with the log prior ratio weighted by beta, log p(x | z_1) [n, B], log
-    prior ratio [n, B]) of n samples of the hierarchy per image."""
-    m = self.model
-    z1, log_ratio = m.apply({"params": params}, x, key, n, method=m.sample_latents)
-    out = m.apply({"params": params}, z1.reshape(-1, z1.shape[-1]), method=m.decode_bottom)
-    log_lik = dist.log_likelihood_fn(self.likelihood)(out.reshape(*z1.shape[:2], *out.shape[1:]),
-                                                      x)
-    return log_lik + beta * log_ratio, log_lik, log_ratio
-
-  def terms(self, params, batch, key, hparams) -> dict[str, jax.Array]:
-    """Per-example 'loss' (-bound with K = num_samples), 'recon', 'kl' [B], nats."""
-    x, _, k_z = self.inputs(batch, key)
-    logw, log_lik, log_ratio = self._log_weights(params, x, k_z, self.num_samples, hparams.beta)
-    bound = jax.nn.logsumexp(logw, axis=0) - jnp.log(float(self.num_samples))
-    return {"loss": -bound, "recon": -jnp.mean(log_lik, axis=0),
-            "kl": -jnp.mean(log_ratio, axis=0)}
-
-  def latent_of(self, params, x, label=None):
-    """Top-layer posterior means [B, Z_L] (along the means below) of preprocessed images."""
-    return self.model.apply({"params": params}, x, method=self.model.encode)[0]
-
-  def latent(self, params, batch, key=None) -> jax.Array:
-    """Top-layer posterior means [B, Z_L]."""
-    return self.latent_of(params, self.images(batch, key))
-
-  def iw_bound(self, params, batch, key, num_samples: int, chunk_size: int,
-               unroll: bool = False) -> jax.Array:
-    """The IWAE bound [B] over all layers, in nats, its samples drawn chunk_size at a time."""
-    x, _, k_z = self.inputs(batch, key)
-    return iwae.log_mean_exp_chunked(lambda k, c: self._log_weights(params, x, k, c)[0], k_z,
-                                     num_samples, chunk_size, x.shape[0], x.dtype, unroll)
-
-
-@flax.struct.dataclass
-class VQVAEObjective(_Base):
-  """The VQ-VAE loss (van den Oord et al., 2017, eq. 3 with the codebook term replaced by the
-  moving averages of app. A.1): reconstruction term + commitment * ||z_e - sg(z_q)||^2, the
-  decoder fed z_q through the straight-through estimator. The codebook follows the moving
-  averages with `decay` (update_params, called by the train step with this step's encodings).
-
-  A VQ-VAE has no likelihood of x without a learned prior over its codes: no ELBO, no IW-NLL,
-  no prior samples (has_posterior False). Metrics per image: 'recon' (nats for a normalized
-  likelihood), 'commitment', and per batch (copied to each image): 'perplexity' (exp of the
-  entropy of the batch's code usage) and 'codes_used' (the fraction of the K codes it used).
-  """
-  commitment: float = flax.struct.field(pytree_node=False, default=0.25)
-  decay: float = flax.struct.field(pytree_node=False, default=0.99)
-
-  def terms(self, params, batch, key, hparams) -> dict[str, jax.Array]:
-    """Per-example 'loss', 'recon', 'commitment', 'perplexity', 'codes_used' [B], and the step's
-    encodings for update_params under the private keys '_z_e' [B, N, D], '_codes' [B, N]."""
-    del hparams
-    x, _, _ = self.inputs(batch, key)
-    out, z_e, z_q, codes = self.model.apply({"params": params}, x)
-    recon = -dist.log_likelihood_fn(self.likelihood)(out, x)
-    commit = self.commitment * jnp.sum(jnp.square(z_e - jax.lax.stop_gradient(z_q)), axis=(1, 2))
-    usage = jnp.mean(jax.nn.one_hot(codes, self.model.num_codes), axis=(0, 1))  # [K]
-    perplexity = jnp.exp(-jnp.sum(usage * jnp.log(jnp.maximum(usage, 1e-10))))
-    per_batch = lambda v: jnp.broadcast_to(v, recon.shape)  # noqa: E731
-    return {"loss": recon + commit, "recon": recon, "commitment": commit,
-            "perplexity": per_batch(perplexity),
-            "codes_used": per_batch(jnp.mean((usage > 0).astype(jnp.float32))),
-            "_z_e": jax.lax.stop_gradient(z_e), "_codes": codes}
-
-  def update_params(self, params, aux):
-    """params with the codebook's moving averages moved by this step's encodings."""
-    counts, sums = vqvae.ema_update(params["counts"], params["sums"], aux["_codes"],
-                                    aux["_z_e"], self.decay)
-    return dict(params, counts=counts, sums=sums)
-
-  def eval_terms(self, params, batch, key, hparams, elbo_samples: int = 0) -> dict:
-    """terms without the private encodings, plus 'mse' (see _Base.eval_terms)."""
-    return {k: v for k, v in super().eval_terms(params, batch, key, hparams).items()
-            if not k.startswith("_")}
-
-  def latent_of(self, params, x, label=None):
-    """The quantized codes [B, N * D] of preprocessed images x."""
-    return self.model.apply({"params": params}, x)[2].reshape(x.shape[0], -1)
-
-  def latent(self, params, batch, key=None) -> jax.Array:
-    """The quantized codes [B, N * D]."""
-    return self.latent_of(params, self.images(batch, key))
-
-
-@flax.struct.dataclass
 class AutoencoderObjective(_Base):
   """Reconstruction term of a deterministic models.Autoencoder (no KL, no prior, no IW-NLL)."""
 
@@ -371,6 +150,7 @@ class ClassifierObjective(_Base):
 TRAINING_OBJECTIVES = ("elbo", "iwae")  # objective.name
 OBJECTIVES = {"vae": VAEObjective, "cvae": VAEObjective, "ae": AutoencoderObjective,
               "hvae": HierarchicalObjective, "vqvae": VQVAEObjective,
+              "mvae": MultimodalObjective,
               "classifier": ClassifierObjective}
 
 
@@ -384,13 +164,15 @@ def from_config(config, image_shape, encoder_widths=None, *, num_classes: int = 
   Raises:
     ValueError: bad model sizes or kinds (see models.build_model).
   """
-  num_classes = num_classes if config.model.kind in ("cvae", "classifier") else 0
+  num_classes = num_classes if config.model.kind in models.LABELLED_KINDS else 0
   model = models.build_model(config.model, image_shape, num_classes, encoder_widths)
   o = config.objective
   common = dict(model=model, preprocess=config.data.preprocess,
                 likelihood=config.model.likelihood,
                 mixture_components=config.model.get("mixture_components", 5))
   iw = o.get("name", "elbo") == "iwae"
+  if config.model.kind == "mvae":
+    return MultimodalObjective(**common, label_weight=o.label_weight)
   if config.model.kind == "vqvae":
     return VQVAEObjective(**common, commitment=o.commitment, decay=config.model.vq.decay)
   if config.model.kind == "hvae":

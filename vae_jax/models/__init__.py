@@ -15,12 +15,13 @@ from vae_jax.kernels.col2im import Col2imConvTranspose
 from vae_jax.models.composites import CVAE, VAE, Autoencoder
 from vae_jax.models.conv import (CONV_RUNS_MODES, PROJECT_ACTIVATIONS, UPSAMPLE_MODES,
                                  ConvDecoder, ConvEncoder, PhaseConvTranspose, resolve_loop_runs)
-from vae_jax.models.factory import (ENCODER_KINDS, MODEL_KINDS, PRIORS, build_model,
-                                    init_params, is_user_kind, mlp_model, param_count,
-                                    user_module)
+from vae_jax.models.factory import (ENCODER_KINDS, LABELLED_KINDS, MODEL_KINDS, PRIORS,
+                                    build_model, init_params, is_user_kind, mlp_model,
+                                    param_count, user_module)
 from vae_jax.models.layers import (DENSE_INITS, MLP, TRANSPOSE_FANS, ConvStack, ConvTranspose,
                                    dense)
 from vae_jax.models.hierarchical import INFERENCE, HierarchicalVAE
+from vae_jax.models.multimodal import MultimodalVAE
 from vae_jax.models.mlp import CODE_HEADS, POSTERIOR_HEADS, MLPDecoder, MLPEncoder
 from vae_jax.models.vampprior import VampPriorVAE
 from vae_jax.models.vqvae import VQVAE
@@ -28,7 +29,7 @@ from vae_jax.models.vqvae import VQVAE
 __all__ = [
     "Autoencoder", "CODE_HEADS", "CONV_RUNS_MODES", "CVAE", "Classifier", "Col2imConvTranspose",
     "ConvDecoder", "ConvEncoder", "ConvStack", "ConvTranspose", "DENSE_INITS", "ENCODER_KINDS",
-    "HierarchicalVAE", "INFERENCE", "MLP", "MLPDecoder", "MLPEncoder", "MODEL_KINDS", "POSTERIOR_HEADS", "PRIORS",
+    "HierarchicalVAE", "INFERENCE", "LABELLED_KINDS", "MLP", "MLPDecoder", "MultimodalVAE", "MLPEncoder", "MODEL_KINDS", "POSTERIOR_HEADS", "PRIORS",
     "PROJECT_ACTIVATIONS",
     "PhaseConvTranspose", "TRANSPOSE_FANS", "UPSAMPLE_MODES", "VAE", "VQVAE", "VampPriorVAE",
     "build_model", "dense", "init_params", "is_user_kind", "mlp_model", "param_count",

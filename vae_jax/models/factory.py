@@ -25,9 +25,11 @@ from vae_jax.models.classifier import Classifier
 from vae_jax.models.composites import CVAE, VAE, Autoencoder
 from vae_jax.models.hierarchical import INFERENCE, HierarchicalVAE
 from vae_jax.models.vampprior import VampPriorVAE
+from vae_jax.models.multimodal import MultimodalVAE
 from vae_jax.models.vqvae import VQVAE
 
-MODEL_KINDS = ("vae", "ae", "cvae", "classifier", "hvae", "vqvae")
+MODEL_KINDS = ("vae", "ae", "cvae", "classifier", "hvae", "vqvae", "mvae")
+LABELLED_KINDS = ("cvae", "classifier", "mvae")  # Kinds that read the labels.
 ENCODER_KINDS = ("mlp", "conv")  # For model.encoder.kind and model.decoder.kind.
 # Or an open registry entry: "package.module:Class", a flax module of your own (user_module).
 PRIORS = ("standard", "vampprior")  # model.prior of a vae: N(0, I) | Tomczak & Welling 2018.
@@ -103,7 +105,7 @@ def build_model(model_config, image_shape: Sequence[int], num_classes: int = 0,
   image_shape = tuple(int(s) for s in image_shape)
   if len(image_shape) != 3 or min(image_shape) <= 0:
     raise ValueError(f"image_shape must be positive (H, W, C), got {image_shape}")
-  if kind in ("cvae", "classifier") and num_classes < 2:
+  if kind in LABELLED_KINDS and num_classes < 2:
     raise ValueError(f"model.kind={kind} needs a labelled dataset (>= 2 classes), got "
                      f"num_classes={num_classes}; pick a data.name with labels")
   enc_cfg, dec_cfg = model_config.encoder, model_config.decoder
@@ -161,6 +163,10 @@ def build_model(model_config, image_shape: Sequence[int], num_classes: int = 0,
               layers.TRANSPOSE_FANS))
   if kind == "cvae":
     return CVAE(encoder, decoder, int(num_classes))
+  if kind == "mvae":
+    return MultimodalVAE(encoder, decoder, int(num_classes),
+                         _sizes("classifier_hidden", (model_config.get("classifier_hidden", 128),))[0],
+                         init)
   if kind == "vqvae":
     return VQVAE(encoder, decoder, _sizes("vq.num_codes", (model_config.vq.num_codes,))[0],
                  int(model_config.vq.code_dim))
