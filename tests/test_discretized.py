@@ -34,6 +34,7 @@ def test_logistic_mixture_masses_sum_to_one_grayscale(seed):
   np.testing.assert_allclose(float(jnp.sum(masses)), 1.0, atol=2e-5)
 
 
+@pytest.mark.slow  # Seconds of compute: the full suite's.
 def test_logistic_mixture_masses_sum_to_one_over_every_rgb_colour():
   out = jax.random.normal(jax.random.key(2), (1, 1, 1, 10 * 2))  # M = 2, with the coefficients.
   out = out.at[..., 2 + 6:2 + 12].add(-2.5)  # Narrower scales: mass near a few levels.
@@ -87,6 +88,7 @@ def test_a_vae_with_an_8bit_likelihood_reports_nats_and_bits_per_dim(likelihood)
   assert mean.shape == (2, 8, 8, 3) and 0 <= float(mean.min()) <= float(mean.max()) <= 1
 
 
+@pytest.mark.slow  # Seconds of compute: the full suite's.
 def test_cifar10_with_the_logistic_mixture_under_mock_data(tfds, tmp_path):
   config = config_lib.base_config()
   config_lib.apply_overrides(config, [

@@ -53,6 +53,7 @@ def test_iwae_gradients_match_finite_differences_in_float64(estimator):
                    g_iwae["decoder"], g_dreg["decoder"])
 
 
+@pytest.mark.slow  # Seconds of compute: the full suite's.
 def test_dreg_encoder_gradient_is_unbiased_with_lower_variance():
   model, x = _model(), _images(2)
   params = _jittered(model)

@@ -42,6 +42,7 @@ def test_multimodal_gradients_in_float64():
                 (params,), order=1, modes=("rev",), atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.slow  # Seconds of compute: the full suite's.
 def test_after_training_a_label_makes_its_images_and_an_image_gives_its_label():
   objective = _objective()
   rng = np.random.default_rng(0)

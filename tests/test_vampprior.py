@@ -73,6 +73,7 @@ def test_the_iw_bound_under_the_mixture_prior_approaches_the_exact_log_likelihoo
   np.testing.assert_allclose(nll.mean(0), -exact, atol=0.05)
 
 
+@pytest.mark.slow  # Seconds of compute: the full suite's.
 def test_dreg_with_a_learned_prior_keeps_the_bound_and_the_prior_gradient():
   objective = _objective()
   params = _params(objective)
