@@ -200,3 +200,25 @@ def test_anomaly_runner_scores_aurocs_and_rerenders_from_the_cache(mnist_data_di
   assert cache.stat().st_mtime_ns == before
   bad = runner_main("anomaly", ["--digits", "12"])
   assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "--digits" in bad.stderr
+
+
+def test_zoo_runner_writes_its_table_and_rerenders_from_records(mnist_data_dir, tmp_path,
+                                                               runner_main):
+  tiny = [f"data.data_dir={mnist_data_dir}", "data.train_subset=500", "data.test_subset=200",
+          "model.encoder.widths=16", "model.decoder.widths=16", "model.latent_dim=4",
+          "model.hvae.latent_dims=6,3", "model.hvae.widths=16,8", "eval.iw_samples=10",
+          "eval.batch_size=100", "eval.figures=False"]
+  argv = ["--seeds", "0", "--epochs", "1", "--rows", "VAE, 1 layer", "Ladder VAE, 2 layers",
+          "--runs", str(tmp_path / "runs"), "--out", str(tmp_path / "out"), "--override", *tiny]
+  proc = runner_main("zoo", argv)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  readme = (tmp_path / "out" / "README.md").read_text()
+  vae_row = next(l for l in readme.splitlines() if l.startswith("| VAE, 1 layer |"))
+  assert "86.76 (Burda et al. 2016, Table 1)" in vae_row and "| 1 | 1 |" in vae_row
+  assert "| Ladder VAE, 2 layers |" in readme and "(10)" in vae_row  # K from the runs.
+  assert "Lowest IW-NLL here:" in readme and "shared/" not in readme
+  shutil.rmtree(tmp_path / "runs")  # The records alone re-render the same table.
+  proc = runner_main("zoo", [*argv, "--reuse"])
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  again = (tmp_path / "out" / "README.md").read_text()
+  assert vae_row in again.splitlines() and not (tmp_path / "runs").exists()
