@@ -222,3 +222,26 @@ def test_zoo_runner_writes_its_table_and_rerenders_from_records(mnist_data_dir, 
   assert proc.returncode == 0, proc.stderr[-3000:]
   again = (tmp_path / "out" / "README.md").read_text()
   assert vae_row in again.splitlines() and not (tmp_path / "runs").exists()
+
+
+def test_zoo_readme_renders_the_bits_per_dim_table_from_summaries(runner_main, monkeypatch):
+  here = REPO / "experiments" / "zoo"
+  monkeypatch.syspath_prepend(str(here))
+  monkeypatch.syspath_prepend(str(REPO / "experiments"))
+  sys.modules.pop("run", None)
+  zoo = importlib.import_module("run")
+  del runner_main  # Only for its module cleanup.
+
+  def run(nll, bpd, epoch=3):
+    return SimpleNamespace(summary={
+        "eval/nll_iw": nll, "eval/nll_iw_bits_per_dim": bpd, "eval/nll_iw_k": 5000,
+        "eval/loss": nll + 5, "eval/kl": 20.0, "epoch": epoch, "param_count": 1000,
+        "median_epoch_seconds": 2.0, "device": "cpu:cpu", "test_images": 10000})
+
+  text = zoo.readme_text({
+      "VAE, 1 layer": [run(90.0, 0.166)],
+      "Fashion-MNIST, discretized Gaussian": [run(2000.0, 3.68), run(2010.0, 3.70)],
+      "Fashion-MNIST, discretized logistic mixture (M=5)": []}, "python experiments/zoo/run.py")
+  assert "| discretized Gaussian | 2 | 3 | 3.690 ± 0.014 | 2005.00 ± 7.07 |" in text
+  assert "| discretized logistic mixture" not in text  # No runs: no row.
+  assert "| VAE, 1 layer | 1 | 3 | 90.00 (5000) |" in text and "+3.24 |" in text
