@@ -1,6 +1,6 @@
 """The hierarchical VAE (L stochastic layers; bottom-up and ladder inference): float64 gradients,
 the IW bound against an exact log-likelihood of a 2-layer model with 1-D latents (a 2-D grid),
-the ladder's precision-weighted merge, and training under the runs axis."""
+the ladder's precision-weighted merge (the runs axis: test_zoo_runs_axis.py)."""
 
 import jax
 import jax.numpy as jnp
@@ -9,8 +9,7 @@ import numpy as np
 import pytest
 from jax.test_util import check_grads
 
-from vae_jax import config as config_lib, distributions as dist, models, objectives, runner
-from vae_jax import sweep, train
+from vae_jax import distributions as dist, models, objectives, train
 
 SHAPE = (3, 4, 1)
 
@@ -72,21 +71,3 @@ def test_the_iw_bound_over_both_layers_approaches_the_exact_log_likelihood(infer
   assert np.all(nll.mean(0) >= -exact - 3 * nll.std(0) / np.sqrt(8) - 1e-3)  # A bound.
   np.testing.assert_allclose(nll.mean(0), -exact, atol=0.1)
 
-
-def test_hvae_config_trains_under_the_runs_axis_like_alone(tiny, tmp_path):
-  bad = config_lib.apply_overrides(config_lib.base_config(), [
-      "model.kind=hvae", "objective.name=iwae", "objective.estimator=dreg"])
-  with pytest.raises(config_lib.ConfigError, match="estimator=iwae"):
-    config_lib.validate(bad)
-  config = tiny(**{"model.kind": "hvae", "model.hvae.latent_dims": "8,4",
-                   "model.hvae.widths": "32,16", "model.hvae.inference": "ladder",
-                   "objective.name": "iwae", "objective.num_samples": 3, "train.epochs": 2,
-                   "eval.iw_samples": 20, "eval.figures": True})
-  results = sweep.run_sweep(config, ["seed=0,1"], tmp_path / "sw", progress=False)
-  assert all(r["summary"]["runs_in_program"] == 2 for r in results)
-  alone = runner.train_and_evaluate(config, tmp_path / "alone", progress=False)
-  seed0 = next(r["summary"] for r in results if r["name"] == "seed=0")
-  for key in ("eval/loss", "eval/nll_iw"):
-    assert seed0[key] == pytest.approx(alone[key], rel=1e-4), key
-  assert alone["eval/kl"] > 0 and alone["eval/nll_iw"] <= alone["eval/loss"] + 1.0
-  assert (tmp_path / "alone" / "figures" / "prior_samples.png").is_file()

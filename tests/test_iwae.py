@@ -1,6 +1,6 @@
 """The IWAE training objective and DReG: float64 gradient checks, the bound against an exact
-log-likelihood (a 1-D latent integrated by quadrature), DReG's gradients against the IWAE ones,
-and training under the runs axis."""
+log-likelihood (a 1-D latent integrated by quadrature), DReG's gradients against the IWAE ones
+(the runs axis: test_zoo_runs_axis.py)."""
 
 import jax
 import jax.numpy as jnp
@@ -9,8 +9,7 @@ import numpy as np
 import pytest
 from jax.test_util import check_grads
 
-from vae_jax import config as config_lib, distributions as dist, iwae, models, objectives, runner
-from vae_jax import sweep
+from vae_jax import config as config_lib, distributions as dist, iwae, models, objectives
 
 SHAPE = (3, 4, 1)
 
@@ -120,15 +119,3 @@ def test_iwae_config_builds_the_objective_and_refuses_bad_fields():
     with pytest.raises(config_lib.ConfigError, match=message):
       config_lib.validate(bad)
 
-
-def test_iwae_trains_under_the_runs_axis_like_alone(tiny, tmp_path):
-  config = tiny(**{"objective.name": "iwae", "objective.num_samples": 5,
-                   "objective.estimator": "dreg", "train.epochs": 2, "eval.iw_samples": 20})
-  results = sweep.run_sweep(config, ["seed=0,1"], tmp_path / "sw", progress=False)
-  assert {r["program"] for r in results} == {0}
-  assert all(r["summary"]["runs_in_program"] == 2 for r in results)
-  alone = runner.train_and_evaluate(config, tmp_path / "alone", progress=False)
-  by_name = {r["name"]: r["summary"] for r in results}
-  for key in ("eval/loss", "eval/nll_iw"):
-    assert by_name["seed=0"][key] == pytest.approx(alone[key], rel=1e-4), key
-  assert np.isfinite(alone["eval/nll_iw"]) and alone["eval/nll_iw"] > 0

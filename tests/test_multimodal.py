@@ -1,5 +1,6 @@
 """The multimodal (image, label) VAE: the product of experts, float64 gradients, the three
-ELBOs, images from a label and labels from an image after training, the runs axis."""
+ELBOs, images from a label and labels from an image after training (the runs axis:
+test_zoo_runs_axis.py)."""
 
 import jax
 import jax.numpy as jnp
@@ -9,7 +10,7 @@ import pytest
 from jax.test_util import check_grads
 
 import vae_jax
-from vae_jax import runner, sweep, train
+from vae_jax import train
 from vae_jax.models import multimodal
 
 
@@ -61,14 +62,3 @@ def test_after_training_a_label_makes_its_images_and_an_image_gives_its_label():
     bottom = np.asarray(images_[:, 2:]).mean((1, 2, 3))
     assert (top[:8] > bottom[:8]).sum() >= need and (bottom[8:] > top[8:]).sum() >= need
 
-
-def test_mvae_config_trains_under_the_runs_axis_like_alone(tiny, tmp_path):
-  config = tiny(**{"model.kind": "mvae", "train.epochs": 2, "eval.iw_samples": 10,
-                   "eval.figures": True})
-  results = sweep.run_sweep(config, ["seed=0,1"], tmp_path / "sw", progress=False)
-  assert all(r["summary"]["runs_in_program"] == 2 for r in results)
-  alone = runner.train_and_evaluate(config, tmp_path / "alone", progress=False)
-  seed0 = next(r["summary"] for r in results if r["name"] == "seed=0")
-  for key in ("eval/loss", "eval/error", "eval/nll_iw"):
-    assert seed0[key] == pytest.approx(alone[key], rel=1e-4, abs=1e-6), key
-  assert alone["eval/error"] < 0.9  # Better than chance on 10 digits after 2 short epochs.

@@ -1,6 +1,6 @@
 """The VampPrior (Tomczak & Welling, 2018): the mixture density, float64 gradients of its ELBO,
-the IW bound against an exact log-likelihood, DReG with a learned prior, training under the runs
-axis."""
+the IW bound against an exact log-likelihood, DReG with a learned prior (the runs axis:
+test_zoo_runs_axis.py)."""
 
 import jax
 import jax.numpy as jnp
@@ -9,8 +9,7 @@ import numpy as np
 import pytest
 from jax.test_util import check_grads
 
-from vae_jax import config as config_lib, distributions as dist, iwae, models, objectives, runner
-from vae_jax import sweep, train
+from vae_jax import distributions as dist, iwae, models, objectives, train
 
 SHAPE = (3, 4, 1)
 
@@ -90,18 +89,3 @@ def test_dreg_with_a_learned_prior_keeps_the_bound_and_the_prior_gradient():
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6),
                  g_iwae[part], g_dreg[part])
 
-
-def test_a_vampprior_config_is_refused_on_other_kinds_and_sweeps_in_one_program(tiny, tmp_path):
-  bad = config_lib.apply_overrides(config_lib.base_config(), ["model.prior=vampprior",
-                                                              "model.kind=ae", "eval.iw_samples=0"])
-  with pytest.raises(config_lib.ConfigError, match="model.prior=vampprior needs model.kind=vae"):
-    config_lib.validate(bad)
-  config = tiny(**{"model.prior": "vampprior", "model.pseudo_inputs": 20, "train.epochs": 2,
-                   "eval.iw_samples": 20, "eval.figures": True})
-  results = sweep.run_sweep(config, ["seed=0,1"], tmp_path / "sw", progress=False)
-  assert all(r["summary"]["runs_in_program"] == 2 for r in results)
-  alone = runner.train_and_evaluate(config, tmp_path / "alone", progress=False)
-  seed0 = next(r["summary"] for r in results if r["name"] == "seed=0")
-  for key in ("eval/loss", "eval/nll_iw"):
-    assert seed0[key] == pytest.approx(alone[key], rel=1e-4), key
-  assert (tmp_path / "alone" / "figures" / "prior_samples.png").is_file()

@@ -1,14 +1,13 @@
 """VQ-VAE: nearest-code quantization, the codebook's moving averages, the straight-through
-gradient, training through fit and under the runs axis."""
+gradient, training through fit (the runs axis: test_zoo_runs_axis.py)."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-import pytest
 
 import vae_jax
-from vae_jax import config as config_lib, runner, sweep, train
+from vae_jax import train
 from vae_jax.models import vqvae
 
 
@@ -56,18 +55,3 @@ def test_a_vqvae_trains_through_fit_and_its_codebook_follows_the_encodings():
   assert not np.allclose(result.params["sums"], init["sums"])  # Moved by the averages alone.
   assert "eval/nll_iw" not in result.summary  # No likelihood without a prior over the codes.
 
-
-def test_vqvae_config_trains_under_the_runs_axis_like_alone(tiny, tmp_path):
-  with pytest.raises(config_lib.ConfigError, match="eval.iw_samples"):
-    config_lib.validate(config_lib.apply_overrides(config_lib.base_config(),
-                                                   ["model.kind=vqvae"]))
-  config = tiny(**{"model.kind": "vqvae", "model.vq.num_codes": 32, "model.vq.code_dim": 4,
-                   "train.epochs": 2, "eval.iw_samples": 0, "eval.figures": True})
-  results = sweep.run_sweep(config, ["seed=0,1"], tmp_path / "sw", progress=False)
-  assert all(r["summary"]["runs_in_program"] == 2 for r in results)
-  alone = runner.train_and_evaluate(config, tmp_path / "alone", progress=False)
-  seed0 = next(r["summary"] for r in results if r["name"] == "seed=0")
-  for key in ("eval/loss", "eval/perplexity"):
-    assert seed0[key] == pytest.approx(alone[key], rel=1e-4), key
-  assert (tmp_path / "alone" / "figures" / "reconstructions.png").is_file()
-  assert not (tmp_path / "alone" / "figures" / "prior_samples.png").exists()

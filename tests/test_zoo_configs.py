@@ -1,5 +1,5 @@
-"""Every row of the zoo study (experiments/zoo/run.py) trains one epoch on CIFAR-10 under
-tfds.testing.mock_data: the same configs on 32x32x3 images, at test sizes."""
+"""The rows of the zoo study (experiments/zoo/run.py), each code path once, train two epochs on
+CIFAR-10 under tfds.testing.mock_data: the same configs on 32x32x3 images, at test sizes."""
 
 import importlib.util
 from pathlib import Path
@@ -15,8 +15,10 @@ zoo = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(zoo)
 
 
+# Each code path once: the 1-layer VAE, IWAE, 2-layer IWAE, ladder, VampPrior and schedules rows.
 @pytest.mark.slow  # One compile per row.
-@pytest.mark.parametrize("row", list(zoo.ROWS))
+@pytest.mark.parametrize("row", [r for r in zoo.ROWS
+                                 if r not in ("VAE, 2 layers", "IWAE K=50, 1 layer")])
 def test_zoo_row_trains_on_mock_cifar10(tfds, tmp_path, row):
   config = config_lib.load_config(str(zoo.CONFIG))
   config_lib.apply_overrides(config, [

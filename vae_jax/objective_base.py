@@ -6,9 +6,11 @@ Shape letters: B batch, K importance samples, L ELBO samples, Z latent, H/W/C im
 [0, 1]; `label_B` int32 class labels (ignored by unconditional models).
 
 A batch is a dict {"image": uint8 [B, H, W, C], "label": int32 [B]} (label -1 where the dataset
-has none). `hparams` is a train.Hparams of float32 scalars (beta, lr, weight_decay): traced, so runs that differ only in them share one compiled program.
+has none). `hparams` is a train.Hparams of float32 scalars (beta, lr, weight_decay, the
+schedules): traced, so runs that differ only in them share one compiled program.
 
-Protocol (VAEObjective, AutoencoderObjective, ClassifierObjective), all methods pure and jit-safe:
+Protocol (VAEObjective, IWAEObjective, AutoencoderObjective, ClassifierObjective and the zoo's),
+all methods pure and jit-safe:
   terms(params, batch, key, hparams) -> dict of [B]: 'loss' (what training minimizes) and its parts
   eval_terms(params, batch, key, hparams, elbo_samples) -> terms plus evaluation-only metrics
   latent(params, batch, key=None) -> [B, Z]: the deterministic point a reconstruction decodes

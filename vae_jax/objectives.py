@@ -1,22 +1,7 @@
-"""Objectives, per example, in nats, and the one objective protocol the training loop, evaluation
-and figures talk to.
-
-Shape letters: B batch, K importance samples, L ELBO samples, Z latent, H/W/C image, N classes.
-`model` is a vae_jax.models model and `params` its param pytree; `x_BxHxWxC` are floats in
-[0, 1]; `label_B` int32 class labels (ignored by unconditional models).
-
-A batch is a dict {"image": uint8 [B, H, W, C], "label": int32 [B]} (label -1 where the dataset
-has none). `hparams` is a train.Hparams of float32 scalars (beta, lr, weight_decay): traced, so runs that differ only in them share one compiled program.
-
-Protocol (VAEObjective, AutoencoderObjective, ClassifierObjective), all methods pure and jit-safe:
-  terms(params, batch, key, hparams) -> dict of [B]: 'loss' (what training minimizes) and its parts
-  eval_terms(params, batch, key, hparams, elbo_samples) -> terms plus evaluation-only metrics
-  latent(params, batch, key=None) -> [B, Z]: the deterministic point a reconstruction decodes
-    (latent_of(params, x, label) for images already preprocessed)
-  decode_mean(params, z, label=None) -> [B, H, W, C] in [0, 1]: mean of p(x | z[, y])
-  iw_bound(params, batch, key, num_samples, chunk_size) -> [B] (has_posterior only)
-and capability flags has_posterior (KL, prior samples, ELBO, IW-NLL), can_decode, normalized
-(the reconstruction term is a normalized likelihood, so nats and IW-NLL mean something).
+"""The objectives of the VAE family (VAE / CVAE, IWAE), the autoencoder and the classifier, the
+registry that builds one from a config, and the validation of its `objective` section. The
+protocol they implement is objective_base.py's; the zoo's other objectives are in
+zoo_objectives.py and the per-example bounds in bounds.py (all re-exported here).
 """
 
 from __future__ import annotations

@@ -43,10 +43,12 @@ except ImportError:
   sys.exit(2)
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
-from vae_jax import config as config_lib, data, evaluate, models, objectives, train
+from vae_jax import config as config_lib, data, models, objectives, train
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import epoch_time  # noqa: E402  # pylint: disable=g-import-not-at-top
 
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "fc_vs_conv_conv.py"
 
@@ -104,19 +106,10 @@ def time_jax(cfg, shape, dataset, epochs):
   objective = objectives.from_config(cfg, shape, num_classes=data.num_classes(cfg.data.name))
   tx = train.optimizer_from_config(cfg)
   hparams = train.hparams_from_config(cfg)
-  keys = train.RunKeys.from_seed(0)
-  programs = evaluate.make_programs(objective, tx, batch_size=cfg.train.batch_size,
-                                    eval_batch_size=500, steps_per_call=cfg.train.steps_per_call)
-  state = train.init_state(objective, tx, shape, keys.init, hparams)
-  count = models.param_count(state.params)
-  times = []
-  for epoch in range(epochs + 1):
-    start = time.perf_counter()
-    state, metrics = programs["epoch"](state, dataset, keys, jnp.int32(epoch), hparams,
-                                       jnp.asarray(True))
-    jax.block_until_ready(metrics)
-    times.append(time.perf_counter() - start)
-  return count, getattr(programs["epoch"], "compile_seconds", float("nan")), times
+  state, compile_seconds, times = epoch_time.time_epochs(
+      objective, tx, hparams, dataset, shape, cfg.train.batch_size, epochs,
+      cfg.train.steps_per_call)
+  return models.param_count(state.params), compile_seconds, times
 
 
 def summary(times, images_per_epoch):

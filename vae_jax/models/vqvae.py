@@ -18,6 +18,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from vae_jax.models.composites import _Unconditional
+
 LAPLACE = 1e-5  # Additive smoothing of the counts (as Sonnet's VectorQuantizerEMA).
 
 
@@ -46,7 +48,7 @@ def ema_update(counts, sums, idx_BxN, z_BxNxD, decay):
   return decay * counts + (1.0 - decay) * n, decay * sums + (1.0 - decay) * s
 
 
-class VQVAE(nn.Module):
+class VQVAE(_Unconditional):
   """Encoder -> N codes of size D -> nearest codebook vectors -> decoder.
 
   Attributes:
@@ -54,8 +56,6 @@ class VQVAE(nn.Module):
     decoder: module [B, N * D] -> output [B, H, W, P].
     num_codes: K. code_dim: D.
   """
-  encoder: nn.Module
-  decoder: nn.Module
   num_codes: int = 512
   code_dim: int = 16
 
@@ -63,14 +63,6 @@ class VQVAE(nn.Module):
     self.counts = self.param("counts", nn.initializers.ones, (self.num_codes,))
     self.sums = self.param("sums", nn.initializers.variance_scaling(1.0, "fan_in", "uniform"),
                            (self.num_codes, self.code_dim))
-
-  @property
-  def latent_dim(self) -> int:
-    return self.encoder.latent_dim
-
-  @property
-  def num_classes(self) -> int:
-    return 0
 
   def codebook(self) -> jax.Array:
     """The codebook vectors [K, D] (module function `codebook`)."""
