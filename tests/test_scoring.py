@@ -16,6 +16,7 @@ def trained(mnist_data_dir, tmp_path_factory):
   runs = {}
   for name, overrides in (
       ("vae", {}), ("ae", {"model.kind": "ae", "model.likelihood": "mse"}),
+      ("vqvae", {"model.kind": "vqvae", "model.vq.num_codes": 16, "model.vq.code_dim": 2}),
       ("classifier", {"model.kind": "classifier", "model.encoder.kind": "conv",
                       "model.encoder.features": "4,8", "model.classifier_hidden": 16}),
       ("classifier_32", {"model.kind": "classifier", "model.encoder.kind": "conv",
@@ -41,9 +42,19 @@ def test_score_prints_fid_is_floor_and_hash(capsys, trained):
   assert again["fid"] == out["fid"] and again["classifier_hash"] == out["classifier_hash"]
 
 
+def test_score_of_reconstructions_serves_runs_without_a_prior(capsys, trained):
+  for name in ("vqvae", "ae", "vae"):
+    assert cli.main(["score", "--workdir", trained[name], "--n", "200", "--of",
+                     "reconstructions", "--classifier", trained["classifier"]]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["of"] == "reconstructions" and out["fid"] > 0 and 1.0 <= out["is"] <= 10.0
+
+
 def test_score_refuses_runs_it_cannot_score(capsys, trained, tmp_path):
   _fails(capsys, ["score", "--workdir", trained["ae"], "--classifier", trained["classifier"]],
-         "no prior", "VAE or CVAE")
+         "no prior", "--of reconstructions")
+  _fails(capsys, ["score", "--workdir", trained["classifier"], "--of", "reconstructions",
+                  "--classifier", trained["classifier"]], "decodes nothing")
   _fails(capsys, ["score", "--workdir", trained["vae"], "--classifier", str(tmp_path / "none")],
          "no trained classifier", "classifier_<dataset>.py")
   _fails(capsys, ["score", "--workdir", trained["vae"], "--classifier", trained["vae"]],

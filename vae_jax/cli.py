@@ -5,7 +5,7 @@ exit with status 2.
                 [--resume] [--reuse] [--distributed]
   vae-jax evaluate --workdir DIR [--k 5000]
   vae-jax sample --workdir DIR --n 64 --out FILE
-  vae-jax score --workdir DIR [--n 10000] [--classifier DIR]
+  vae-jax score --workdir DIR [--n 10000] [--classifier DIR] [--of prior|reconstructions]
   vae-jax data import NAME --from DIR|ARCHIVE [--data-dir D]
 """
 
@@ -73,6 +73,9 @@ def _parser() -> argparse.ArgumentParser:
   c.add_argument("--classifier", help="classifier run directory (default "
                                       "checkpoints/classifier_<the run's data.name>)")
   c.add_argument("--seed", type=int, default=0, help="seed of the prior samples")
+  c.add_argument("--of", choices=("prior", "reconstructions"), default="prior",
+                 help="score prior samples, or reconstructions of the first n test images (AE, "
+                      "VQ-VAE: no prior)")
 
   d = sub.add_parser("data", help="dataset tools")
   dsub = d.add_subparsers(dest="data_command", required=True, parser_class=_Parser)
@@ -175,7 +178,8 @@ def _sample(args):
 
 def _score(args):
   from vae_jax import scoring  # pylint: disable=import-outside-toplevel
-  print(json.dumps(scoring.score_run(args.workdir, args.n, args.classifier, args.seed)))
+  print(json.dumps(scoring.score_run(args.workdir, args.n, args.classifier, args.seed,
+                                     of=args.of)))
 
 
 def _data_import(args):

@@ -180,11 +180,11 @@ def scores(workdir: Path, k: int, sets: list[str]) -> dict:
 
 @register("fid_is")
 def fid_is(workdir: Path, n: int = 10000, seed: int = 0, classifier: str | None = None,
-           classifier_hash: str | None = None) -> dict:
-  """scoring.score_run's dict (classifier-FID / IS of n prior samples); `classifier_hash` (the
-  classifier's metrics.params_hash) only keys the cache."""
+           classifier_hash: str | None = None, of: str = "prior") -> dict:
+  """scoring.score_run's dict (classifier-FID / IS of n prior samples, or of='reconstructions');
+  `classifier_hash` (the classifier's metrics.params_hash) only keys the cache."""
   del classifier_hash
-  return scoring.score_run(workdir, n, classifier, seed)
+  return scoring.score_run(workdir, n, classifier, seed, of=of)
 
 
 def cached_score(workdir: str | Path, n: int = 10000, classifier_dir: str | Path | None = None,

@@ -69,12 +69,25 @@ def classifier_outputs(objective, params, images) -> tuple[np.ndarray, np.ndarra
 
 
 def prior_samples(objective, params, n: int, key, latent_dim: int) -> np.ndarray:
-  """n decoder means [n, H, W, C] in [0, 1] of z ~ N(0, I) (labels 0..K-1 in turn for a CVAE)."""
+  """n decoder means [n, H, W, C] in [0, 1] of z ~ p(z): N(0, I) or the model's learned prior
+  (objective.sample_prior; labels 0..K-1 in turn for a CVAE)."""
   decode = figures.decode_program(objective)
-  z = jax.random.normal(key, (n, latent_dim))
+  z = objective.sample_prior(params, key, n, latent_dim)
   labels = objective.prior_labels(n)
   return np.concatenate([np.asarray(decode(params, z[i:i + BATCH], labels[i:i + BATCH]))
                          for i in range(0, n, BATCH)])
+
+
+def reconstructions(objective, params, images, labels, key) -> np.ndarray:
+  """Decoder means [N, H, W, C] in [0, 1] of the latents of uint8 images [N, H, W, C] (the
+  objective's `latent`: posterior means, codes, or a VQ-VAE's quantized codes)."""
+  latent_fn, decode = figures._programs(objective)  # pylint: disable=protected-access
+  parts = []
+  for i in range(0, len(images), BATCH):
+    batch = {"image": jnp.asarray(images[i:i + BATCH]), "label": jnp.asarray(labels[i:i + BATCH])}
+    z = latent_fn(params, batch, jax.random.fold_in(key, i))
+    parts.append(np.asarray(decode(params, z, batch["label"])))
+  return np.concatenate(parts)
 
 
 _REFERENCES = {}
@@ -104,21 +117,27 @@ def reference_scores(classifier, dataset: str, n: int, data_dir=None) -> dict:
 
 
 def score_run(workdir: str | Path, n: int = 10000, classifier_dir: str | Path | None = None,
-              seed: int = 0, classifier=None) -> dict:
-  """Classifier-FID (n prior samples vs the first n test images) and classifier-IS of a run,
-  with the floor, the real-data IS and the classifier's hash and test accuracy.
+              seed: int = 0, classifier=None, of: str = "prior") -> dict:
+  """Classifier-FID (n images vs the first n test images) and classifier-IS of a run's prior
+  samples (of='prior') or of its reconstructions of the first n test images
+  (of='reconstructions': any decoding run, e.g. a VQ-VAE or an AE, which have no prior), with
+  the floor, the real-data IS and the classifier's hash and test accuracy.
 
   Raises:
-    ScoreError: n < 2, an AE or classifier run (no prior to sample), no classifier for the run's
-      dataset, or a classifier trained on another image shape.
+    ScoreError: n < 2, no prior to sample (of='prior' on an AE, VQ-VAE or classifier run), no
+      decoder (of='reconstructions' on a classifier), no classifier for the run's dataset, or a
+      classifier trained on another image shape.
   classifier: load_classifier(classifier_dir) when the caller holds it already.
   """
   if n < 2:
     raise ScoreError(f"--n must be >= 2 (a covariance needs two points), got {n}")
   config, objective, params, _, epoch = evaluate.restore_run(workdir)
-  if not objective.has_posterior:
+  if of == "prior" and not objective.has_posterior:
     raise ScoreError(f"{workdir} holds a model.kind={config.model.kind} run, which has no prior "
-                     "to sample; score a VAE or CVAE run")
+                     "to sample; score its reconstructions (--of reconstructions) or a VAE run")
+  if not objective.can_decode:
+    raise ScoreError(f"{workdir} holds a {config.model.kind} run, which decodes nothing; score "
+                     "a VAE, AE or VQ-VAE run")
   dataset, data_dir = config.data.name, config.data.data_dir or None
   clf_dir = Path(classifier_dir) if classifier_dir else default_classifier_dir(dataset)
   classifier = classifier or load_classifier(clf_dir)
@@ -129,9 +148,15 @@ def score_run(workdir: str | Path, n: int = 10000, classifier_dir: str | Path | 
                      f"{tuple(clf_shape)}, the run {dataset} images {tuple(shape)}; train a "
                      f"classifier with --config.data.name={dataset} and pass it as --classifier")
   ref = _references(classifier, dataset, n, data_dir)
-  samples = prior_samples(objective, params, n, jax.random.key(seed), config.model.latent_dim)
+  if of == "prior":
+    samples = prior_samples(objective, params, n, jax.random.key(seed),
+                            objective.model.latent_dim)
+  else:
+    test_x, test_y = data.load_split(dataset, "test", data_dir)
+    samples = reconstructions(objective, params, test_x[:n], test_y[:n], jax.random.key(seed))
   f_samples, p_samples = classifier_outputs(classifier[1], classifier[2], samples)
   return {"workdir": str(workdir), "epoch": epoch, "dataset": dataset, "n": n, "seed": seed,
+          "of": of,
           "fid": metrics.fid(f_samples, ref["f_test"]),
           "is": metrics.inception_score(p_samples),
           "fid_floor_train_vs_test": ref["fid_floor_train_vs_test"],
