@@ -148,6 +148,9 @@ def base_config() -> ml_collections.ConfigDict:
       # | never.
       vmap_runs="auto",
       tensorboard=True,  # TensorBoard event files in <workdir>/tensorboard.
+      # Per-layer gradient norm (on a probe batch), parameter norm and update ratio in every
+      # epoch's row (vae_jax/dynamics.py), and the gradient-flow figure.
+      dynamics=False,
       # A step with a non-finite loss or gradient is skipped; after this many in a row the run
       # fails (exit 2, last good checkpoint kept). 0 = never stop.
       max_nonfinite_steps=100,

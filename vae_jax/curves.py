@@ -52,3 +52,43 @@ def schedule_curves(metrics: list[dict], path):
     ax.grid(alpha=0.3)
   fig.tight_layout()
   return plots.save(fig, path)
+
+
+def has_dynamics(metrics: list[dict]) -> bool:
+  """Whether the rows hold the per-layer dynamics of vae_jax.dynamics."""
+  return any(k.startswith("dynamics/grad_norm/") for row in metrics for k in row)
+
+
+def gradient_flow(metrics: list[dict], path):
+  """Per-layer gradient norm (left, log scale: the gradient flow) and update ratio (right) over
+  the epochs, one line per layer, from the rows' 'dynamics/...' entries (vae_jax.dynamics).
+
+  Returns:
+    The PNG path.
+  Raises:
+    ValueError: the rows hold no dynamics (train.dynamics was off).
+  """
+  if not has_dynamics(metrics):
+    raise ValueError("the metrics rows hold no dynamics/ entries; train with "
+                     "--config.train.dynamics=True")
+  epoch = plots.series(metrics, "epoch")
+  layers = sorted({k.split("/", 2)[2] for row in metrics for k in row
+                   if k.startswith("dynamics/grad_norm/")})
+  fig, (ax_g, ax_u) = plt.subplots(1, 2, figsize=(11, 4.2))
+  for i, layer in enumerate(layers):
+    color = f"C{i % 10}"
+    ax_g.plot(epoch, plots.series(metrics, f"dynamics/grad_norm/{layer}"), color=color,
+              lw=1.4, label=layer)
+    ratio = plots.series(metrics, f"dynamics/update_ratio/{layer}")
+    if ratio is not None:
+      ax_u.plot(epoch, ratio, color=color, lw=1.4)
+  ax_g.set_yscale("log")
+  ax_g.set_title("Gradient norm per layer (probe batch)")
+  ax_u.set_yscale("log")
+  ax_u.set_title("Update ratio ‖Δθ‖ / ‖θ‖ per layer, per epoch")
+  for ax in (ax_g, ax_u):
+    ax.set_xlabel("epoch")
+    ax.grid(alpha=0.3)
+  ax_g.legend(frameon=False, fontsize=7)
+  fig.tight_layout()
+  return plots.save(fig, path)

@@ -31,7 +31,7 @@ def write_figures(objective, params, test: dict, history: list[dict], fig_dir: P
   """Writes the figures a run's objective supports into fig_dir; returns their file names.
 
   loss_curves (always); schedules (beta and learning rate per epoch, when either changes:
-  curves.schedule_curves); latent_scatter of test-set latents (posterior means, codes or classifier
+  curves.schedule_curves); gradient_flow (with train.dynamics: curves.gradient_flow); latent_scatter of test-set latents (posterior means, codes or classifier
   features, PCA when the dimension exceeds 2) coloured by class; if the objective can decode:
   reconstructions (originals above decode_mean(latent(x)), with the run's preprocessing, the
   binarization drawn from `key`); if it has a posterior: prior_samples, and for a 2-D latent the
@@ -52,6 +52,9 @@ def write_figures(objective, params, test: dict, history: list[dict], fig_dir: P
   if curves.has_schedule(history):
     curves.schedule_curves(history, fig_dir / "schedules.png")
     written.append("schedules.png")
+  if curves.has_dynamics(history):
+    curves.gradient_flow(history, fig_dir / "gradient_flow.png")
+    written.append("gradient_flow.png")
   k_x, k_z = jax.random.split(key)
   labels = np.asarray(test["label"])
   latent_fn, decode_fn = _programs(objective)

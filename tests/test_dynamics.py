@@ -1,0 +1,48 @@
+"""Training dynamics (vae_jax/dynamics.py): per-layer norms, the hook's rows under the runs axis,
+the gradient-flow figure."""
+
+import json
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from vae_jax import curves, dynamics, runner, sweep
+
+
+def test_layer_norms_group_a_module_kernel_and_bias():
+  tree = {"encoder": {"mlp": {"hidden_0": {"kernel": jnp.full((2, 2), 1.0),
+                                            "bias": jnp.array([2.0, 0.0])}}},
+          "decoder": {"out": {"kernel": jnp.array([[3.0, 4.0]])}}}
+  norms = dynamics.layer_norms(tree)
+  assert set(norms) == {"encoder/mlp/hidden_0", "decoder/out"}
+  np.testing.assert_allclose(norms["encoder/mlp/hidden_0"], np.sqrt(4 + 4), rtol=1e-6)
+  np.testing.assert_allclose(norms["decoder/out"], 5.0, rtol=1e-6)
+
+
+def test_the_dynamics_hook_fills_every_runs_rows_and_draws_the_gradient_flow(tiny, tmp_path):
+  config = tiny(**{"train.dynamics": True, "train.epochs": 3, "eval.iw_samples": 0,
+                   "eval.figures": True})
+  results = sweep.run_sweep(config, ["seed=0,1"], tmp_path / "sw", progress=False)
+  assert {r["summary"]["runs_in_program"] for r in results} == {2}
+  rows = {r["name"]: [json.loads(l) for l in (tmp_path / "sw" / r["name"] / "metrics.jsonl")
+                      .read_text().splitlines()] for r in results}
+  layers = {"encoder/mlp/hidden_0", "encoder/mean", "encoder/logvar", "decoder/mlp/hidden_0",
+            "decoder/out"}
+  for name, run_rows in rows.items():
+    for row in run_rows:
+      for kind in ("grad_norm", "param_norm", "update_ratio"):
+        assert {k.split("/", 2)[2] for k in row if k.startswith(f"dynamics/{kind}/")} == layers
+      assert all(0 < row[f"dynamics/update_ratio/{l}"] < 1 for l in layers)
+  # Each run its own numbers (different seeds), equal to the run alone.
+  assert rows["seed=0"][0]["dynamics/grad_norm/decoder/out"] != rows["seed=1"][0][
+      "dynamics/grad_norm/decoder/out"]
+  alone = tmp_path / "alone"
+  runner.train_and_evaluate(config, alone, progress=False)
+  first = json.loads((alone / "metrics.jsonl").read_text().splitlines()[0])
+  assert first["dynamics/grad_norm/decoder/out"] == pytest.approx(
+      rows["seed=0"][0]["dynamics/grad_norm/decoder/out"], rel=1e-4)
+  assert (alone / "figures" / "gradient_flow.png").is_file()
+  assert curves.has_dynamics(rows["seed=0"])
+  with pytest.raises(ValueError, match="train.dynamics=True"):
+    curves.gradient_flow([{"epoch": 1, "train/loss": 1.0}], tmp_path / "x.png")
