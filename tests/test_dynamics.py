@@ -1,5 +1,5 @@
 """Training dynamics (vae_jax/dynamics.py): per-layer norms, the hook's rows under the runs axis,
-the gradient-flow figure."""
+the gradient-flow figure; live images in TensorBoard at every epoch (vae_jax/live.py)."""
 
 import json
 
@@ -46,3 +46,19 @@ def test_the_dynamics_hook_fills_every_runs_rows_and_draws_the_gradient_flow(tin
   assert curves.has_dynamics(rows["seed=0"])
   with pytest.raises(ValueError, match="train.dynamics=True"):
     curves.gradient_flow([{"epoch": 1, "train/loss": 1.0}], tmp_path / "x.png")
+
+
+def test_live_images_reach_tensorboard_every_epoch_and_change(tiny, tmp_path):
+  from tensorboard.backend.event_processing import event_accumulator  # pylint: disable=g-import-not-at-top
+  config = tiny(**{"train.live_images": True, "train.epochs": 2, "eval.iw_samples": 0,
+                   "train.tensorboard": True})
+  runner.train_and_evaluate(config, tmp_path / "run", progress=False)
+  from tensorboard.util import tensor_util  # pylint: disable=g-import-not-at-top
+  events = event_accumulator.EventAccumulator(  # flax writes images as tf.summary tensors.
+      str(tmp_path / "run" / "tensorboard"), size_guidance={"tensors": 0})
+  events.Reload()
+  for tag in ("live/reconstructions", "live/samples"):
+    images = events.Tensors(tag)
+    assert [i.step for i in images] == [1, 2], tag
+    png = [tensor_util.make_ndarray(i.tensor_proto)[-1] for i in images]  # [w, h, PNG bytes]
+    assert png[0].startswith(b"\x89PNG") and png[0] != png[1]  # They changed over training.

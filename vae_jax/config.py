@@ -151,6 +151,9 @@ def base_config() -> ml_collections.ConfigDict:
       # Per-layer gradient norm (on a probe batch), parameter norm and update ratio in every
       # epoch's row (vae_jax/dynamics.py), and the gradient-flow figure.
       dynamics=False,
+      # Reconstructions and prior samples of fixed inputs in TensorBoard at every epoch
+      # (vae_jax/live.py).
+      live_images=False,
       # A step with a non-finite loss or gradient is skipped; after this many in a row the run
       # fails (exit 2, last good checkpoint kept). 0 = never stop.
       max_nonfinite_steps=100,

@@ -55,6 +55,14 @@ class RunLog:
       files.fault_point("tensorboard")
       self._tb.flush()
 
+  def images(self, images: dict, step: int) -> None:
+    """TensorBoard images at `step`: {tag: float [H, W, C] in [0, 1]} (nothing without
+    TensorBoard or on a process that does not write)."""
+    if self.writer and self._tb is not None:
+      for tag, image in images.items():
+        self._tb.image(tag, np.clip(image, 0.0, 0.999), step, max_outputs=1)
+      self._tb.flush()
+
   def finish(self, summary: dict, figure_dir: Path, figure_names: list[str]) -> None:
     """summary.json; the final metrics as scalars and the figures as images at the last epoch;
     closes the event file."""

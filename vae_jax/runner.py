@@ -32,8 +32,8 @@ import numpy as np
 import tqdm
 
 from vae_jax import (checkpointing, config as config_lib, data, dynamics, evaluate, figures, files,
-                     growth, hooks, locking, loop as loop_lib, models, objectives, parallel,
-                     run_log, signals, streaming, train)
+                     growth, hooks, live, locking, loop as loop_lib, models, objectives,
+                     parallel, run_log, signals, streaming, train)
 from vae_jax.errors import RunError  # noqa: F401  # Raised here; the public name stays.
 
 # Config fields that change how a run is computed or what it keeps, not its results (up to float
@@ -324,6 +324,8 @@ def _run(configs, workdirs, splits, starts, progress, data_seconds, layout) -> l
                         optimizer=c.growth.optimizer)] if c.growth.enabled else []
   if c.train.get("dynamics", False):
     parts.append(dynamics.Dynamics())
+  if c.train.get("live_images", False):
+    parts.append(live.LiveImages(logs))
   parts += [hooks.MetricsLog(logs, configs),
             hooks.NonFiniteGuard(c.train.get("max_nonfinite_steps", 100), nonfinite),
             *([stopping] if stopping else []), checkpointer, hooks.Progress(progress)]
