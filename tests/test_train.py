@@ -170,3 +170,17 @@ def test_host_loop_epoch_equals_scan_epoch_when_steps_do_not_divide(setup, steps
   close = lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)  # noqa: E731
   jax.tree.map(close, state.params, ref_state.params)
   jax.tree.map(close, metrics, ref_metrics)
+
+
+def test_compiled_fn_reports_xla_memory_without_running():
+  calls = []
+
+  def fn(x):
+    calls.append(1)  # Traced once; a call that ran would not trace again anyway.
+    return (x @ x.T).sum()
+
+  f = compiled.CompiledFn(fn)
+  x = jnp.ones((64, 32), jnp.float32)
+  memory = f.memory(x)
+  assert memory["arguments"] == 64 * 32 * 4 and memory["outputs"] == 4
+  assert f.compiles == 1 and float(f(x)) == 64 * 64 * 32 and f.compiles == 1

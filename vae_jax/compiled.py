@@ -25,13 +25,28 @@ class CompiledFn:
   def compiles(self) -> int:
     return len(self._executables)
 
-  def __call__(self, *args):
+  def compile(self, *args):
+    """The executable for these arguments' signature, compiled now if it is new (not run)."""
     leaves, treedef = jax.tree.flatten(args)
     signature = (treedef, tuple((jnp.shape(x), jnp.result_type(x)) for x in leaves))
     if signature not in self._executables:
       start = time.perf_counter()
       self._executables[signature] = self._jitted.lower(*args).compile()
       self.compile_seconds += time.perf_counter() - start
-    return self._executables[signature](*args)
+    return self._executables[signature]
+
+  def memory(self, *args) -> dict:
+    """XLA's memory analysis of the executable for these arguments, in bytes: 'arguments',
+    'outputs', 'temporaries', 'generated_code' (compiled if new; {} where the backend reports
+    none)."""
+    stats = self.compile(*args).memory_analysis()
+    if stats is None:
+      return {}
+    return {"arguments": stats.argument_size_in_bytes, "outputs": stats.output_size_in_bytes,
+            "temporaries": stats.temp_size_in_bytes,
+            "generated_code": stats.generated_code_size_in_bytes}
+
+  def __call__(self, *args):
+    return self.compile(*args)(*args)
 
 
