@@ -62,3 +62,14 @@ def test_live_images_reach_tensorboard_every_epoch_and_change(tiny, tmp_path):
     assert [i.step for i in images] == [1, 2], tag
     png = [tensor_util.make_ndarray(i.tensor_proto)[-1] for i in images]  # [w, h, PNG bytes]
     assert png[0].startswith(b"\x89PNG") and png[0] != png[1]  # They changed over training.
+
+
+def test_posterior_histograms_draw_one_column_per_dimension(tmp_path):
+  rng = np.random.default_rng(0)
+  mean, logvar = rng.normal(size=(500, 6)), rng.normal(-2, 0.1, size=(500, 6))
+  wide = curves.plt.imread(curves.posterior_histograms(mean, logvar, tmp_path / "a.png"))
+  narrow = curves.plt.imread(curves.posterior_histograms(mean[:, :2], logvar[:, :2],
+                                                         tmp_path / "b.png"))
+  assert wide.shape[1] > 2 * narrow.shape[1]  # Six dimensions drawn side by side, not two.
+  with pytest.raises(ValueError, match="one shape"):
+    curves.posterior_histograms(mean, logvar[:, :2], tmp_path / "c.png")
