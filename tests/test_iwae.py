@@ -114,7 +114,7 @@ def test_iwae_config_builds_the_objective_and_refuses_bad_fields():
   assert (objective.num_samples, objective.estimator) == (50, "dreg")
   for override, message in (("objective.estimator=rws", "unknown objective.estimator"),
                             ("objective.num_samples=0", "objective.num_samples must be >= 1"),
-                            ("model.kind=ae", "needs model.kind=vae or cvae")):
+                            ("model.kind=ae", "needs model.kind=vae, cvae or hvae")):
     bad = config_lib.apply_overrides(config.copy_and_resolve_references(), [override])
     with pytest.raises(config_lib.ConfigError, match=message):
       config_lib.validate(bad)

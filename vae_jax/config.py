@@ -367,16 +367,6 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
       raise ConfigError(f"unknown {name} {value!r}; choose one of {', '.join(sorted(known))}")
   schedules.validate_config(config)
   objectives.validate_config(config)
-  has_posterior = config.model.kind in ("vae", "cvae", "hvae", "mvae")
-  if config.eval.iw_samples and (not has_posterior or config.model.likelihood
-                                 not in distributions.NORMALIZED_LIKELIHOODS):
-    raise ConfigError(f"eval.iw_samples={config.eval.iw_samples} needs a VAE with a normalized "
-                      f"likelihood ({', '.join(distributions.NORMALIZED_LIKELIHOODS)}), not "
-                      f"model.kind={config.model.kind} with model.likelihood="
-                      f"{config.model.likelihood}; set --config.eval.iw_samples=0")
-  if config.eval.elbo_samples and not has_posterior:
-    raise ConfigError(f"eval.elbo_samples > 0 needs model.kind=vae or cvae (model.kind="
-                      f"{config.model.kind} has no ELBO); set --config.eval.elbo_samples=0")
   if config.model.kind in models.LABELLED_KINDS and data.num_classes(config.data.name) < 2:
     raise ConfigError(f"model.kind={config.model.kind} needs class labels, which data.name="
                       f"{config.data.name} does not have; pick a labelled dataset or model.kind=vae")
@@ -392,32 +382,10 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   if es.patience and es.metric.startswith("val/") and not (config.data.validation_size or vf):
     raise ConfigError(f"train.early_stopping.metric={es.metric} needs a validation split; set "
                       "--config.data.validation_size (e.g. 5000) or another metric")
-  if config.model.kind == "hvae" and (config.growth.enabled or config.model.prior != "standard"):
-    raise ConfigError("model.kind=hvae has no growth and no VampPrior; set "
-                      "--config.growth.enabled=False --config.model.prior=standard")
-  if config.model.prior != "standard" and config.model.kind != "vae":
-    raise ConfigError(f"model.prior={config.model.prior} needs model.kind=vae, got "
-                      f"{config.model.kind}; set --config.model.prior=standard")
   if es.patience and config.growth.enabled:
     raise ConfigError("train.early_stopping with growth.enabled is not supported (the best state "
                       "may have other widths); set --config.train.early_stopping.patience=0")
-  g = config.growth
-  if g.enabled:
-    if config.model.encoder.kind != "mlp":
-      raise ConfigError(f"growth.enabled needs model.encoder.kind=mlp (growth widens MLP hidden "
-                        f"layers), got {config.model.encoder.kind}; set --config.growth.enabled=False")
-    n = len(config.model.encoder.widths)
-    for name in ("increments", "final_widths", "narrow_to"):
-      if len(g[name]) != n or min(g[name]) < (0 if name == "increments" else 1):
-        raise ConfigError(f"growth.{name}={tuple(g[name])} needs {n} entries (one per encoder "
-                          "hidden layer), positive; set --config.growth." + name)
-    if g.every_epochs < 1 or g.narrow_at < 0:
-      raise ConfigError(f"growth.every_epochs must be >= 1 and growth.narrow_at >= 0, got "
-                        f"{g.every_epochs}, {g.narrow_at}")
-    for name, known in (("keep", growth.KEEP_POLICIES), ("outgoing_init", growth.OUTGOING_INITS),
-                        ("optimizer", growth.OPTIMIZER_POLICIES)):
-      if g[name] not in known:
-        raise ConfigError(f"unknown growth.{name} {g[name]!r}; choose one of {', '.join(known)}")
+  growth.validate_config(config)
   try:  # Sizes that do not fit the images (e.g. a conv decoder on 28x28 with 3 stride-2 layers).
     conditional = config.model.kind in models.LABELLED_KINDS
     models.build_model(config.model, data.image_shape(config.data.name),

@@ -20,6 +20,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from vae_jax.errors import ConfigError
+
 OUTGOING_INITS = ("he", "zeros")
 OPTIMIZER_POLICIES = ("pad", "reset")
 KEEP_POLICIES = ("first", "largest_norm")
@@ -222,3 +224,29 @@ def schedule(start: Sequence[int], num_epochs: int, *, every_epochs: int,
   """
   return Schedule(start, num_epochs, every_epochs=every_epochs, increments=increments,
                   final=final, narrow_at=narrow_at, narrow_to=narrow_to)
+
+
+def validate_config(config) -> None:
+  """Checks the config's growth section against its MLP encoder (growth.enabled only).
+
+  Raises:
+    ConfigError: naming the bad field and the fix.
+  """
+  g = config.growth
+  if not g.enabled:
+    return
+  if config.model.encoder.kind != "mlp":
+    raise ConfigError(f"growth.enabled needs model.encoder.kind=mlp (growth widens MLP hidden "
+                      f"layers), got {config.model.encoder.kind}; set --config.growth.enabled=False")
+  n = len(config.model.encoder.widths)
+  for name in ("increments", "final_widths", "narrow_to"):
+    if len(g[name]) != n or min(g[name]) < (0 if name == "increments" else 1):
+      raise ConfigError(f"growth.{name}={tuple(g[name])} needs {n} entries (one per encoder "
+                        "hidden layer), positive; set --config.growth." + name)
+  if g.every_epochs < 1 or g.narrow_at < 0:
+    raise ConfigError(f"growth.every_epochs must be >= 1 and growth.narrow_at >= 0, got "
+                      f"{g.every_epochs}, {g.narrow_at}")
+  for name, known in (("keep", KEEP_POLICIES), ("outgoing_init", OUTGOING_INITS),
+                      ("optimizer", OPTIMIZER_POLICIES)):
+    if g[name] not in known:
+      raise ConfigError(f"unknown growth.{name} {g[name]!r}; choose one of {', '.join(known)}")

@@ -168,7 +168,9 @@ def from_config(config, image_shape, encoder_widths=None, *, num_classes: int = 
 
 
 def validate_config(config) -> None:
-  """Checks objective.name, num_samples and estimator against the model.
+  """Checks the objective and evaluation fields against the model: objective.name,
+  num_samples and estimator; eval.iw_samples and elbo_samples (a posterior and a normalized
+  likelihood); the model kinds that combine (hvae, model.prior).
 
   Raises:
     ConfigError: naming the bad field and the fix.
@@ -180,7 +182,7 @@ def validate_config(config) -> None:
   if o.name == "iwae":
     if config.model.kind not in ("vae", "cvae", "hvae") or config.model.likelihood not in (
         dist.NORMALIZED_LIKELIHOODS):
-      raise ConfigError("objective.name=iwae needs model.kind=vae or cvae with a normalized "
+      raise ConfigError("objective.name=iwae needs model.kind=vae, cvae or hvae with a normalized "
                         f"likelihood, not {config.model.kind} with {config.model.likelihood}; "
                         "set --config.objective.name=elbo")
     if o.num_samples < 1:
@@ -192,3 +194,19 @@ def validate_config(config) -> None:
     if o.estimator not in iwae.ESTIMATORS:
       raise ConfigError(f"unknown objective.estimator {o.estimator!r}; choose one of "
                         f"{', '.join(iwae.ESTIMATORS)}")
+  has_posterior = config.model.kind in ("vae", "cvae", "hvae", "mvae")
+  if config.eval.iw_samples and (not has_posterior or config.model.likelihood
+                                 not in dist.NORMALIZED_LIKELIHOODS):
+    raise ConfigError(f"eval.iw_samples={config.eval.iw_samples} needs a VAE with a normalized "
+                      f"likelihood ({', '.join(dist.NORMALIZED_LIKELIHOODS)}), not "
+                      f"model.kind={config.model.kind} with model.likelihood="
+                      f"{config.model.likelihood}; set --config.eval.iw_samples=0")
+  if config.eval.elbo_samples and not has_posterior:
+    raise ConfigError(f"eval.elbo_samples > 0 needs model.kind=vae or cvae (model.kind="
+                      f"{config.model.kind} has no ELBO); set --config.eval.elbo_samples=0")
+  if config.model.kind == "hvae" and (config.growth.enabled or config.model.prior != "standard"):
+    raise ConfigError("model.kind=hvae has no growth and no VampPrior; set "
+                      "--config.growth.enabled=False --config.model.prior=standard")
+  if config.model.prior != "standard" and config.model.kind != "vae":
+    raise ConfigError(f"model.prior={config.model.prior} needs model.kind=vae, got "
+                      f"{config.model.kind}; set --config.model.prior=standard")
