@@ -155,3 +155,16 @@ def tfds():
   import tensorflow_datasets  # pylint: disable=g-import-not-at-top
 
   return tensorflow_datasets
+
+
+def jittered(params, dtype=None, scale: float = 0.3, seed: int = 3):
+  """params (cast to dtype, e.g. float64 for gradient checks) plus N(0, scale^2) noise on every
+  leaf: zero-initialized biases would put ReLUs on their kink, where autodiff and finite
+  differences rightly disagree."""
+  import jax  # pylint: disable=g-import-not-at-top
+
+  leaves, tree = jax.tree.flatten(params)
+  keys = jax.random.split(jax.random.key(seed), len(leaves))
+  return jax.tree.unflatten(tree, [
+      p.astype(dtype or p.dtype) + scale * jax.random.normal(k, p.shape, dtype or p.dtype)
+      for p, k in zip(leaves, keys)])

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from jax.test_util import check_grads
 
+from conftest import jittered
 from vae_jax import distributions as dist, models, objectives, train
 
 SHAPE = (3, 4, 1)
@@ -23,11 +24,7 @@ def _objective(inference, dims=(2, 2), num_samples=1):
 
 
 def _params(objective, dtype=jnp.float32):
-  params = objective.init_params(jax.random.key(0), SHAPE)
-  leaves, tree = jax.tree.flatten(params)
-  keys = jax.random.split(jax.random.key(3), len(leaves))
-  return jax.tree.unflatten(tree, [p.astype(dtype) + 0.3 * jax.random.normal(k, p.shape, dtype)
-                                   for p, k in zip(leaves, keys)])
+  return jittered(objective.init_params(jax.random.key(0), SHAPE), dtype)
 
 
 def _batch(n=2):

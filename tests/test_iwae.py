@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from jax.test_util import check_grads
 
+from conftest import jittered
 from vae_jax import config as config_lib, distributions as dist, iwae, models, objectives
 
 SHAPE = (3, 4, 1)
@@ -22,11 +23,7 @@ def _model(latent_dim=2):
 
 
 def _jittered(model, dtype=jnp.float32):
-  params = models.init_params(model, jax.random.key(0), SHAPE)
-  leaves, tree = jax.tree.flatten(params)
-  keys = jax.random.split(jax.random.key(3), len(leaves))
-  return jax.tree.unflatten(tree, [p.astype(dtype) + 0.3 * jax.random.normal(k, p.shape, dtype)
-                                   for p, k in zip(leaves, keys)])
+  return jittered(models.init_params(model, jax.random.key(0), SHAPE), dtype)
 
 
 def _images(n=4, dtype=jnp.float32):
