@@ -32,6 +32,7 @@ def _batch(n=2):
           "label": jnp.zeros((n,), jnp.int32)}
 
 
+@pytest.mark.slow  # float64 finite differences: seconds of compute.
 @pytest.mark.parametrize("inference, k", [("bottom_up", 1), ("ladder", 3)])
 def test_hierarchical_gradients_in_float64(inference, k):
   objective = _objective(inference, num_samples=k)

@@ -30,6 +30,7 @@ def _images(n=4, dtype=jnp.float32):
   return jax.random.bernoulli(jax.random.key(1), 0.4, (n, *SHAPE)).astype(dtype)
 
 
+@pytest.mark.slow  # float64 finite differences: seconds of compute.
 @pytest.mark.parametrize("estimator", ["iwae", "dreg"])
 def test_iwae_gradients_match_finite_differences_in_float64(estimator):
   model = _model()

@@ -31,6 +31,7 @@ def _objective():
   return vae_jax.objectives.MultimodalObjective(model, label_weight=5.0)
 
 
+@pytest.mark.slow  # float64 finite differences: seconds of compute.
 def test_multimodal_gradients_in_float64():
   objective = _objective()
   with jax.enable_x64(True):

@@ -36,6 +36,7 @@ def test_the_mixture_density_matches_a_direct_sum():
                              rtol=1e-5, atol=1e-4)
 
 
+@pytest.mark.slow  # float64 finite differences: seconds of compute.
 def test_vampprior_objective_gradients_in_float64():
   objective = _objective()
   with jax.enable_x64(True):
