@@ -11,7 +11,7 @@ import flax
 import jax
 import jax.numpy as jnp
 
-from vae_jax import distributions as dist, iwae
+from vae_jax import bounds, distributions as dist, iwae
 from vae_jax.models import vqvae
 from vae_jax.objective_base import _Base
 
@@ -182,16 +182,6 @@ class MultimodalObjective(_Base):
   def iw_bound(self, params, batch, key, num_samples: int, chunk_size: int,
                unroll: bool = False) -> jax.Array:
     """The image's IWAE bound [B] under q(z | x), nats (the label is not read)."""
-    x, _, k_z = self.inputs(batch, key)
-    m = self.model
-    mean, logvar = m.apply({"params": params}, x, method=m.encode)
-    log_lik = dist.log_likelihood_fn(self.likelihood)
-
-    def log_weights(k, c):
-      z = dist.reparameterize(k, jnp.broadcast_to(mean, (c, *mean.shape)),
-                              jnp.broadcast_to(logvar, (c, *logvar.shape)))
-      return (log_lik(iwae.decode_many(m, params, z), x) + dist.log_normal_standard(z)
-              - dist.log_normal_diag(z, mean, logvar))
-
-    return iwae.log_mean_exp_chunked(log_weights, k_z, num_samples, chunk_size, x.shape[0],
-                                     x.dtype, unroll)
+    x, _, k_z = self.inputs(batch, key)  # model.encode is q(z | x): the image's expert alone.
+    return bounds.iwae_bound(self.model, params, x, k_z, num_samples, chunk_size=chunk_size,
+                             likelihood=self.likelihood, unroll=unroll)
