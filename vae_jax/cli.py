@@ -6,6 +6,7 @@ exit with status 2.
   vae-jax evaluate --workdir DIR [--k 5000]
   vae-jax sample --workdir DIR --n 64 --out FILE
   vae-jax score --workdir DIR [--n 10000] [--classifier DIR] [--of prior|reconstructions]
+  vae-jax explore --workdir DIR [--port 8765] [--host 127.0.0.1] [--num-test 2000]
   vae-jax data import NAME --from DIR|ARCHIVE [--data-dir D]
 """
 
@@ -76,6 +77,16 @@ def _parser() -> argparse.ArgumentParser:
   c.add_argument("--of", choices=("prior", "reconstructions"), default="prior",
                  help="score prior samples, or reconstructions of the first n test images (AE, "
                       "VQ-VAE: no prior)")
+
+  x = sub.add_parser("explore", help="a local web page to explore a VAE / CVAE / AE run's latent "
+                     "space (sliders, a plane, interpolation, prior samples); needs "
+                     "pip install 'vae_jax[explore]'")
+  x.add_argument("--workdir", required=True)
+  x.add_argument("--port", type=int, default=8765, help="0 picks a free port")
+  x.add_argument("--host", default="127.0.0.1",
+                 help="address to bind (default localhost only; 0.0.0.0 exposes the run)")
+  x.add_argument("--num-test", type=int, default=2000,
+                 help="test images encoded for the KL order, the plane and interpolation")
 
   d = sub.add_parser("data", help="dataset tools")
   dsub = d.add_subparsers(dest="data_command", required=True, parser_class=_Parser)
@@ -182,6 +193,20 @@ def _score(args):
                                      of=args.of)))
 
 
+def _explore(args):
+  from vae_jax import explore, explore_app  # pylint: disable=import-outside-toplevel
+  if not 0 <= args.port <= 65535:
+    raise UsageError(f"--port must be in 0..65535, got {args.port}")
+  explore_app.require_flask()  # Refused before the test set is encoded.
+  server = explore_app.make_server(explore.Explorer(args.workdir, args.num_test), args.host,
+                                   args.port)
+  print(f"vae-jax explore: http://{args.host}:{server.server_port}/ (Ctrl-C stops)", flush=True)
+  try:
+    server.serve_forever()
+  finally:
+    server.server_close()
+
+
 def _data_import(args):
   from vae_jax import importers  # pylint: disable=import-outside-toplevel
   path = importers.import_dataset(args.name, args.src, args.data_dir)
@@ -202,6 +227,8 @@ def run(argv: list[str]) -> None:
     _sample(args)
   elif args.command == "score":
     _score(args)
+  elif args.command == "explore":
+    _explore(args)
   else:
     _data_import(args)
 

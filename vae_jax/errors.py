@@ -28,6 +28,10 @@ class ScoreError(ValueError):
   """A score (FID / IS, anomaly score) cannot be computed from the given runs."""
 
 
+class ExploreError(ValueError):
+  """A run the latent explorer cannot show, or a request outside the run's ranges."""
+
+
 def one_line(e: BaseException, limit: int = 300) -> str:
   """An exception's text on one line (whitespace collapsed), at most `limit` characters: for
   embedding a library's error in one of ours."""
@@ -35,4 +39,5 @@ def one_line(e: BaseException, limit: int = 300) -> str:
   return text if len(text) <= limit else text[:limit] + "..."
 
 
-USER_ERRORS = (ConfigError, DataError, RunError, CheckpointError, LockedError, ScoreError)
+USER_ERRORS = (ConfigError, DataError, RunError, CheckpointError, LockedError, ScoreError,
+               ExploreError)

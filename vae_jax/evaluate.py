@@ -276,6 +276,23 @@ class RestoredRun(NamedTuple):
   epoch: int
 
 
+def run_config(workdir: str | Path):
+  """The config (ConfigDict, defaults filled in) of a run directory made from a config.
+
+  Raises:
+    checkpointing.CheckpointError: no config.json, or an unreadable one.
+  """
+  workdir = Path(workdir)
+  if not (workdir / "config.json").is_file():
+    raise checkpointing.CheckpointError(f"{workdir} is not a run directory (no config.json); pass "
+                                        "--workdir of a run made by vae-jax train")
+  try:
+    return config_lib.with_defaults(json.loads((workdir / "config.json").read_text()))
+  except (ValueError, TypeError, AttributeError, KeyError) as e:
+    raise checkpointing.CheckpointError(f"{workdir}/config.json is unreadable ({e}); "
+                                        "retrain into a fresh --workdir") from None
+
+
 def restore_run(workdir: str | Path) -> RestoredRun:
   """The RestoredRun of a run directory made from a config: its best checkpoint when the run
   used early stopping (the state its summary reports), else its latest.
@@ -284,14 +301,7 @@ def restore_run(workdir: str | Path) -> RestoredRun:
     checkpointing.CheckpointError: no run directory, no checkpoint, or unreadable checkpoint.
   """
   workdir = Path(workdir)
-  if not (workdir / "config.json").is_file():
-    raise checkpointing.CheckpointError(f"{workdir} is not a run directory (no config.json); pass "
-                                        "--workdir of a run made by vae-jax train")
-  try:
-    config = config_lib.with_defaults(json.loads((workdir / "config.json").read_text()))
-  except (ValueError, TypeError, AttributeError, KeyError) as e:
-    raise checkpointing.CheckpointError(f"{workdir}/config.json is unreadable ({e}); "
-                                        "retrain into a fresh --workdir") from None
+  config = run_config(workdir)
   best = checkpointing.latest_epoch(workdir, checkpointing.BEST) is not None
   directory = checkpointing.BEST if best else checkpointing.LATEST
   epoch, meta = checkpointing.restore_meta(workdir, directory=directory)
