@@ -18,14 +18,16 @@ from vae_jax import analysis, cli, errors, explore, explore_app, runner
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory, mnist_data_dir):
-  """Workdirs of a tiny VAE and CVAE trained for one epoch on real MNIST."""
+  """Workdirs of a tiny VAE, CVAE and AE trained for one epoch on real MNIST."""
   from conftest import tiny_config  # pylint: disable=import-outside-toplevel
   root = tmp_path_factory.mktemp("explore")
-  for kind in ("vae", "cvae"):
+  for kind in ("vae", "cvae", "ae"):
     overrides = {"model.kind": kind, "train.batch_size": 128, "data.train_subset": 1024}
+    if kind == "ae":
+      overrides["eval.iw_samples"] = 0
     runner.train_and_evaluate(tiny_config(mnist_data_dir, **overrides), root / kind,
                               progress=False)
-  return {kind: root / kind for kind in ("vae", "cvae")}
+  return {kind: root / kind for kind in ("vae", "cvae", "ae")}
 
 
 @pytest.fixture(scope="module")
@@ -91,6 +93,21 @@ def test_a_cvae_decodes_the_chosen_class(runs):
   with pytest.raises(errors.ExploreError, match="label in 0..9"):
     ex.decode(z)
   assert ex.interpolate(0, 1, steps=3).shape == (3, 28, 28, 1)  # Image 0's label by default.
+
+
+def test_an_autoencoder_orders_its_codes_by_variance_and_has_no_prior(runs):
+  ex = explore.Explorer(runs["ae"], num_test=100)
+  variances = ex.means_NxZ.astype(np.float64).var(0)
+  assert [d.index for d in ex.dimensions] == list(np.argsort(-variances, kind="stable"))
+  for d in ex.dimensions:  # Sliders span the codes' mean +- 3 sd; no KL without a posterior.
+    mean, sd = ex.means_NxZ[:, d.index].mean(), np.sqrt(variances[d.index])
+    assert np.isnan(d.kl) and (d.low, d.high) == pytest.approx(
+        (mean - explore.SLIDER_SDS * sd, mean + explore.SLIDER_SDS * sd), rel=1e-4)
+  assert ex.decode(ex.means_NxZ[:2]).shape == (2, 28, 28, 1)
+  with pytest.raises(errors.ExploreError, match="no prior"):
+    ex.prior_samples(4)
+  info = explore_app.info(ex)
+  assert not info["has_posterior"] and all(d["kl"] is None for d in info["dimensions"])
 
 
 def _copy_config(run, workdir, **fields):
