@@ -94,6 +94,36 @@ def gradient_flow(metrics: list[dict], path):
   return plots.save(fig, path)
 
 
+def parameter_evolution(metrics: list[dict], path):
+  """Per-layer parameter norm ||theta|| over the epochs (left) and relative to its first recorded
+  epoch (right), one line per layer, from the rows' 'dynamics/param_norm/...' entries.
+
+  Returns:
+    The PNG path.
+  Raises:
+    ValueError: the rows hold no dynamics (train.dynamics was off).
+  """
+  if not has_dynamics(metrics):
+    raise ValueError("the metrics rows hold no dynamics/ entries; train with "
+                     "--config.train.dynamics=True")
+  epoch = plots.series(metrics, "epoch")
+  layers = sorted({k.split("/", 2)[2] for row in metrics for k in row
+                   if k.startswith("dynamics/param_norm/")})
+  fig, (ax_n, ax_r) = plt.subplots(1, 2, figsize=(11, 4.2))
+  for i, layer in enumerate(layers):
+    norm = plots.series(metrics, f"dynamics/param_norm/{layer}")
+    ax_n.plot(epoch, norm, color=f"C{i % 10}", lw=1.4, label=layer)
+    ax_r.plot(epoch, norm / norm[0], color=f"C{i % 10}", lw=1.4)
+  ax_n.set_title("Parameter norm ‖θ‖ per layer")
+  ax_r.set_title(f"‖θ‖ relative to epoch {int(epoch[0])}")
+  for ax in (ax_n, ax_r):
+    ax.set_xlabel("epoch")
+    ax.grid(alpha=0.3)
+  ax_n.legend(frameon=False, fontsize=7)
+  fig.tight_layout()
+  return plots.save(fig, path)
+
+
 def posterior_histograms(mean_NxZ, logvar_NxZ, path, max_dims: int = 8):
   """Histograms of the posterior means mu_j and standard deviations sigma_j = exp(logvar_j / 2)
   over N test images, one panel pair per latent dimension (the first `max_dims` by KL order is

@@ -293,18 +293,20 @@ def run_config(workdir: str | Path):
                                         "retrain into a fresh --workdir") from None
 
 
-def restore_run(workdir: str | Path) -> RestoredRun:
-  """The RestoredRun of a run directory made from a config: its best checkpoint when the run
+def restore_run(workdir: str | Path, epoch: int | None = None) -> RestoredRun:
+  """The RestoredRun of a run directory made from a config: the checkpoint of `epoch` when given
+  (one of checkpointing.all_epochs(workdir): the kept ones), else its best checkpoint when the run
   used early stopping (the state its summary reports), else its latest.
 
   Raises:
-    checkpointing.CheckpointError: no run directory, no checkpoint, or unreadable checkpoint.
+    checkpointing.CheckpointError: no run directory, no checkpoint (of that epoch), or an
+      unreadable one.
   """
   workdir = Path(workdir)
   config = run_config(workdir)
-  best = checkpointing.latest_epoch(workdir, checkpointing.BEST) is not None
+  best = epoch is None and checkpointing.latest_epoch(workdir, checkpointing.BEST) is not None
   directory = checkpointing.BEST if best else checkpointing.LATEST
-  epoch, meta = checkpointing.restore_meta(workdir, directory=directory)
+  epoch, meta = checkpointing.restore_meta(workdir, epoch, directory=directory)
   image_shape = data.image_shape(config.data.name)
   objective = objectives.from_config(config, image_shape, meta.get("encoder_widths"),
                                     num_classes=data.num_classes(config.data.name))

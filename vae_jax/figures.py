@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from vae_jax import curves, plots
+from vae_jax import conv_views, curves, plots
 
 
 @functools.lru_cache(maxsize=8)
@@ -31,8 +31,11 @@ def write_figures(objective, params, test: dict, history: list[dict], fig_dir: P
   """Writes the figures a run's objective supports into fig_dir; returns their file names.
 
   loss_curves (always); schedules (beta and learning rate per epoch, when either changes:
-  curves.schedule_curves); gradient_flow (with train.dynamics: curves.gradient_flow); latent_scatter of test-set latents (posterior means, codes or classifier
-  features, PCA when the dimension exceeds 2) coloured by class; if the objective can decode:
+  curves.schedule_curves); gradient_flow and parameter_evolution (with train.dynamics:
+  curves.gradient_flow, curves.parameter_evolution); for a conv encoder filters (its first-layer
+  filters) and feature_maps (of the first test image, conv_views); latent_scatter of test-set
+  latents (posterior means, codes or classifier features, PCA when the dimension exceeds 2)
+  coloured by class; if the objective can decode:
   reconstructions (originals above decode_mean(latent(x)), with the run's preprocessing, the
   binarization drawn from `key`); if it has a posterior: prior_samples, and for a 2-D latent the
   decoded manifold. A conditional model's samples use labels 0, 1, 2, ... in turn.
@@ -54,7 +57,8 @@ def write_figures(objective, params, test: dict, history: list[dict], fig_dir: P
     written.append("schedules.png")
   if curves.has_dynamics(history):
     curves.gradient_flow(history, fig_dir / "gradient_flow.png")
-    written.append("gradient_flow.png")
+    curves.parameter_evolution(history, fig_dir / "parameter_evolution.png")
+    written += ["gradient_flow.png", "parameter_evolution.png"]
   k_x, k_z = jax.random.split(key)
   labels = np.asarray(test["label"])
   latent_fn, decode_fn = _programs(objective)
@@ -77,6 +81,13 @@ def write_figures(objective, params, test: dict, history: list[dict], fig_dir: P
   plots.image_rows([np.asarray(originals), np.asarray(recon)], fig_dir / "reconstructions.png",
                    row_labels=["original", "reconstruction"])
   written.append("reconstructions.png")
+  if conv_views.conv_kernels(params):  # A conv encoder: its filters and one image's maps.
+    conv_views.filter_evolution({0: conv_views.first_layer_filters(params)},
+                                fig_dir / "filters.png")
+    maps = conv_views.feature_maps(objective.model, params, originals[0],
+                                   first["label"][0] if objective.conditional else None)
+    conv_views.feature_map_figure(np.asarray(originals[0]), maps, fig_dir / "feature_maps.png")
+    written += ["filters.png", "feature_maps.png"]
   if not objective.has_posterior:
     return written
   latent_dim = latents.shape[1]
@@ -95,3 +106,21 @@ def write_figures(objective, params, test: dict, history: list[dict], fig_dir: P
                         + (" (label 0)" if num_classes else ""))
     written.append("manifold.png")
   return written
+
+
+def filter_evolution(workdir, path, max_filters: int = 16):
+  """The first-layer conv filters of every kept checkpoint of a run (checkpointing.all_epochs;
+  `--config.train.keep_checkpoints=0` keeps every epoch), one row per epoch, drawn by
+  conv_views.filter_evolution.
+
+  Returns:
+    The PNG path.
+  Raises:
+    checkpointing.CheckpointError: no run or no checkpoint. ValueError: no conv encoder.
+  """
+  from vae_jax import checkpointing, evaluate  # pylint: disable=import-outside-toplevel
+  kernels = {e: conv_views.first_layer_filters(evaluate.restore_run(workdir, e).params)
+             for e in checkpointing.all_epochs(workdir)}
+  if not kernels:
+    raise checkpointing.CheckpointError(f"no checkpoint in {workdir}; train first")
+  return conv_views.filter_evolution(kernels, path, max_filters)

@@ -323,7 +323,7 @@ def _run(configs, workdirs, splits, starts, progress, data_seconds, layout) -> l
   parts = [hooks.Growth(schedule, outgoing_init=c.growth.outgoing_init, keep=c.growth.keep,
                         optimizer=c.growth.optimizer)] if c.growth.enabled else []
   if c.train.get("dynamics", False):
-    parts.append(dynamics.Dynamics())
+    parts.append(dynamics.Dynamics(logs=logs))
   if c.train.get("live_images", False):
     parts.append(live.LiveImages(logs))
   parts += [hooks.MetricsLog(logs, configs),
