@@ -2,10 +2,12 @@
 
 import json
 
+from matplotlib import pyplot as plt
+import numpy as np
 import pytest
 
 from conftest import tiny_config
-from vae_jax import cli, runner
+from vae_jax import cli, metrics, runner
 from test_cli import _fails
 
 
@@ -16,6 +18,7 @@ def trained(mnist_data_dir, tmp_path_factory):
   runs = {}
   for name, overrides in (
       ("vae", {}), ("ae", {"model.kind": "ae", "model.likelihood": "mse"}),
+      ("vae_3", {"train.epochs": 3, "train.keep_checkpoints": 0}),
       ("vqvae", {"model.kind": "vqvae", "model.vq.num_codes": 16, "model.vq.code_dim": 2}),
       ("classifier", {"model.kind": "classifier", "model.encoder.kind": "conv",
                       "model.encoder.features": "4,8", "model.classifier_hidden": 16}),
@@ -40,6 +43,32 @@ def test_score_prints_fid_is_floor_and_hash(capsys, trained):
                    "--classifier", trained["classifier"]]) == 0
   again = json.loads(capsys.readouterr().out)
   assert again["fid"] == out["fid"] and again["classifier_hash"] == out["classifier_hash"]
+
+
+def test_score_over_training_scores_every_kept_checkpoint_and_draws_the_curves(capsys, trained):
+  assert cli.main(["score", "--workdir", trained["vae_3"], "--n", "200", "--over-training",
+                   "--classifier", trained["classifier"]]) == 0
+  captured = capsys.readouterr()
+  scores = [json.loads(line) for line in captured.out.splitlines()]
+  assert [s["epoch"] for s in scores] == [1, 2, 3]
+  assert len({s["fid"] for s in scores}) == 3  # Each epoch its own params.
+  for s in scores:
+    assert s["diversity"] > 0 and s["diversity_test"] > 0 and sum(s["label_histogram"]) == 200
+    assert len(s["label_histogram"]) == 10
+  assert len({s["diversity_test"] for s in scores}) == 1  # One reference for every epoch.
+  figure = captured.err.strip().splitlines()[-1]
+  assert figure.endswith("scores_over_training.png")
+  image = plt.imread(figure)
+  assert image.shape[1] > 3 * image.shape[0] and image.std() > 0  # Four panels side by side.
+
+
+def test_mean_pairwise_distance_and_label_histogram():
+  x = np.array([[0.0, 0.0], [3.0, 4.0], [0.0, 0.0]])
+  assert metrics.mean_pairwise_distance(x) == pytest.approx((5 + 0 + 5) / 3)
+  assert metrics.mean_pairwise_distance(np.repeat(x, 1000, 0), max_points=500) > 0
+  with pytest.raises(ValueError, match="N >= 2"):
+    metrics.mean_pairwise_distance(x[:1])
+  assert metrics.label_histogram(np.eye(3)[[0, 2, 2]]) == [1, 0, 2]
 
 
 def test_score_of_reconstructions_serves_runs_without_a_prior(capsys, trained):

@@ -6,6 +6,7 @@ exit with status 2.
   vae-jax evaluate --workdir DIR [--k 5000]
   vae-jax sample --workdir DIR --n 64 --out FILE
   vae-jax score --workdir DIR [--n 10000] [--classifier DIR] [--of prior|reconstructions]
+                [--over-training]
   vae-jax explore --workdir DIR [--port 8765] [--host 127.0.0.1] [--num-test 2000]
   vae-jax data import NAME --from DIR|ARCHIVE [--data-dir D]
 """
@@ -77,6 +78,9 @@ def _parser() -> argparse.ArgumentParser:
   c.add_argument("--of", choices=("prior", "reconstructions"), default="prior",
                  help="score prior samples, or reconstructions of the first n test images (AE, "
                       "VQ-VAE: no prior)")
+  c.add_argument("--over-training", action="store_true",
+                 help="score every kept checkpoint (one JSON line each) and draw "
+                      "WORKDIR/figures/scores_over_training.png")
 
   x = sub.add_parser("explore", help="a local web page to explore a VAE / CVAE / AE run's latent "
                      "space (sliders, a plane, interpolation, prior samples); needs "
@@ -189,8 +193,16 @@ def _sample(args):
 
 def _score(args):
   from vae_jax import scoring  # pylint: disable=import-outside-toplevel
-  print(json.dumps(scoring.score_run(args.workdir, args.n, args.classifier, args.seed,
-                                     of=args.of)))
+  if not args.over_training:
+    print(json.dumps(scoring.score_run(args.workdir, args.n, args.classifier, args.seed,
+                                       of=args.of)))
+    return
+  from vae_jax import curves  # pylint: disable=import-outside-toplevel
+  scores = scoring.score_over_training(args.workdir, args.n, args.classifier, args.seed, args.of)
+  for score in scores:
+    print(json.dumps(score))
+  print(curves.scores_over_training(scores, Path(args.workdir) / "figures" /
+                                    "scores_over_training.png"), file=sys.stderr)
 
 
 def _explore(args):

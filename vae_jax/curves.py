@@ -153,3 +153,40 @@ def posterior_histograms(mean_NxZ, logvar_NxZ, path, max_dims: int = 8):
                "(red: the N(0, 1) prior)", fontsize=10)
   fig.tight_layout()
   return plots.save(fig, path)
+
+
+def scores_over_training(scores: list[dict], path):
+  """Classifier-FID (with the train-vs-test floor), classifier-IS (with the real test images'
+  IS) and sample diversity (mean pairwise feature distance, with the test images') over the
+  epochs of scoring.score_over_training's dicts, and the classifier's label histogram of the
+  last epoch's samples.
+
+  Returns:
+    The PNG path.
+  Raises:
+    ValueError: no scores.
+  """
+  if not scores:
+    raise ValueError("no scores to draw; score at least one checkpoint")
+  epoch = [s["epoch"] for s in scores]
+  fig, axes = plt.subplots(1, 4, figsize=(17, 3.8))
+  for ax, key, ref, title in ((axes[0], "fid", "fid_floor_train_vs_test", "classifier-FID"),
+                              (axes[1], "is", "is_real_test", "classifier-IS"),
+                              (axes[2], "diversity", "diversity_test", "sample diversity")):
+    ax.plot(epoch, [s[key] for s in scores], "o-", color="C0", label=scores[0]["of"])
+    ax.axhline(scores[0][ref], color="C3", ls="--", lw=1,
+               label="train vs test" if key == "fid" else "test images")
+    ax.set_title(title)
+    ax.set_xlabel("epoch")
+    ax.grid(alpha=0.3)
+    ax.legend(frameon=False, fontsize=8)
+  axes[2].set_ylabel("mean pairwise feature distance")
+  counts = scores[-1]["label_histogram"]
+  axes[3].bar(range(len(counts)), counts, color="C0")
+  axes[3].axhline(scores[-1]["n"] / len(counts), color="C3", ls="--", lw=1, label="uniform")
+  axes[3].set_xticks(range(len(counts)))
+  axes[3].set_title(f"classifier's labels of the samples, epoch {scores[-1]['epoch']}")
+  axes[3].legend(frameon=False, fontsize=8)
+  fig.suptitle(f"n = {scores[0]['n']:,}, classifier {scores[0]['classifier_hash']}", fontsize=9)
+  fig.tight_layout()
+  return plots.save(fig, path)

@@ -90,6 +90,29 @@ def inception_score(probs_NxK) -> float:
   return float(np.exp(kl.mean()))
 
 
+def mean_pairwise_distance(features_NxD, max_points: int = 2000, seed: int = 0) -> float:
+  """Mean Euclidean distance between distinct pairs of feature vectors (scipy's pdist), float64,
+  over a seeded subset of at most `max_points` of them: a sample-diversity measure (compare the
+  samples' value with the test images' through the same classifier features).
+
+  Raises:
+    ValueError: not [N >= 2, D].
+  """
+  from scipy.spatial.distance import pdist  # pylint: disable=import-outside-toplevel
+  x = np.asarray(features_NxD, np.float64)
+  if x.ndim != 2 or len(x) < 2:
+    raise ValueError(f"need features [N >= 2, D], got shape {x.shape}")
+  if len(x) > max_points:
+    x = x[np.random.default_rng(seed).choice(len(x), max_points, replace=False)]
+  return float(pdist(x).mean())
+
+
+def label_histogram(probs_NxK) -> list[int]:
+  """How many of the N points the classifier assigns to each of the K classes (argmax): [K]."""
+  p = np.asarray(probs_NxK)
+  return np.bincount(p.argmax(axis=1), minlength=p.shape[1]).tolist()
+
+
 def auroc(scores_positive, scores_negative) -> float:
   """Area under the ROC curve of a score that should be higher on the positives (e.g. anomalies
   scored by −ELBO), by scikit-learn's roc_auc_score: 1 when every positive outscores every

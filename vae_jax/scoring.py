@@ -113,15 +113,20 @@ def reference_scores(classifier, dataset: str, n: int, data_dir=None) -> dict:
   f_train, _ = classifier_outputs(objective, params, train_x)
   f_test, p_test = classifier_outputs(objective, params, test_x)
   return {"fid_floor_train_vs_test": metrics.fid(f_train, f_test),
-          "is_real_test": metrics.inception_score(p_test), "f_test": f_test}
+          "is_real_test": metrics.inception_score(p_test), "f_test": f_test,
+          "diversity_test": metrics.mean_pairwise_distance(f_test)}
 
 
 def score_run(workdir: str | Path, n: int = 10000, classifier_dir: str | Path | None = None,
-              seed: int = 0, classifier=None, of: str = "prior") -> dict:
+              seed: int = 0, classifier=None, of: str = "prior", epoch: int | None = None) -> dict:
   """Classifier-FID (n images vs the first n test images) and classifier-IS of a run's prior
   samples (of='prior') or of its reconstructions of the first n test images
   (of='reconstructions': any decoding run, e.g. a VQ-VAE or an AE, which have no prior), with
-  the floor, the real-data IS and the classifier's hash and test accuracy.
+  the floor, the real-data IS and the classifier's hash and test accuracy; sample diversity:
+  'diversity' (metrics.mean_pairwise_distance of the images' classifier features) beside
+  'diversity_test' (of the first n test images), and 'label_histogram' (the classifier's class
+  counts of the n images). `epoch`: score that kept checkpoint (default: the run's best or
+  latest, as evaluate.restore_run).
 
   Raises:
     ScoreError: n < 2, no prior to sample (of='prior' on an AE, VQ-VAE or classifier run), no
@@ -131,7 +136,7 @@ def score_run(workdir: str | Path, n: int = 10000, classifier_dir: str | Path | 
   """
   if n < 2:
     raise ScoreError(f"--n must be >= 2 (a covariance needs two points), got {n}")
-  config, objective, params, _, epoch = evaluate.restore_run(workdir)
+  config, objective, params, _, epoch = evaluate.restore_run(workdir, epoch)
   if of == "prior" and not objective.has_posterior:
     raise ScoreError(f"{workdir} holds a model.kind={config.model.kind} run, which has no prior "
                      "to sample; score its reconstructions (--of reconstructions) or a VAE run")
@@ -161,8 +166,31 @@ def score_run(workdir: str | Path, n: int = 10000, classifier_dir: str | Path | 
           "is": metrics.inception_score(p_samples),
           "fid_floor_train_vs_test": ref["fid_floor_train_vs_test"],
           "is_real_test": ref["is_real_test"],
+          "diversity": metrics.mean_pairwise_distance(f_samples),
+          "diversity_test": ref["diversity_test"],
+          "label_histogram": metrics.label_histogram(p_samples),
           "classifier": str(clf_dir),
           "classifier_hash": metrics.params_hash(classifier[2]),
           "classifier_test_accuracy": 1.0 - classifier[3]["eval/error"],
           "metric": "classifier-FID / classifier-IS (features and probabilities of the in-repo "
                     "CNN classifier, not Inception)"}
+
+
+def score_over_training(workdir: str | Path, n: int = 10000,
+                        classifier_dir: str | Path | None = None, seed: int = 0,
+                        of: str = "prior") -> list[dict]:
+  """score_run of every kept checkpoint of a run (checkpointing.all_epochs), oldest first: FID,
+  IS and diversity over training (`--config.train.keep_checkpoints=0` keeps every epoch).
+
+  Raises:
+    ScoreError: as score_run. checkpointing.CheckpointError: no checkpoint.
+  """
+  from vae_jax import checkpointing  # pylint: disable=import-outside-toplevel
+  epochs = sorted(checkpointing.all_epochs(workdir))
+  if not epochs:
+    raise checkpointing.CheckpointError(f"no checkpoint in {workdir}; train first")
+  config = evaluate.run_config(workdir)
+  clf_dir = classifier_dir or default_classifier_dir(config.data.name)
+  classifier = load_classifier(clf_dir)
+  return [score_run(workdir, n, clf_dir, seed, classifier=classifier, of=of, epoch=e)
+          for e in epochs]
