@@ -11,7 +11,7 @@ from conftest import tiny_config
 from vae_jax import cli, config as config_lib
 
 REPO = Path(__file__).resolve().parents[1]
-MNIST_MLP = str(REPO / "experiments" / "configs" / "mnist_mlp.py")
+MNIST_MLP = str(config_lib.CONFIG_DIR / "mnist_mlp.py")
 
 
 @pytest.fixture
@@ -150,3 +150,26 @@ def test_console_script_exit_status_and_no_traceback(tmp_path):
   assert proc.returncode == 2
   assert "Traceback" not in proc.stderr
   assert proc.stderr.strip().splitlines()[-1].startswith("vae-jax: error: bad override")
+
+
+def test_configs_are_found_by_name_and_listed(capsys, tmp_path, monkeypatch):
+  monkeypatch.chdir(tmp_path)  # No checkout here: the names resolve inside the package.
+  assert config_lib.config_path("mnist_mlp") == config_lib.CONFIG_DIR / "mnist_mlp.py"
+  assert config_lib.load_config("mnist_mlp").to_json() == config_lib.load_config(MNIST_MLP).to_json()
+  assert cli.main(["configs"]) == 0
+  listing = dict(line.split(None, 1) for line in capsys.readouterr().out.splitlines())
+  assert set(listing) == {p.stem for p in config_lib.CONFIG_DIR.glob("*.py")} - {"__init__"}
+  assert listing["mnist_mlp"].startswith("the MNIST VAE of pytorch/examples")
+  assert all("\n" not in v and len(v) < 150 for v in listing.values())
+  _fails(capsys, ["train", "--config", "mnist_mpl"], "no config named mnist_mpl",
+         "did you mean mnist_mlp?", "vae-jax configs")
+  _fails(capsys, ["train", "--config", "nowhere/mnist_mlp.py"], "nowhere/mnist_mlp.py not found")
+  assert not list(tmp_path.iterdir())  # Nothing written.
+
+
+def test_version_comes_from_the_installed_distribution(capsys):
+  from importlib import metadata  # pylint: disable=import-outside-toplevel
+  with pytest.raises(SystemExit) as e:
+    cli.main(["--version"])
+  assert e.value.code == 0
+  assert capsys.readouterr().out.strip() == f"vae-jax {metadata.version('vae_jax')}"

@@ -6,7 +6,7 @@ import pytest
 
 from vae_jax import config as config_lib
 
-CONFIGS = sorted((Path(__file__).resolve().parents[1] / "experiments" / "configs").glob("*.py"))
+CONFIGS = sorted(p for p in config_lib.CONFIG_DIR.glob("*.py") if p.stem != "__init__")
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)

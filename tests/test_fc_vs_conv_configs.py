@@ -13,7 +13,7 @@ import pytest
 
 from vae_jax import config as config_lib, data, evaluate, runner
 
-CONFIGS = Path(__file__).resolve().parents[1] / "experiments" / "configs"
+CONFIGS = config_lib.CONFIG_DIR
 # Kept from the configs; everything else is shrunk for a seconds-long CPU run.
 _TINY = {
     "fc_vs_conv_fc": ["model.encoder.widths=32,16", "model.decoder.widths=16,32"],

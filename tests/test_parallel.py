@@ -15,7 +15,7 @@ from conftest import FAST_COMPILE
 from vae_jax import cli, config as config_lib, parallel, run_log, runner, streaming
 
 REPO = Path(__file__).resolve().parents[1]
-MNIST_MLP = str(REPO / "experiments" / "configs" / "mnist_mlp.py")
+MNIST_MLP = str(config_lib.CONFIG_DIR / "mnist_mlp.py")
 
 # The 8-device process: an mnist_mlp run of 2 epochs, the compiled epoch's all-reduce, and the
 # one-line refusal of a batch that does not divide over the devices.

@@ -91,7 +91,7 @@ def test_exclude_classes_drops_them_from_train_and_validation_not_test(tiny):
 
 
 def test_mnist_mlp_reproduces_its_golden_numbers(mnist_data_dir, tmp_path):
-  """experiments/configs/mnist_mlp.py, seed 0: the test loss of epochs 1-3 is the one every
+  """vae_jax/configs/mnist_mlp.py, seed 0: the test loss of epochs 1-3 is the one every
   version since the first has printed (tests/golden.json), through the whole config path."""
   import os, subprocess, sys  # pylint: disable=g-import-not-at-top,multiple-imports
   from conftest import FAST_COMPILE  # pylint: disable=g-import-not-at-top
@@ -102,7 +102,7 @@ def test_mnist_mlp_reproduces_its_golden_numbers(mnist_data_dir, tmp_path):
                       "XLA_FLAGS": os.environ.get("XLA_FLAGS", "").replace(FAST_COMPILE, "")}
   proc = subprocess.run(
       [sys.executable, "-m", "vae_jax.cli", "train", "--config",
-       str(root / "experiments" / "configs" / "mnist_mlp.py"), "--workdir",
+       str(config_lib.CONFIG_DIR / "mnist_mlp.py"), "--workdir",
        str(tmp_path / "golden"), "--no-progress", f"--config.data.data_dir={mnist_data_dir}",
        "--config.train.epochs=3", "--config.eval.iw_samples=0", "--config.train.tensorboard=False",
        "--config.eval.figures=False"], capture_output=True, text=True, timeout=600, env=env)

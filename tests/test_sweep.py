@@ -33,7 +33,7 @@ def test_parse_and_group_by_program():
 ])
 def test_bad_sweep_is_one_line_exit_2_and_writes_nothing(tmp_path, capsys, args, message):
   workdir = tmp_path / "sweep"
-  code = cli.main(["train", "--config", "experiments/configs/mnist_mlp.py", "--workdir",
+  code = cli.main(["train", "--config", "vae_jax/configs/mnist_mlp.py", "--workdir",
                    str(workdir), *args])
   err = capsys.readouterr().err
   assert code == 2 and message in err and err.count("\n") == 1, err

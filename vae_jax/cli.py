@@ -1,7 +1,8 @@
 """The `vae-jax` command: parse, validate, dispatch. Errors the user can fix print one line and
 exit with status 2.
 
-  vae-jax train --config FILE [--config.a.b=VALUE ...] [--sweep KEY=V1,V2 ...] [--workdir DIR]
+  vae-jax configs                                 (the shipped configs, by name)
+  vae-jax train --config NAME|FILE [--config.a.b=VALUE ...] [--sweep KEY=V1,V2 ...] [--workdir DIR]
                 [--resume] [--reuse] [--distributed]
   vae-jax evaluate --workdir DIR [--k 5000]
   vae-jax sample --workdir DIR --n 64 --out FILE
@@ -39,12 +40,16 @@ class _Parser(argparse.ArgumentParser):
 
 def _parser() -> argparse.ArgumentParser:
   p = _Parser(prog="vae-jax", description="Variational autoencoders in JAX.")
+  p.add_argument("--version", action="version", version=f"vae-jax {_version()}")
   sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+  sub.add_parser("configs", help="list the shipped configs (--config NAME) with their summary")
 
   t = sub.add_parser("train", help="train a model from a config file",
                      epilog="Override any config field with --config.KEY=VALUE, "
                             "e.g. --config.optim.lr=3e-4 --config.model.encoder.widths=512,256")
-  t.add_argument("--config", required=True, help="ml_collections config file (get_config())")
+  t.add_argument("--config", required=True,
+                 help="a shipped config's name (vae-jax configs lists them) or an "
+                      "ml_collections config file defining get_config()")
   t.add_argument("--workdir", help="run directory (default checkpoints/<config name>)")
   t.add_argument("--resume", action="store_true", help="continue from the latest checkpoint")
   t.add_argument("--sweep", action="append", default=[], metavar="KEY=V1,V2,...",
@@ -101,6 +106,23 @@ def _parser() -> argparse.ArgumentParser:
                       "official cifar-10-binary.tar.gz or its extracted folder")
   i.add_argument("--data-dir", help="TFDS data dir (default $TFDS_DATA_DIR or ~/tensorflow_datasets)")
   return p
+
+
+def _version() -> str:
+  """The installed distribution's version (pyproject.toml is its one source)."""
+  from importlib import metadata  # pylint: disable=import-outside-toplevel
+  try:
+    return metadata.version("vae_jax")
+  except metadata.PackageNotFoundError:
+    return "unknown (not installed; pip install -e .)"
+
+
+def _configs(_args):
+  from vae_jax import config as config_lib  # pylint: disable=import-outside-toplevel
+  named = config_lib.named_configs()
+  width = max(map(len, named))
+  for name, summary in named.items():
+    print(f"{name:<{width}}  {summary}")
 
 
 def split_config_overrides(argv: list[str]) -> tuple[list[str], list[str]]:
@@ -241,6 +263,8 @@ def run(argv: list[str]) -> None:
     _score(args)
   elif args.command == "explore":
     _explore(args)
+  elif args.command == "configs":
+    _configs(args)
   else:
     _data_import(args)
 

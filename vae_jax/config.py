@@ -10,6 +10,7 @@ import difflib
 import importlib.util
 import json
 import math
+import re
 from pathlib import Path
 
 import ml_collections
@@ -178,20 +179,52 @@ def base_config() -> ml_collections.ConfigDict:
   return ml_collections.ConfigDict(c)
 
 
+CONFIG_DIR = Path(__file__).resolve().parent / "configs"  # The named configs (package data).
+
+
+def named_configs() -> dict[str, str]:
+  """{name: a one-line summary} of the configs shipped in vae_jax/configs/: the first clause of
+  each docstring (up to its first ': ', '. ' or '; '), without a leading 'name:'."""
+  out = {}
+  for path in sorted(CONFIG_DIR.glob("*.py")):
+    if path.stem != "__init__":
+      doc = " ".join((ast.get_docstring(ast.parse(path.read_text())) or "").split())
+      doc = re.sub(rf"^{re.escape(path.stem)}( \([^)]*\))?: ", "", doc)
+      out[path.stem] = re.split(r"(?<=\S)(?:: |\. |; )", doc, maxsplit=1)[0].rstrip(".")
+  return out
+
+
+def config_path(name_or_path: str | Path) -> Path:
+  """The file of a config: a path as given, or a name of named_configs() (`mnist_mlp`).
+
+  Raises:
+    ConfigError: neither an existing file nor a shipped config's name.
+  """
+  path = Path(name_or_path)
+  if path.is_file() or path.suffix == ".py" or len(path.parts) > 1:
+    if not path.is_file():
+      raise ConfigError(f"config file {path} not found; pass --config with a file such as "
+                        "my_config.py or a shipped config's name (vae-jax configs lists them)")
+    return path
+  if (CONFIG_DIR / f"{path.name}.py").is_file() and path.name != "__init__":
+    return CONFIG_DIR / f"{path.name}.py"
+  near = difflib.get_close_matches(path.name, list(named_configs()), n=1)
+  raise ConfigError(f"no config named {path.name}" + (f" (did you mean {near[0]}?)" if near else "")
+                    + "; pass a shipped config's name (vae-jax configs lists them) or a .py file")
+
+
 def load_config(path: str | Path) -> ml_collections.ConfigDict:
-  """Imports a config file and returns its `get_config()`.
+  """Imports a config file (or a shipped config by name, see config_path) and returns its
+  `get_config()`.
 
   Raises:
     ConfigError: the file is missing, fails to import or has no get_config().
   """
-  path = Path(path)
-  if not path.is_file():
-    raise ConfigError(f"config file {path} not found; pass --config with a file such as "
-                      "experiments/configs/mnist_mlp.py")
+  path = config_path(path)
   spec = importlib.util.spec_from_file_location(f"_vae_jax_config_{path.stem}", path)
   if spec is None or path.suffix != ".py":
     raise ConfigError(f"config file {path} is not a Python file; pass --config with a .py file "
-                      "defining get_config(), such as experiments/configs/mnist_mlp.py")
+                      "defining get_config(), such as vae_jax/configs/mnist_mlp.py")
   module = importlib.util.module_from_spec(spec)
   try:
     spec.loader.exec_module(module)

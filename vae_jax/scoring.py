@@ -23,7 +23,7 @@ BATCH = 500
 
 def default_classifier_dir(dataset: str) -> Path:
   """Where `vae-jax score` looks for the classifier of a dataset: checkpoints/classifier_<name>
-  (the workdir `vae-jax train --config experiments/configs/classifier_<name>.py` uses)."""
+  (the workdir `vae-jax train --config vae_jax/configs/classifier_<name>.py` uses)."""
   return Path("checkpoints") / f"classifier_{dataset}"
 
 
@@ -36,12 +36,12 @@ def load_classifier(workdir: str | Path):
   workdir = Path(workdir)
   if not (workdir / "summary.json").is_file():
     raise ScoreError(f"no trained classifier in {workdir}; train one with vae-jax train "
-                     f"--config experiments/configs/classifier_<dataset>.py --workdir {workdir}, "
+                     f"--config vae_jax/configs/classifier_<dataset>.py --workdir {workdir}, "
                      "or pass --classifier DIR")
   config, objective, params, _, _ = evaluate.restore_run(workdir)
   if config.model.kind != "classifier":
     raise ScoreError(f"{workdir} holds a {config.model.kind} run, not a classifier; pass "
-                     "--classifier with a run of experiments/configs/classifier_<dataset>.py")
+                     "--classifier with a run of vae_jax/configs/classifier_<dataset>.py")
   try:
     summary = json.loads((workdir / "summary.json").read_text())
   except ValueError:

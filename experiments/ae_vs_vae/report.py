@@ -219,7 +219,7 @@ def readme_text(args, summary, rows, run_dir, score=None):
       "pixels (+ KL for the VAE). 6,000 of the 60,000 training images (split seed 0, identical for "
       "every run) are held out for validation. AdamW, lr 1e-3, weight decay 0.01 (PyTorch's "
       f"default), batch 1024, {_joined(r['epoch'] for r in runs)} epochs. Config: "
-      "`experiments/configs/ae_vs_vae.py`. "
+      "`vae_jax/configs/ae_vs_vae.py`. "
       f"The {len(st.seeds)} seeds of each (model, latent size) train together in one compiled "
       "program (`jax.vmap` over the seed axis, `runner.train_and_evaluate_seeds`).",
       "",

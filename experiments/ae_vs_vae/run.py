@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # experiments/: `c
 from common import study  # noqa: E402  pylint: disable=wrong-import-position
 
 HERE = Path(__file__).parent
-CONFIG = HERE.parent / "configs" / "ae_vs_vae.py"
+CONFIG = HERE.resolve().parents[1] / "vae_jax" / "configs" / "ae_vs_vae.py"
 RUNS = Path("checkpoints") / "ae_vs_vae"
 KINDS = ("ae", "vae")
 CLASSES = tuple(range(10))

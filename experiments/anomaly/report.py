@@ -113,7 +113,7 @@ def write(args, groups) -> Path:
   lines = [
       *study.readme_head("Anomaly detection with VAE likelihoods", command, SOURCE,
                          " and their cached scores"),
-      f"- Model: the mnist_mlp VAE (`experiments/configs/mnist_mlp.py`: 784-"
+      f"- Model: the mnist_mlp VAE (`vae_jax/configs/mnist_mlp.py`: 784-"
       f"{'-'.join(map(str, cfg.model.encoder.widths))}-{cfg.model.latent_dim}, Bernoulli "
       f"likelihood on grayscale pixels, {cfg.optim.name} lr {cfg.optim.lr:g}, batch "
       f"{cfg.train.batch_size}, {cfg.train.epochs} epoch{'s' if cfg.train.epochs > 1 else ''}, "

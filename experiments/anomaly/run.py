@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # experiments/: `c
 from common import study  # noqa: E402  # pylint: disable=wrong-import-position
 
 HERE = Path(__file__).parent
-CONFIG = HERE.parent / "configs" / "mnist_mlp.py"
+CONFIG = HERE.resolve().parents[1] / "vae_jax" / "configs" / "mnist_mlp.py"
 RUNS = Path("checkpoints") / "anomaly"
 
 

@@ -5,7 +5,7 @@ PyTorch conv VAE of exactly the same shape, on MNIST / Fashion-MNIST zero-padded
       [--batch-sizes 64 128] [--epochs 2] [--train-images N] [--threads T] [--skip-transpose]
 
 Compared (the study's p1: Adam lr 1e-3, latent 128; every batch size given):
-  vae_jax: experiments/configs/fc_vs_conv_conv.py as the trainer runs it (epochs.ChunkedEpoch of
+  vae_jax: vae_jax/configs/fc_vs_conv_conv.py as the trainer runs it (epochs.ChunkedEpoch of
     train.steps_per_call steps per program, model.decoder.upsample='auto': 'col2im' transposed
     convs (GEMM + overlap-add) on the CPU, model.conv_batch_chunks=0: slices of about 16 images);
     vae_jax_phase: the same with the 3x3 'phase' transposed convs; vae_jax_unchunked: col2im on
@@ -50,7 +50,7 @@ from vae_jax import config as config_lib, data, models, objectives, train
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import epoch_time  # noqa: E402  # pylint: disable=g-import-not-at-top
 
-CONFIG = Path(__file__).resolve().parents[1] / "configs" / "fc_vs_conv_conv.py"
+CONFIG = config_lib.CONFIG_DIR / "fc_vs_conv_conv.py"
 
 
 class TorchConvVAE(nn.Module):

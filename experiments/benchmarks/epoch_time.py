@@ -2,7 +2,7 @@
 a config (default mnist_mlp: 784-400-20, Adam 1e-3) at the given batch sizes; optionally the
 IW-NLL time at K importance samples.
 
-  python experiments/benchmarks/epoch_time.py [--config experiments/configs/mnist_mlp.py]
+  python experiments/benchmarks/epoch_time.py [--config vae_jax/configs/mnist_mlp.py]
       [--epochs 5] [--batch-sizes 128 1024] [--iw-k 5000] [--config.KEY=VALUE ...]
 
 Uses the config's real dataset from the TFDS data dir when it is prepared there, else random
@@ -45,7 +45,7 @@ def time_epochs(objective, tx, hparams, dataset, shape, batch_size: int, epochs:
 
 def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--config", default="experiments/configs/mnist_mlp.py")
+  parser.add_argument("--config", default="vae_jax/configs/mnist_mlp.py")
   parser.add_argument("--epochs", type=int, default=5, help="timed epochs after the first")
   parser.add_argument("--batch-sizes", type=int, nargs="+", default=[128, 1024])
   parser.add_argument("--iw-k", type=int, default=0, help="also time IW-NLL with this K (0: skip)")

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-CONFIG = REPO / "experiments" / "configs" / "mnist_mlp.py"
+CONFIG = Path(__file__).resolve().parents[2] / "vae_jax" / "configs" / "mnist_mlp.py"
 
 
 def _worker(images: int, k: int, sharded: bool) -> None:

@@ -18,7 +18,7 @@ import numpy as np
 
 from vae_jax import config as config_lib, data, evaluate, objectives, train
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+CONFIGS = config_lib.CONFIG_DIR
 MIB = 2.0 ** 20
 
 

@@ -27,7 +27,7 @@ import tempfile
 import time
 from pathlib import Path
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+CONFIGS = Path(__file__).resolve().parents[2] / "vae_jax" / "configs"
 ARMS = ("growth_fixed", "growth_approach1", "growth_approach2")
 
 

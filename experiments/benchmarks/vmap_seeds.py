@@ -6,7 +6,7 @@ study).
       [--config FILE] [--config.KEY=VALUE ...]
 
 e.g. the fc_vs_conv conv VAE with its convs looped over the runs axis or vmapped into grouped
-convs: --config experiments/configs/fc_vs_conv_conv.py --config.data.name=mnist_32
+convs: --config vae_jax/configs/fc_vs_conv_conv.py --config.data.name=mnist_32
 --config.model.latent_dim=128 --config.data.train_subset=6400 --config.model.conv_runs=loop|vmap
 
 Prints compile seconds, median steady-state epoch seconds of the vmapped program (all S seeds)
@@ -25,7 +25,7 @@ import jax.numpy as jnp
 
 from vae_jax import cli, config as config_lib, data, evaluate, objectives, runner, train
 
-CONFIG = Path(__file__).resolve().parents[1] / "configs" / "ae_vs_vae.py"
+CONFIG = config_lib.CONFIG_DIR / "ae_vs_vae.py"
 
 
 def _time(programs, state, dataset, keys, hparams, active, epochs):

@@ -25,7 +25,7 @@ from epoch_time import time_epochs  # noqa: E402  # pylint: disable=g-import-not
 
 from vae_jax import config as config_lib, data, models, objectives, train  # noqa: E402
 
-CONFIG = Path(__file__).resolve().parents[1] / "configs" / "mnist_mlp.py"
+CONFIG = config_lib.CONFIG_DIR / "mnist_mlp.py"
 MODELS = {  # name -> overrides of mnist_mlp (binarized, batch 100)
     "VAE": [],
     "IWAE K=1": ["objective.name=iwae", "objective.num_samples=1"],

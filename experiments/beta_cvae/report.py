@@ -405,7 +405,7 @@ def write(args) -> Path:
   lines = [
       *study.readme_head("beta_cvae: β-VAE, latent-size ablation, conditional VAE and "
                          "latent-space analysis", command, SOURCE),
-      f"- Model (`experiments/configs/beta_cvae.py`): a VAE on {cfg.data.name} "
+      f"- Model (`vae_jax/configs/beta_cvae.py`): a VAE on {cfg.data.name} "
       f"{'×'.join(map(str, test[0].shape[1:]))}: "
       + (f"4×4 stride-2 convs 1→{'→'.join(map(str, cfg.model.encoder.features))} ({down}) + "
          "ReLU" if cfg.model.encoder.kind == "conv" else

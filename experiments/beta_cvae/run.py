@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # experiments/: `c
 from common import study  # noqa: E402  # pylint: disable=wrong-import-position
 
 HERE = Path(__file__).parent
-CONFIG = HERE.parent / "configs" / "beta_cvae.py"
+CONFIG = HERE.resolve().parents[1] / "vae_jax" / "configs" / "beta_cvae.py"
 RUNS = Path("checkpoints") / "beta_cvae"
 GROUPS = ("beta", "solo", "cvae", "latent")
 

@@ -293,7 +293,7 @@ def score_note(scores, dataset: str) -> str:
   clf = scoring.default_classifier_dir(dataset)
   if scored is None:
     return (f"classifier-FID / IS: no classifier in {clf}; train it (`vae-jax train --config "
-            f"experiments/configs/classifier_{dataset}.py --workdir {clf}`) and re-render with "
+            f"vae_jax/configs/classifier_{dataset}.py --workdir {clf}`) and re-render with "
             "`--reuse`.")
   return (f"classifier-FID / IS (`vae-jax score`, n = {scored['n']}): Fréchet distance between "
           "the penultimate features of the in-repo CNN classifier for prior samples (decoder "

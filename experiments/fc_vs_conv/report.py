@@ -204,7 +204,7 @@ def write(args, group_dir, set_overrides) -> Path:
          "CIFAR-10 and CelebA are not at hand; the study's own datasets run with the commands "
          "under 'CIFAR-10 and CelebA')" if not {"cifar10", "celeb_a"} & set(args.dataset)
          else "") + ".", "",
-      "- Models (`experiments/configs/fc_vs_conv_fc.py`, `fc_vs_conv_conv.py`): FC-VAE "
+      "- Models (`vae_jax/configs/fc_vs_conv_fc.py`, `fc_vs_conv_conv.py`): FC-VAE "
       f"flatten → {' → '.join(map(str, cfg['model']['encoder']['widths']))} → (μ, log σ²) and "
       "mirrored (the write-up gives no widths: ours); conv VAE 4×4 stride-2 convs "
       f"C→{'→'.join(map(str, cfg['model']['encoder']['features']))} (32→16→8→4), dense to "

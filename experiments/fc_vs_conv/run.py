@@ -31,7 +31,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # experiments/: `c
 from common import study  # noqa: E402  # pylint: disable=wrong-import-position
 
 HERE = Path(__file__).parent
-CONFIGS = {m: HERE.parent / "configs" / f"fc_vs_conv_{m}.py" for m in ("fc", "conv")}
+CONFIGS = {m: HERE.resolve().parents[1] / "vae_jax" / "configs" / f"fc_vs_conv_{m}.py"
+           for m in ("fc", "conv")}
 RUNS = Path("checkpoints") / "fc_vs_conv"
 # The study's parameter sets: (batch size, learning rate, latent size).
 SETS = {"p1": (64, 1e-3, 128), "p2": (128, 5e-4, 128), "p3": (64, 5e-4, 256)}

@@ -29,7 +29,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # experiments/: `common`.
 
 HERE = Path(__file__).parent
-CONFIGS = HERE.parent / "configs"
+CONFIGS = HERE.resolve().parents[1] / "vae_jax" / "configs"
 RUNS = Path("checkpoints") / "growth"
 
 ARMS = {  # name -> (config file, overrides)
@@ -69,7 +69,7 @@ def overrides(name, epochs, user=()):
     if key in own_values and value != own_values[key]:
       raise ValueError(f"--override {item} conflicts with run {name!r}, which sets "
                        f"{key}={own_values[key]}; drop the override (for approach 1 with "
-                       f"{key}={value}, train experiments/configs/growth_approach1.py with "
+                       f"{key}={value}, train vae_jax/configs/growth_approach1.py with "
                        "vae-jax train)")
   defaults = ABLATION_DEFAULTS if name in ABLATIONS else []
   return [*defaults, *user, *own, f"train.epochs={epochs}", "train.vmap_runs=never"]

@@ -22,7 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # experiments/: `common`.
 
 HERE = Path(__file__).parent
-CONFIGS = HERE.parent / "configs"
+CONFIGS = HERE.resolve().parents[1] / "vae_jax" / "configs"
 RUNS = Path("checkpoints") / "mnist"
 
 
@@ -60,7 +60,7 @@ def _dir(runs, name, seed):
 
 def train_group(name, args):
   """The seeds of one config, each trained alone (train.vmap_runs=never: the results are those of
-  `vae-jax train --config experiments/configs/<name>.py`, which vmapped seeds equal only up to
+  `vae-jax train --config vae_jax/configs/<name>.py`, which vmapped seeds equal only up to
   float rounding)."""
   from common import study  # pylint: disable=import-outside-toplevel
   results, seconds = study.train_sweep(CONFIGS / f"{name}.py", ["train.vmap_runs=never"],

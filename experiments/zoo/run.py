@@ -24,10 +24,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # experiments/: `common`.
 
 HERE = Path(__file__).parent
-CONFIG = HERE.parent / "configs" / "zoo.py"
+CONFIG = HERE.resolve().parents[1] / "vae_jax" / "configs" / "zoo.py"
 RUNS = Path("checkpoints") / "zoo"
 IWAE = ["objective.name=iwae"]
-# name -> (overrides of experiments/configs/zoo.py, published IW-NLL or None, its source)
+# name -> (overrides of vae_jax/configs/zoo.py, published IW-NLL or None, its source)
 ROWS = {
     "VAE, 1 layer": ([], 86.76, "Burda et al. 2016, Table 1"),
     "IWAE K=5, 1 layer": ([*IWAE, "objective.num_samples=5"], None, ""),
@@ -98,7 +98,7 @@ def readme_text(rows, command):
   epochs = sorted({r.summary["epoch"] for r in runs_flat})
   devices = sorted({r.summary["device"] for r in runs_flat})
   lines += [
-      f"Every row: `experiments/configs/zoo.py` with the overrides in "
+      f"Every row: `vae_jax/configs/zoo.py` with the overrides in "
       f"`experiments/zoo/run.py`, trained {', '.join(map(str, epochs))} epoch(s) of MNIST's "
       f"training split on {', '.join(devices)}; the published models trained 3,280 passes "
       "(Burda et al.), so "

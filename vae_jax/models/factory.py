@@ -1,6 +1,6 @@
 """Building models from a config section, initializing and counting their params.
 
-Config layout read by build_model (experiments/configs, config.base_config):
+Config layout read by build_model (vae_jax/configs, config.base_config):
   model.kind: one of MODEL_KINDS;  model.latent_dim;  model.dense_init (layers.DENSE_INITS);
   model.encoder.kind / model.decoder.kind: one of ENCODER_KINDS, with `widths` (mlp hidden widths)
   and `features` (conv channels), or "package.module:Class", a flax module of your own

@@ -6,7 +6,7 @@ reconstruction term + objective.beta * KL (Higgins et al., 2017), Adam 1e-3, bat
 
 Command (the study runner trains every beta, latent size and the CVAE:
 experiments/beta_cvae/run.py):
-  vae-jax train --config experiments/configs/beta_cvae.py --workdir checkpoints/beta_cvae/one
+  vae-jax train --config vae_jax/configs/beta_cvae.py --workdir checkpoints/beta_cvae/one
 
 Variants are overrides: --config.objective.beta=4, --config.model.latent_dim=5,
 --config.model.kind=cvae (label-conditioned encoder and decoder, Sohn et al., 2015).
@@ -16,7 +16,7 @@ The decoder keeps a ReLU after its dense projection (model.decoder.project_activ
 pinned; vae_jax 0.2's default is 'none', the PyTorch reference decoders'), so the published
 numbers in experiments/beta_cvae/README.md stay this config's, bit for bit (the 0.2 transposed
 convs store flax's draw in PyTorch's tap order: tests/test_torch_parity.py). Measured for the
-choice, beta = 1, seed 0, one run each (vae-jax train --config experiments/configs/beta_cvae.py
+choice, beta = 1, seed 0, one run each (vae-jax train --config vae_jax/configs/beta_cvae.py
 --workdir DIR [--config.model.decoder.project_activation=none]): relu test -ELBO 102.34,
 IW-NLL (K = 100) 97.56 nats; none 102.91, 98.35. Neither collapses (test KL 25.74 / 25.76); the
 ReLU is slightly better under this Bernoulli likelihood, so there is nothing to re-run.

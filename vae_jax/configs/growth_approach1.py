@@ -2,7 +2,7 @@
 after every 25 epochs (He-normal new weights, Adam state padded) -> (256, 128) from epoch 176.
 Everything else as growth_fixed.py.
 
-Command: vae-jax train --config experiments/configs/growth_approach1.py [--config.growth.every_epochs=N]
+Command: vae-jax train --config vae_jax/configs/growth_approach1.py [--config.growth.every_epochs=N]
 Numbers it produced: see experiments/growth/README.md (python experiments/growth/run.py).
 """
 

@@ -3,7 +3,7 @@ likelihood on grayscale pixels (BCE), Adam 1e-3, batch 128, 200 epochs; test ELB
 latent samples every epoch, IW-NLL (K = 5000) at the end. The growing arms import this config.
 
 Command (one arm, one seed):
-  vae-jax train --config experiments/configs/growth_fixed.py --config.seed=0
+  vae-jax train --config vae_jax/configs/growth_fixed.py --config.seed=0
 The paired study over seeds (all arms, README and figures): python experiments/growth/run.py
 Numbers it produced: see experiments/growth/README.md.
 """

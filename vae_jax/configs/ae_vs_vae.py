@@ -8,7 +8,7 @@ AdamW lr 1e-3 with PyTorch's default weight decay 0.01 (optax's default would be
 50 epochs. No IW-NLL: the MSE term is not a normalized likelihood.
 
 Commands:
-  vae-jax train --config experiments/configs/ae_vs_vae.py --config.model.kind=ae \
+  vae-jax train --config vae_jax/configs/ae_vs_vae.py --config.model.kind=ae \
       --config.model.latent_dim=20 --workdir checkpoints/ae_vs_vae/ae_z20/seed0
   python experiments/ae_vs_vae/run.py        # the whole sweep (seeds vmapped) and its README
 """

@@ -2,7 +2,7 @@
 pixels (BCE), Adam 1e-3, batch 128, 20 epochs.
 
 Command:
-  vae-jax train --config experiments/configs/mnist_2d.py --workdir checkpoints/mnist_2d
+  vae-jax train --config vae_jax/configs/mnist_2d.py --workdir checkpoints/mnist_2d
 
 Numbers it produced (real MNIST, 2-core CPU, python experiments/mnist/run.py --seeds 0):
 seed 0: test loss 151.38 nats, IW-NLL (K=5000) 148.62, test KL 5.87;

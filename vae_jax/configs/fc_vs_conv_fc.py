@@ -10,7 +10,7 @@ fc_vs_conv_conv.py; the parameter sets are the same overrides:
   p3: --config.train.batch_size=64  --config.optim.lr=5e-4 --config.model.latent_dim=256
 
 Command:
-  vae-jax train --config experiments/configs/fc_vs_conv_fc.py --config.data.name=mnist_32 \
+  vae-jax train --config vae_jax/configs/fc_vs_conv_fc.py --config.data.name=mnist_32 \
       --workdir checkpoints/fc_vs_conv/fc_p1
 """
 

@@ -19,7 +19,7 @@ best state kept; train.epochs is the cap (the summary's stopped_epoch is null wh
 Data: cifar10 by default; --config.data.name=celeb_a | mnist_32 | fashion_mnist_32.
 
 Command (the study runner runs every set and seed: experiments/fc_vs_conv/run.py):
-  vae-jax train --config experiments/configs/fc_vs_conv_conv.py --config.data.name=mnist_32 \
+  vae-jax train --config vae_jax/configs/fc_vs_conv_conv.py --config.data.name=mnist_32 \
       --workdir checkpoints/fc_vs_conv/conv_p1
 
 The transposed convs are computed as one GEMM + overlap-add on the CPU (the same layer and

@@ -1,5 +1,5 @@
 """zoo: the one-stochastic-layer MNIST model of the IWAE paper (Burda, Grosse & Salakhutdinov,
-2016, sec. 5) on dynamically binarized MNIST: 784-200-200-[50]-200-200-784 with a Bernoulli
+2016, section 5) on dynamically binarized MNIST: 784-200-200-[50]-200-200-784 with a Bernoulli
 likelihood, Adam; the other zoo rows (experiments/zoo/run.py) are overrides of it (IWAE K, the
 two-layer and ladder models, the VampPrior).
 
@@ -8,7 +8,7 @@ learning rate 1e-3 over train.epochs (theirs 1e-3 * 10^(-i/7) over 3^i epochs, i
 passes), no early stopping. IW-NLL with K = 5000 on the 10k test images, as theirs.
 
 Command:
-  vae-jax train --config experiments/configs/zoo.py --workdir checkpoints/zoo_vae
+  vae-jax train --config vae_jax/configs/zoo.py --workdir checkpoints/zoo_vae
 """
 
 from vae_jax.config import base_config

@@ -2,7 +2,7 @@
 after epoch 25 (first units kept), then gains (+32, +16) after every 25 epochs -> (256, 128) from
 epoch 176. Everything else as growth_fixed.py.
 
-Command: vae-jax train --config experiments/configs/growth_approach2.py
+Command: vae-jax train --config vae_jax/configs/growth_approach2.py
 Numbers it produced: see experiments/growth/README.md (python experiments/growth/run.py).
 """
 

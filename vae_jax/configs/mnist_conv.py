@@ -4,7 +4,7 @@ to (mean, logvar) of a 20-D latent; decoder dense -> 4x4x128 -> transposed convs
 (4->8->16->32). Bernoulli likelihood on grayscale pixels, Adam 1e-3, batch 128, 10 epochs.
 
 Command:
-  vae-jax train --config experiments/configs/mnist_conv.py --workdir checkpoints/mnist_conv
+  vae-jax train --config vae_jax/configs/mnist_conv.py --workdir checkpoints/mnist_conv
 
 Numbers it produced (real MNIST, 2-core CPU, that command, seed 0): test loss 98.35 nats per
 32x32 image, IW-NLL (K=100) 94.11, test KL 23.74; median epoch 47.99 s (1,248 images/s).

@@ -4,7 +4,7 @@ classifier-IS of MNIST samples (vae_jax/metrics.py, `vae-jax score`): 4x4 stride
 batch 128.
 
 Command (the workdir `vae-jax score` looks in by default):
-  vae-jax train --config experiments/configs/classifier_mnist.py \
+  vae-jax train --config vae_jax/configs/classifier_mnist.py \
       --workdir checkpoints/classifier_mnist
 
 Its test accuracy is 1 - eval/error of the run's summary.json; every score prints it with the

@@ -2,7 +2,7 @@
 classifier-FID / IS of Fashion-MNIST samples.
 
 Command (the workdir `vae-jax score` looks in by default):
-  vae-jax train --config experiments/configs/classifier_fashion_mnist.py \
+  vae-jax train --config vae_jax/configs/classifier_fashion_mnist.py \
       --workdir checkpoints/classifier_fashion_mnist
 """
 

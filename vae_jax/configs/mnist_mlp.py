@@ -2,7 +2,7 @@
 likelihood on grayscale pixels in [0, 1] (BCE summed over pixels), Adam 1e-3, batch 128, 10 epochs.
 
 Command:
-  vae-jax train --config experiments/configs/mnist_mlp.py --workdir checkpoints/mnist_mlp
+  vae-jax train --config vae_jax/configs/mnist_mlp.py --workdir checkpoints/mnist_mlp
 
 Numbers it produced (real MNIST, 2-core CPU, python experiments/mnist/run.py --seeds 0):
 seed 0: test loss 105.49 nats, IW-NLL (K=5000) 100.51, test KL 25.09;
