@@ -30,7 +30,7 @@ def class_totals(per_example_fn: Callable, params, dataset, key, hparams, *, bat
   `batch_size` and masking the padding (and rows whose optional "valid" field is False).
 
   Args:
-    dataset: {"image": uint8 [N, H, W, C], "label": int32 [N][, "valid": bool [N]]}; with
+    dataset: {"image": uint8 [N, H, W, C], "label": int32 [N], optionally "valid": bool [N]}; with
       num_classes > 1 the labels (in [0, num_classes)) pick the class, with 1 every row counts.
     first_batch: int32 scalar; batch b uses fold_in(key, first_batch + b).
     batch_sharding: parallel.Layout.batch; each batch is sharded over the data-parallel devices

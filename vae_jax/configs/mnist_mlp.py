@@ -1,8 +1,10 @@
-"""mnist_mlp: the MNIST VAE of pytorch/examples and the flax example: 784-400-20-400-784, Bernoulli
-likelihood on grayscale pixels in [0, 1] (BCE summed over pixels), Adam 1e-3, batch 128, 10 epochs.
+"""mnist_mlp: the MNIST VAE of pytorch/examples (examples/vae/main.py): 784-400-20-400-784,
+Bernoulli likelihood on grayscale pixels in [0, 1] (BCE summed over pixels), Adam 1e-3, batch 128,
+10 epochs. (The flax example's VAE differs: 784-500-20 on statically binarized MNIST, 30 epochs by
+default.)
 
 Command:
-  vae-jax train --config vae_jax/configs/mnist_mlp.py --workdir checkpoints/mnist_mlp
+  vae-jax train --config mnist_mlp --workdir checkpoints/mnist_mlp
 
 Numbers it produced (real MNIST, 2-core CPU, python experiments/mnist/run.py --seeds 0):
 seed 0: test loss 105.49 nats, IW-NLL (K=5000) 100.51, test KL 25.09;
