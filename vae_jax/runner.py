@@ -188,7 +188,7 @@ def program_key(config) -> str:
   return json.dumps(c, sort_keys=True)
 
 
-def vmaps_runs(config) -> bool:
+def vmaps_runs(config, backend: str | None = None) -> bool:
   """Whether runs of this config that differ only in traced fields share one vmapped program:
   train.vmap_runs 'always' / 'never', or 'auto': yes (growth too: their schedules are equal, the
   surgery is vmapped), except for conv models on the CPU whose convs vmap into grouped convs
@@ -197,8 +197,9 @@ def vmaps_runs(config) -> bool:
   if mode == "never":
     return False
   conv = "conv" in (config.model.encoder.kind, config.model.decoder.kind)
-  grouped = conv and not models.resolve_loop_runs(config.model.get("conv_runs", "auto"))
-  return mode == "always" or not (grouped and jax.default_backend() == "cpu")
+  backend = backend or jax.default_backend()
+  grouped = conv and not models.resolve_loop_runs(config.model.get("conv_runs", "auto"), backend)
+  return mode == "always" or not (grouped and backend == "cpu")
 
 
 def train_and_evaluate_runs(configs, workdirs, *, resume: bool = False,

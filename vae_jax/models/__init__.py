@@ -14,7 +14,8 @@ from vae_jax.models.classifier import Classifier
 from vae_jax.kernels.col2im import Col2imConvTranspose
 from vae_jax.models.composites import CVAE, VAE, Autoencoder
 from vae_jax.models.conv import (CONV_RUNS_MODES, PROJECT_ACTIVATIONS, UPSAMPLE_MODES,
-                                 ConvDecoder, ConvEncoder, PhaseConvTranspose, resolve_loop_runs)
+                                 ConvDecoder, ConvEncoder, PhaseConvTranspose, resolve_batch_chunks,
+                                 resolve_loop_runs, resolve_upsample)
 from vae_jax.models.factory import (ENCODER_KINDS, LABELLED_KINDS, MODEL_KINDS, PRIORS,
                                     build_model, init_params, is_user_kind, mlp_model,
                                     param_count, user_module)
@@ -33,5 +34,5 @@ __all__ = [
     "PROJECT_ACTIVATIONS",
     "PhaseConvTranspose", "TRANSPOSE_FANS", "UPSAMPLE_MODES", "VAE", "VQVAE", "VampPriorVAE",
     "build_model", "dense", "init_params", "is_user_kind", "mlp_model", "param_count",
-    "resolve_loop_runs", "user_module",
+    "resolve_batch_chunks", "resolve_loop_runs", "resolve_upsample", "user_module",
 ]

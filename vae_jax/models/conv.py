@@ -46,15 +46,16 @@ def check_divisible(image_shape: Sequence[int], num_layers: int) -> None:
                      "(e.g. data.name=mnist_32)")
 
 
-def resolve_batch_chunks(chunks: int, batch: int) -> int:
+def resolve_batch_chunks(chunks: int, batch: int, backend: str | None = None) -> int:
   """model.conv_batch_chunks for a batch of `batch` examples: any value but 0 is kept; 0 (auto)
   is 1 unless JAX's default backend is the CPU, where it is the largest divisor of `batch` not
   above min(8, batch // 16), i.e. slices of about 16 examples: on 2 cores slices of 16 trained
   the fc_vs_conv conv VAE 1.0-1.07x faster than slices of 32 and 1.24-1.29x faster than whole
-  batches of 64 and 128 (experiments/benchmarks/conv_vs_torch.py)."""
+  batches of 64 and 128 (experiments/benchmarks/conv_vs_torch.py). `backend`: a JAX backend
+  name ('cpu', 'gpu', 'tpu'; default jax.default_backend())."""
   if chunks:
     return chunks
-  if jax.default_backend() != "cpu":
+  if (backend or jax.default_backend()) != "cpu":
     return 1
   top = max(1, min(8, batch // 16))
   return next(d for d in range(top, 0, -1) if batch % d == 0)
@@ -63,14 +64,23 @@ def resolve_batch_chunks(chunks: int, batch: int) -> int:
 CONV_RUNS_MODES = ("auto", "loop", "vmap")
 
 
-def resolve_loop_runs(mode: str) -> bool:
+def resolve_loop_runs(mode: str, backend: str | None = None) -> bool:
   """model.conv_runs: under a vmapped runs axis, 'loop' computes each run's convs separately
   (runs_conv; first-order reverse-mode gradients only), 'vmap' lets jax.vmap batch them into
   grouped convs; 'auto' is 'loop' when JAX's default backend is the CPU (grouped convs measured
-  4-12x slower there), else 'vmap'."""
+  4-12x slower there), else 'vmap'. `backend`: as resolve_batch_chunks."""
   if mode not in CONV_RUNS_MODES:
     raise ValueError(f"unknown conv_runs {mode!r}; choose one of {', '.join(CONV_RUNS_MODES)}")
-  return mode == "loop" or (mode == "auto" and jax.default_backend() == "cpu")
+  return mode == "loop" or (mode == "auto" and (backend or jax.default_backend()) == "cpu")
+
+
+def resolve_upsample(mode: str, backend: str | None = None) -> str:
+  """model.decoder.upsample: 'auto' is 'col2im' (GEMM + overlap-add) when JAX's default backend
+  is the CPU, where XLA's transposed conv is slow, else 'transpose' (the backend's own
+  conv_transpose); any other mode is kept. `backend`: as resolve_batch_chunks."""
+  if mode != "auto":
+    return mode
+  return "col2im" if (backend or jax.default_backend()) == "cpu" else "transpose"
 
 
 def over_chunks(fn, x: jax.Array, chunks: int) -> jax.Array:
@@ -177,9 +187,7 @@ class ConvDecoder(nn.Module):
   def _up(self, features: int, in_channels: int, name: str):
     """The x2 upsampling layer [B, h, w, in_channels] -> [B, 2h, 2w, features] (no activation),
     as a callable (one module, applied to every batch slice)."""
-    mode = self.upsample
-    if mode == "auto":
-      mode = "col2im" if jax.default_backend() == "cpu" else "transpose"
+    mode = resolve_upsample(self.upsample)
     inits = layers.transpose_inits(self.dense_init, 4, in_channels, features, self.transpose_fan)
     if mode == "transpose":
       return layers.ConvTranspose(features, name=name, **inits)
