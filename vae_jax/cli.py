@@ -279,6 +279,9 @@ def main(argv: list[str] | None = None) -> int:
     except (UsageError, *errors.USER_ERRORS) as e:
       print(f"vae-jax: error: {e}", file=sys.stderr)
       return USAGE_EXIT
+    except BrokenPipeError:  # `vae-jax configs | head`: the reader left; no traceback.
+      os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+      return 0
     except OSError as e:
       if e.errno not in DISK_ERRORS:
         raise
@@ -286,9 +289,6 @@ def main(argv: list[str] | None = None) -> int:
             "--workdir on a writable disk (a run resumes from its last committed epoch)",
             file=sys.stderr)
       return USAGE_EXIT
-    except BrokenPipeError:  # `vae-jax configs | head`: the reader left; no traceback.
-      os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-      return 0
     except KeyboardInterrupt as e:
       hint = getattr(e, "resume_hint", None)
       name = signals.signal.Signals(getattr(e, "signum", signals.signal.SIGINT)).name
