@@ -155,7 +155,8 @@ def test_console_script_exit_status_and_no_traceback(tmp_path):
 def test_configs_are_found_by_name_and_listed(capsys, tmp_path, monkeypatch):
   monkeypatch.chdir(tmp_path)  # No checkout here: the names resolve inside the package.
   assert config_lib.config_path("mnist_mlp") == config_lib.CONFIG_DIR / "mnist_mlp.py"
-  assert config_lib.load_config("mnist_mlp").to_json() == config_lib.load_config(MNIST_MLP).to_json()
+  by_name, by_path = config_lib.load_config("mnist_mlp"), config_lib.load_config(MNIST_MLP)
+  assert by_name.to_json() == by_path.to_json()
   assert cli.main(["configs"]) == 0
   listing = dict(line.split(None, 1) for line in capsys.readouterr().out.splitlines())
   assert set(listing) == {p.stem for p in config_lib.CONFIG_DIR.glob("*.py")} - {"__init__"}

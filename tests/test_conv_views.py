@@ -1,5 +1,5 @@
-"""Seeing inside a VAE: first-layer filters and their evolution, feature maps (vae_jax/conv_views.py),
-the parameter-evolution figure, and the dynamics hook's TensorBoard histograms."""
+"""Seeing inside a VAE: first-layer filters and their evolution, feature maps
+(vae_jax/conv_views.py), the parameter-evolution figure, and the dynamics hook's TensorBoard histograms."""
 
 import jax
 import numpy as np
@@ -44,7 +44,8 @@ def test_filter_and_feature_map_figures_grow_with_epochs_and_layers(conv_vae, tm
   model, params = conv_vae
   k = conv_views.first_layer_filters(params)
   one = curves.plt.imread(conv_views.filter_evolution({1: k}, tmp_path / "a.png"))
-  three = curves.plt.imread(conv_views.filter_evolution({1: k, 2: 2 * k, 5: -k}, tmp_path / "b.png"))
+  three = curves.plt.imread(conv_views.filter_evolution({1: k, 2: 2 * k, 5: -k},
+                                                        tmp_path / "b.png"))
   assert three.shape[0] > 2 * one.shape[0] * 0.9  # One row per epoch.
   with pytest.raises(ValueError, match="one shape"):
     conv_views.filter_evolution({1: k, 2: k[..., :2]}, tmp_path / "c.png")
@@ -68,7 +69,8 @@ def test_parameter_evolution_draws_each_layers_norm(tmp_path):
 def test_a_conv_run_draws_filters_feature_maps_and_writes_histograms(tiny, tmp_path):
   """A tiny conv-encoder run with dynamics, two kept checkpoints: its figures, the evolution of its
   filters over both, and per-layer parameter and gradient histograms in TensorBoard per epoch."""
-  from tensorboard.backend.event_processing import event_accumulator  # pylint: disable=g-import-not-at-top
+  from tensorboard.backend.event_processing import (  # pylint: disable=g-import-not-at-top
+      event_accumulator)
   config = tiny(**{"model.encoder.kind": "conv", "model.encoder.features": "4,8",
                    "train.epochs": 2, "train.dynamics": True, "train.tensorboard": True,
                    "train.keep_checkpoints": 0, "eval.figures": True, "eval.iw_samples": 0})

@@ -33,14 +33,16 @@ def test_auto_settings_follow_the_backend(monkeypatch, backend, upsample, loop_r
 
 
 def test_the_on_device_budget_is_half_the_memory_or_2048_mb():
-  by_memory = {r["setting"]: r["value"] for r in device_defaults.defaults("gpu", memory_bytes=8 * 2**30)}
+  by_memory = {r["setting"]: r["value"]
+               for r in device_defaults.defaults("gpu", memory_bytes=8 * 2**30)}
   assert by_memory["data.on_device=auto"] == "on the device up to 4,096 MB"
   unknown = {r["setting"]: r["value"] for r in device_defaults.defaults("cpu")}
   assert unknown["data.on_device=auto"] == "on the device up to 2,048 MB"
   with pytest.raises(ValueError, match="unknown backend"):
     device_defaults.defaults("metal")
   table = device_defaults.markdown()
-  assert table.splitlines()[0] == "| setting | cpu | gpu | tpu |" and "| col2im | transpose |" in table
+  assert table.splitlines()[0] == "| setting | cpu | gpu | tpu |"
+  assert "| col2im | transpose |" in table
 
 
 def test_tensorflow_sees_no_gpu():

@@ -187,7 +187,8 @@ def test_the_page_in_a_headless_browser(vae):
     canvas_sum = ("const c = document.getElementById(arguments[0]); const d = c.getContext('2d')"
                   ".getImageData(0, 0, c.width, c.height).data; let s = 0; for (const v of d) "
                   "s += v; return s;")
-    pixels = lambda: browser.execute_script(canvas_sum, "decoded")  # pylint: disable=unnecessary-lambda-assignment
+    def pixels():
+      return browser.execute_script(canvas_sum, "decoded")
     first = pixels()
     assert first > 0
     top = vae.dimensions[0].index

@@ -59,6 +59,31 @@ def has_dynamics(metrics: list[dict]) -> bool:
   return any(k.startswith("dynamics/grad_norm/") for row in metrics for k in row)
 
 
+def _per_layer_pair(metrics: list[dict], path, kind: str, left, right, titles, log: bool):
+  """Two panels over the epochs, one line per layer of the rows' 'dynamics/<kind>/<layer>'
+  entries: left(layer) and right(layer) give each panel's series (None: no line)."""
+  if not has_dynamics(metrics):
+    raise ValueError("the metrics rows hold no dynamics/ entries; train with "
+                     "--config.train.dynamics=True")
+  epoch = plots.series(metrics, "epoch")
+  layers = sorted({k.split("/", 2)[2] for row in metrics for k in row
+                   if k.startswith(f"dynamics/{kind}/")})
+  fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+  for i, layer in enumerate(layers):
+    for ax, series in zip(axes, (left(layer), right(layer))):
+      if series is not None:
+        ax.plot(epoch, series, color=f"C{i % 10}", lw=1.4, label=layer)
+  for ax, title in zip(axes, titles):
+    ax.set_title(title)
+    ax.set_xlabel("epoch")
+    ax.grid(alpha=0.3)
+    if log:
+      ax.set_yscale("log")
+  axes[0].legend(frameon=False, fontsize=7)
+  fig.tight_layout()
+  return plots.save(fig, path)
+
+
 def gradient_flow(metrics: list[dict], path):
   """Per-layer gradient norm (left, log scale: the gradient flow) and update ratio (right) over
   the epochs, one line per layer, from the rows' 'dynamics/...' entries (vae_jax.dynamics).
@@ -68,30 +93,12 @@ def gradient_flow(metrics: list[dict], path):
   Raises:
     ValueError: the rows hold no dynamics (train.dynamics was off).
   """
-  if not has_dynamics(metrics):
-    raise ValueError("the metrics rows hold no dynamics/ entries; train with "
-                     "--config.train.dynamics=True")
-  epoch = plots.series(metrics, "epoch")
-  layers = sorted({k.split("/", 2)[2] for row in metrics for k in row
-                   if k.startswith("dynamics/grad_norm/")})
-  fig, (ax_g, ax_u) = plt.subplots(1, 2, figsize=(11, 4.2))
-  for i, layer in enumerate(layers):
-    color = f"C{i % 10}"
-    ax_g.plot(epoch, plots.series(metrics, f"dynamics/grad_norm/{layer}"), color=color,
-              lw=1.4, label=layer)
-    ratio = plots.series(metrics, f"dynamics/update_ratio/{layer}")
-    if ratio is not None:
-      ax_u.plot(epoch, ratio, color=color, lw=1.4)
-  ax_g.set_yscale("log")
-  ax_g.set_title("Gradient norm per layer (probe batch)")
-  ax_u.set_yscale("log")
-  ax_u.set_title("Update ratio ‖Δθ‖ / ‖θ‖ per layer, per epoch")
-  for ax in (ax_g, ax_u):
-    ax.set_xlabel("epoch")
-    ax.grid(alpha=0.3)
-  ax_g.legend(frameon=False, fontsize=7)
-  fig.tight_layout()
-  return plots.save(fig, path)
+  return _per_layer_pair(
+      metrics, path, "grad_norm",
+      lambda layer: plots.series(metrics, f"dynamics/grad_norm/{layer}"),
+      lambda layer: plots.series(metrics, f"dynamics/update_ratio/{layer}"),
+      ("Gradient norm per layer (probe batch)", "Update ratio ‖Δθ‖ / ‖θ‖ per layer, per epoch"),
+      log=True)
 
 
 def parameter_evolution(metrics: list[dict], path):
@@ -103,25 +110,11 @@ def parameter_evolution(metrics: list[dict], path):
   Raises:
     ValueError: the rows hold no dynamics (train.dynamics was off).
   """
-  if not has_dynamics(metrics):
-    raise ValueError("the metrics rows hold no dynamics/ entries; train with "
-                     "--config.train.dynamics=True")
-  epoch = plots.series(metrics, "epoch")
-  layers = sorted({k.split("/", 2)[2] for row in metrics for k in row
-                   if k.startswith("dynamics/param_norm/")})
-  fig, (ax_n, ax_r) = plt.subplots(1, 2, figsize=(11, 4.2))
-  for i, layer in enumerate(layers):
-    norm = plots.series(metrics, f"dynamics/param_norm/{layer}")
-    ax_n.plot(epoch, norm, color=f"C{i % 10}", lw=1.4, label=layer)
-    ax_r.plot(epoch, norm / norm[0], color=f"C{i % 10}", lw=1.4)
-  ax_n.set_title("Parameter norm ‖θ‖ per layer")
-  ax_r.set_title(f"‖θ‖ relative to epoch {int(epoch[0])}")
-  for ax in (ax_n, ax_r):
-    ax.set_xlabel("epoch")
-    ax.grid(alpha=0.3)
-  ax_n.legend(frameon=False, fontsize=7)
-  fig.tight_layout()
-  return plots.save(fig, path)
+  norm = lambda layer: plots.series(metrics, f"dynamics/param_norm/{layer}")  # noqa: E731
+  first = int(plots.series(metrics, "epoch")[0]) if metrics else 0
+  return _per_layer_pair(
+      metrics, path, "param_norm", norm, lambda layer: norm(layer) / norm(layer)[0],
+      ("Parameter norm ‖θ‖ per layer", f"‖θ‖ relative to epoch {first}"), log=False)
 
 
 def posterior_histograms(mean_NxZ, logvar_NxZ, path, max_dims: int = 8):

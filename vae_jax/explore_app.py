@@ -129,10 +129,10 @@ def make_server(ex: explore.Explorer, host: str = DEFAULT_HOST, port: int = DEFA
   Raises:
     errors.ExploreError: the port is taken or not ours to bind.
   """
-  from werkzeug.serving import make_server as werkzeug_server  # pylint: disable=import-outside-toplevel
+  from werkzeug import serving  # pylint: disable=import-outside-toplevel
   app = create_app(ex)
   try:
-    return werkzeug_server(host, port, app, threaded=False)
+    return serving.make_server(host, port, app, threaded=False)
   except OSError as e:
     if e.errno in (errno.EADDRINUSE, errno.EACCES, errno.EADDRNOTAVAIL):
       raise errors.ExploreError(f"cannot listen on {host}:{port} ({e.strerror}); pass another "

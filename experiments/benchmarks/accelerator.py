@@ -40,8 +40,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from epoch_time import time_epochs  # noqa: E402  # pylint: disable=wrong-import-position
 
-from vae_jax import (config as config_lib, data, device_defaults, evaluate, objectives,  # noqa: E402
-                     train)
+from vae_jax import (  # noqa: E402  # pylint: disable=wrong-import-position
+    config as config_lib, data, device_defaults, evaluate, objectives, train)
 
 HERE = Path(__file__).resolve().parent
 SECTIONS = ("mnist_mlp", "iw_nll", "beta_cvae", "conv_cifar", "growth")

@@ -29,7 +29,8 @@ def log_normal_mixture(z: jax.Array, mean: jax.Array, logvar: jax.Array) -> jax.
 class VampPriorVAE(VAE):
   """A models.VAE whose prior is the VampPrior: `num_pseudo_inputs` pseudo-inputs of
   `pseudo_shape`, `params["pseudo_inputs"]` of shape [K, H, W, C], clipped to [0, 1] (the
-  hardtanh of the paper's code) and initialized N(pseudo_mean, pseudo_std^2) as there (0.05, 0.01 on MNIST).
+  hardtanh of the paper's code) and initialized N(pseudo_mean, pseudo_std^2) as there (0.05,
+  0.01 on MNIST).
 
   Beyond VAE's interface: log_prior(z) and sample_prior(key, n); the objectives use them (KL
   by the single-sample estimate log q(z|x) - log p(z), IW-NLL under the mixture).
