@@ -241,8 +241,7 @@ def write(args, group_dir, set_overrides) -> Path:
   lines += [f"Device: {', '.join(devices)}. Training time of the runs reported: "
             f"{sum(r.train_minutes for r in finished) / 60:.2f} h (epochs only; s/epoch is the "
             "median epoch of a run's program, all its runs together, as the runs recorded it; "
-            "speed figures measured on a quiet machine are in the main README's Speed "
-            "section).", ""]
+            "speed figures measured on a quiet machine are in docs/performance.md).", ""]
   figures = []
   for dataset in args.dataset:
     iw = {}
