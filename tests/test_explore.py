@@ -178,6 +178,7 @@ def test_the_page_in_a_headless_browser(vae):
   for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
                "--window-size=1600,1200"):  # The whole plane in view: a click hits its centre.
     options.add_argument(flag)
+  options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # The page's console.
   browser = webdriver.Chrome(service=webdriver.ChromeService(executable_path=driver_path),
                              options=options)
   try:
@@ -203,6 +204,8 @@ def test_the_page_in_a_headless_browser(vae):
     browser.find_element("id", "sample").click()
     wait.until(lambda b: len(b.find_elements("css selector", "#samples canvas")) == 16)
     assert browser.find_element("id", "error").text == ""
+    errors_logged = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+    assert not errors_logged, errors_logged  # No console errors (nor a missing favicon).
     assert "epoch" in browser.find_element("id", "run").text
     assert json.loads(browser.execute_script("return JSON.stringify(Z)"))[top] == pytest.approx(
         vae.plane_latent(0.0, 0.0)[top], abs=0.02 * max(vae.plane_extent_2))  # The click at

@@ -133,5 +133,6 @@ def test_conv_config_trains_one_epoch_on_mock_cifar10(tmp_path, monkeypatch):
   assert np.isfinite(summary["eval/loss"]) and len(summary["eval/per_class/loss"]) == 10
   assert summary["param_count"] == models.param_count(evaluate.restore_run(tmp_path / "c")[2])
   assert set(summary["figures"]) == {"loss_curves.png", "reconstructions.png",
-                                     "prior_samples.png", "latent_scatter.png"}
+                                     "prior_samples.png", "latent_scatter.png",
+                                     "filters.png", "feature_maps.png"}  # A conv encoder's.
   assert json.loads((tmp_path / "c" / "config.json").read_text())["data"]["name"] == "cifar10"

@@ -85,6 +85,10 @@ def create_app(ex: explore.Explorer):
   def index():
     return flask.Response(page, mimetype="text/html")
 
+  @app.get("/favicon.ico")
+  def favicon():
+    return flask.Response(status=204)  # None: and no 404 in the browser's console.
+
   @app.get("/api/info")
   def get_info():
     return answer(lambda _: info(ex))
