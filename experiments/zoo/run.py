@@ -141,6 +141,12 @@ def readme_text(rows, command):
                    f"{study.mean_sd([x['eval/nll_iw_bits_per_dim'] for x in s], 3)} | "
                    f"{study.mean_sd([x['eval/nll_iw'] for x in s])} |")
     lines.append("")
+  missing = [n for n in rows if not rows[n]]
+  if missing:
+    lines += ["## Not run yet", "",
+              "No finished run of these rows here: " + "; ".join(missing) + ". The same "
+              "training command with `--resume` continues every row from its checkpoint "
+              "(`python experiments/zoo/run.py --seeds 0 --epochs 5 --reuse --resume`).", ""]
   return "\n".join(lines)
 
 
