@@ -27,8 +27,9 @@ STOPPING_LRS = [{"optim.lr": 3e-3}, {"optim.lr": 1e-6}]
 TOGETHER = {
     "ae_adamw": ({"model.kind": "ae", **ADAMW}, [{"seed": 3}, {"seed": 5}], 2e-5),
     "vae_adamw": ({"model.kind": "vae", **ADAMW}, [{"seed": 3}, {"seed": 5}], 2e-5),
-    # One vmapped surgery per event: widen, narrow by largest norm, Adam reset.
-    "growth": ({**GROWING, "train.epochs": 4, "growth.narrow_at": 2,
+    # One vmapped surgery per event: narrow by largest norm (8,4 -> 4,2), widen (-> 8,4), Adam
+    # reset; two width configurations, so few programs to compile.
+    "growth": ({**GROWING, "train.epochs": 3, "growth.narrow_at": 1,
                 "growth.keep": "largest_norm", "growth.optimizer": "reset",
                 "eval.iw_samples": 4, "train.tensorboard": False}, [{"seed": 0}, {"seed": 1}],
                2e-5),
