@@ -136,6 +136,15 @@ SLOW_TESTS = (
 )
 
 
+# Longest first (a scheduling hint, from --durations): with pytest-xdist's worksteal the last
+# tests of each worker are then short, so no worker idles beside a 30-s test at the end.
+LONG_FIRST = (
+    "test_parallel.py::test_eight_devices", "test_parallel.py::test_two_processes",
+    "test_studies.py::", "test_zoo_runs_axis.py::test_zoo_model_trains",
+    "test_runner.py::test_mnist_mlp_reproduces", "test_equivalences.py::",
+)
+
+
 def pytest_collection_modifyitems(config, items):
   del config
   for item in items:
@@ -144,6 +153,12 @@ def pytest_collection_modifyitems(config, items):
     if (SLOW_FIXTURES & set(getattr(item, "fixturenames", ())) or module in SLOW_MODULES
         or node.startswith(SLOW_TESTS)):
       item.add_marker(pytest.mark.slow)
+
+  def rank(item):
+    node = item.nodeid.rsplit("/", 1)[-1]
+    return next((i for i, prefix in enumerate(LONG_FIRST) if node.startswith(prefix)),
+                len(LONG_FIRST))
+  items.sort(key=rank)  # Stable: the rest keep their order.
 
 
 @pytest.fixture(scope="session")

@@ -73,3 +73,8 @@ def test_posterior_histograms_draw_one_column_per_dimension(tmp_path):
   assert wide.shape[1] > 2 * narrow.shape[1]  # Six dimensions drawn side by side, not two.
   with pytest.raises(ValueError, match="one shape"):
     curves.posterior_histograms(mean, logvar[:, :2], tmp_path / "c.png")
+  chosen = curves.plt.imread(curves.posterior_histograms(mean, logvar, tmp_path / "d.png",
+                                                         dims=[5, 0]))
+  assert chosen.shape == narrow.shape  # Two chosen dimensions: two columns.
+  with pytest.raises(ValueError, match="latent dimensions in 0..5"):
+    curves.posterior_histograms(mean, logvar, tmp_path / "e.png", dims=[6])

@@ -175,7 +175,12 @@ def test_beta_cvae_runner_one_program_readme_figures_and_rerender(mnist_data_dir
   figures = {p.name for p in (tmp_path / "out").glob("*.png")}
   assert {"kl_per_dimension.png", "active_units.png", "rate_distortion.png", "latent_pca.png",
           "latent_tsne.png", "interpolation.png", "latent_arithmetic.png", "uncertainty.png",
-          "samples_over_training.png", "cvae_style.png", "cvae_samples.png"} <= figures
+          "samples_over_training.png", "cvae_style.png", "cvae_samples.png",
+          "posterior_histograms.png", "gradient_flow.png", "parameter_evolution.png"} <= figures
+  # Inside the core model: sentences from the run (MLP halves: no filters; no classifier here).
+  assert "## Inside the core model" in readme and "the encoder has no conv layer" in readme
+  assert "probe-batch gradient norm of each of the" in readme and "no classifier" in readme
+  assert "![gradient_flow.png](gradient_flow.png)" in readme
   metrics = run / "metrics.jsonl"
   before = metrics.read_text()
   proc = runner_main("beta_cvae", [*argv, "--reuse"])  # Re-renders without training.

@@ -117,31 +117,35 @@ def parameter_evolution(metrics: list[dict], path):
       ("Parameter norm ‖θ‖ per layer", f"‖θ‖ relative to epoch {first}"), log=False)
 
 
-def posterior_histograms(mean_NxZ, logvar_NxZ, path, max_dims: int = 8):
+def posterior_histograms(mean_NxZ, logvar_NxZ, path, max_dims: int = 8, dims=None):
   """Histograms of the posterior means mu_j and standard deviations sigma_j = exp(logvar_j / 2)
-  over N test images, one panel pair per latent dimension (the first `max_dims` by KL order is
-  the caller's choice; here the first ones), the N(0, 1) prior's density over the means.
+  over N test images, one panel pair per latent dimension, the N(0, 1) prior's density over the
+  means.
 
   Args:
     mean_NxZ, logvar_NxZ: float arrays [N, Z] (e.g. study.posterior's).
+    dims: the dimensions to draw, in order (e.g. highest KL first); default the first
+      `max_dims`.
   Returns:
     The PNG path.
   Raises:
-    ValueError: shapes differ or N < 2.
+    ValueError: shapes differ, N < 2, or a dimension out of range.
   """
   mean, logvar = np.asarray(mean_NxZ, np.float64), np.asarray(logvar_NxZ, np.float64)
   if mean.shape != logvar.shape or mean.ndim != 2 or len(mean) < 2:
     raise ValueError(f"mean and logvar must be [N >= 2, Z] of one shape, got {mean.shape} and "
                      f"{logvar.shape}")
-  dims = min(max_dims, mean.shape[1])
-  fig, axes = plt.subplots(2, dims, figsize=(2.2 * dims, 4.2), squeeze=False)
+  dims = list(range(min(max_dims, mean.shape[1]))) if dims is None else [int(d) for d in dims]
+  if not dims or not all(0 <= d < mean.shape[1] for d in dims):
+    raise ValueError(f"dims must be latent dimensions in 0..{mean.shape[1] - 1}, got {dims}")
+  fig, axes = plt.subplots(2, len(dims), figsize=(2.2 * len(dims), 4.2), squeeze=False)
   grid = np.linspace(-4, 4, 200)
-  for j in range(dims):
-    axes[0, j].hist(mean[:, j], bins=40, density=True, color="C0", alpha=0.8)
-    axes[0, j].plot(grid, np.exp(-grid ** 2 / 2) / np.sqrt(2 * np.pi), color="C3", lw=1)
-    axes[0, j].set_title(f"z{j}: μ", fontsize=9)
-    axes[1, j].hist(np.exp(logvar[:, j] / 2), bins=40, density=True, color="C1", alpha=0.8)
-    axes[1, j].set_title(f"z{j}: σ", fontsize=9)
+  for col, j in enumerate(dims):
+    axes[0, col].hist(mean[:, j], bins=40, density=True, color="C0", alpha=0.8)
+    axes[0, col].plot(grid, np.exp(-grid ** 2 / 2) / np.sqrt(2 * np.pi), color="C3", lw=1)
+    axes[0, col].set_title(f"z{j}: μ", fontsize=9)
+    axes[1, col].hist(np.exp(logvar[:, j] / 2), bins=40, density=True, color="C1", alpha=0.8)
+    axes[1, col].set_title(f"z{j}: σ", fontsize=9)
   fig.suptitle(f"posterior means and standard deviations over {len(mean):,} test images "
                "(red: the N(0, 1) prior)", fontsize=10)
   fig.tight_layout()

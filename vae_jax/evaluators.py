@@ -8,6 +8,7 @@ checkpoint are the same, else a fresh one (written atomically).
                bits/dim; `likelihood` evaluates the trained decoder's means under another one
   scores       per-image anomaly scores (-ELBO, reconstruction term, IW-NLL) on named test sets
   fid_is       classifier-FID / IS of prior samples (scoring.score_run)
+  fid_is_over_training  the same at every kept checkpoint (scoring.score_over_training)
 
 Register more with `@register(name)`: fn(workdir, **params) -> dict (floats, or float arrays
 when registered with arrays=True).
@@ -187,16 +188,31 @@ def fid_is(workdir: Path, n: int = 10000, seed: int = 0, classifier: str | None 
   return scoring.score_run(workdir, n, classifier, seed, of=of)
 
 
+@register("fid_is_over_training")
+def fid_is_over_training(workdir: Path, n: int = 10000, seed: int = 0,
+                         classifier: str | None = None, classifier_hash: str | None = None,
+                         of: str = "prior") -> dict:
+  """{'scores': scoring.score_over_training's dicts, oldest epoch first}; `classifier_hash` only
+  keys the cache."""
+  del classifier_hash
+  return {"scores": scoring.score_over_training(workdir, n, classifier, seed, of=of)}
+
+
 def cached_score(workdir: str | Path, n: int = 10000, classifier_dir: str | Path | None = None,
-                 seed: int = 0) -> dict:
-  """The 'fid_is' evaluator, reused while the classifier (by its params hash), n and seed are
-  the same: study reports re-render without rescoring.
+                 seed: int = 0, over_training: bool = False) -> dict | list[dict]:
+  """The 'fid_is' evaluator (or with `over_training` the list of 'fid_is_over_training'), reused
+  while the classifier (by its params hash), n and seed are the same: study reports re-render
+  without rescoring.
 
   Raises:
-    ScoreError: as scoring.score_run.
+    ScoreError: as scoring.score_run. checkpointing.CheckpointError: over_training without a
+      checkpoint.
   """
   clf_dir = Path(classifier_dir) if classifier_dir else scoring.default_classifier_dir(
       json.loads((Path(workdir) / "config.json").read_text())["data"]["name"])
   classifier_hash = metrics.params_hash(scoring.load_classifier(clf_dir)[2])
+  if over_training:
+    return evaluate_run(workdir, "fid_is_over_training", n=n, seed=seed, classifier=str(clf_dir),
+                        classifier_hash=classifier_hash)["scores"]
   return evaluate_run(workdir, "fid_is", n=n, seed=seed, classifier=str(clf_dir),
                       classifier_hash=classifier_hash)

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from common import study
+import inside
 
 SOURCE = (
     "The seed is a course-project proposal, 'Image Generation and Representation Learning with "
@@ -449,6 +450,12 @@ def write(args) -> Path:
             "## Epoch time: the β program vs one run", "", *_speed(beta_runs, solo), "",
             "## Latent-size ablation", "", *_latent_section(latent_stats, args.latents),
             "## Conditional VAE", "", *_cvae_section(core, cvae_stats, test[1])]
+  inside_lines, inside_figures = inside.section(out, core[0], test)
+  lines += ["## Inside the core model", "",
+            f"Made by `{command}` from the first seed's β = 1 run (every epoch's checkpoint "
+            "kept, `train.dynamics=True`); the figures are at the end of the next section.", "",
+            *inside_lines]
+  figures += inside_figures
   lines += ["## Figures", "",
             f"Made by `{command}` from the first seed's β = 1 run unless the title says "
             f"otherwise. Samples over training: epochs {', '.join(map(str, sample_epochs))}.", ""]

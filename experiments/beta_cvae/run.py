@@ -43,7 +43,10 @@ def group_sweeps(group: str, args) -> tuple[list[str], list[str]]:
   """(config overrides, --sweep arguments) of one group of runs."""
   seeds = ",".join(map(str, args.seeds))
   if group == "beta":
-    return (["train.keep_checkpoints=0"],
+    # Every epoch's checkpoint (samples and filters over training) and train.dynamics (per-layer
+    # norms each epoch: the gradient flow; the steps are the same, the probe costs ~1% of an
+    # epoch) of the core model's program.
+    return (["train.keep_checkpoints=0", "train.dynamics=True"],
             [f"objective.beta={','.join(_num(b) for b in args.betas)}", f"seed={seeds}"])
   if group == "solo":
     return [], [f"seed={args.seeds[0]}"]
