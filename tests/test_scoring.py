@@ -13,11 +13,12 @@ from test_cli import _fails
 
 @pytest.fixture(scope="module")
 def trained(mnist_data_dir, tmp_path_factory):
-  """Run dirs of a tiny VAE, a tiny AE and a tiny classifier on a real-MNIST subset."""
+  """Run dirs of a tiny VAE (3 epochs, every checkpoint kept; also 'vae'), a tiny AE, a VQ-VAE
+  and tiny classifiers on a real-MNIST subset."""
   root = tmp_path_factory.mktemp("scoring")
   runs = {}
   for name, overrides in (
-      ("vae", {}), ("ae", {"model.kind": "ae", "model.likelihood": "mse"}),
+      ("ae", {"model.kind": "ae", "model.likelihood": "mse"}),
       ("vae_3", {"train.epochs": 3, "train.keep_checkpoints": 0}),
       ("vqvae", {"model.kind": "vqvae", "model.vq.num_codes": 16, "model.vq.code_dim": 2}),
       ("classifier", {"model.kind": "classifier", "model.encoder.kind": "conv",
@@ -28,6 +29,7 @@ def trained(mnist_data_dir, tmp_path_factory):
     config = tiny_config(mnist_data_dir, **{"eval.iw_samples": 0, **overrides})
     runner.train_and_evaluate(config, root / name, progress=False)
     runs[name] = str(root / name)
+  runs["vae"] = runs["vae_3"]  # One training less: any VAE run serves the other tests.
   return runs
 
 
@@ -107,3 +109,10 @@ def test_cached_score_reuses_its_eval_cache_while_the_classifier_is_the_same(tra
   assert evaluators.cached_score(trained["vae"], 100, trained["classifier"]) == first
   assert path.stat().st_mtime_ns == stamp
   assert evaluators.cached_score(trained["vae"], 120, trained["classifier"])["n"] == 120
+  over = evaluators.cached_score(trained["vae_3"], 100, trained["classifier"], over_training=True)
+  assert [s["epoch"] for s in over] == [1, 2, 3] and over[-1]["n"] == 100
+  path = evaluators.cache_path(trained["vae_3"], "fid_is_over_training")
+  stamp = path.stat().st_mtime_ns
+  assert evaluators.cached_score(trained["vae_3"], 100, trained["classifier"],
+                                 over_training=True) == over
+  assert path.stat().st_mtime_ns == stamp
