@@ -58,12 +58,13 @@ def _dynamics(out: Path, core) -> tuple[list[str], list[str]]:
 
 
 def _filters(out: Path, core, test) -> tuple[list[str], list[str]]:
-  from vae_jax import conv_views, figures  # pylint: disable=import-outside-toplevel
+  from vae_jax import conv_views  # pylint: disable=import-outside-toplevel
   if not conv_views.conv_kernels(core.params):
     return ["Filters and feature maps: the encoder has no conv layer.", ""], []
   epochs = core.run.kept_epochs()
-  figures.filter_evolution(core.run.dir, out / "filter_evolution.png")
-  kernels = [conv_views.first_layer_filters(core.run.params_at(e)) for e in epochs]
+  by_epoch = {e: conv_views.first_layer_filters(core.run.params_at(e)) for e in epochs}
+  conv_views.filter_evolution(by_epoch, out / "filter_evolution.png")  # Each checkpoint read once.
+  kernels = [by_epoch[e] for e in epochs]
   steps = [float(np.linalg.norm(b - a) / np.linalg.norm(a)) for a, b in zip(kernels, kernels[1:])]
   image = test[0][0].astype(np.float32) / 255.0
   label = int(test[1][0]) if core.objective.conditional else None
