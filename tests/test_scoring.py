@@ -109,10 +109,10 @@ def test_cached_score_reuses_its_eval_cache_while_the_classifier_is_the_same(tra
   assert evaluators.cached_score(trained["vae"], 100, trained["classifier"]) == first
   assert path.stat().st_mtime_ns == stamp
   assert evaluators.cached_score(trained["vae"], 120, trained["classifier"])["n"] == 120
-  over = evaluators.cached_score(trained["vae_3"], 100, trained["classifier"], over_training=True)
+  over = evaluators.cached_scores_over_training(trained["vae_3"], 100, trained["classifier"])
   assert [s["epoch"] for s in over] == [1, 2, 3] and over[-1]["n"] == 100
   path = evaluators.cache_path(trained["vae_3"], "fid_is_over_training")
   stamp = path.stat().st_mtime_ns
-  assert evaluators.cached_score(trained["vae_3"], 100, trained["classifier"],
-                                 over_training=True) == over
+  assert evaluators.cached_scores_over_training(trained["vae_3"], 100,
+                                                trained["classifier"]) == over
   assert path.stat().st_mtime_ns == stamp

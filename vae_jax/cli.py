@@ -73,7 +73,8 @@ def _parser() -> argparse.ArgumentParser:
   s.add_argument("--seed", type=int, default=0)
 
   c = sub.add_parser("score", help="classifier-FID and IS of a VAE / CVAE run's prior samples, "
-                     "with the train-vs-test FID floor and the real-data IS")
+                     "with the train-vs-test FID floor and the real-data IS (cached in "
+                     "WORKDIR/eval/ while the checkpoint, classifier and options are the same)")
   c.add_argument("--workdir", required=True)
   c.add_argument("--n", type=int, default=10000,
                  help="prior samples, and test / train images of the references")
@@ -214,13 +215,14 @@ def _sample(args):
 
 
 def _score(args):
-  from vae_jax import scoring  # pylint: disable=import-outside-toplevel
+  from vae_jax import evaluators  # pylint: disable=import-outside-toplevel
   if not args.over_training:
-    print(json.dumps(scoring.score_run(args.workdir, args.n, args.classifier, args.seed,
-                                       of=args.of)))
+    print(json.dumps(evaluators.cached_score(args.workdir, args.n, args.classifier, args.seed,
+                                             of=args.of)))
     return
   from vae_jax import curves  # pylint: disable=import-outside-toplevel
-  scores = scoring.score_over_training(args.workdir, args.n, args.classifier, args.seed, args.of)
+  scores = evaluators.cached_scores_over_training(args.workdir, args.n, args.classifier,
+                                                  args.seed, args.of)
   for score in scores:
     print(json.dumps(score))
   print(curves.scores_over_training(scores, Path(args.workdir) / "figures" /

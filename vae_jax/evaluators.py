@@ -198,21 +198,40 @@ def fid_is_over_training(workdir: Path, n: int = 10000, seed: int = 0,
   return {"scores": scoring.score_over_training(workdir, n, classifier, seed, of=of)}
 
 
-def cached_score(workdir: str | Path, n: int = 10000, classifier_dir: str | Path | None = None,
-                 seed: int = 0, over_training: bool = False) -> dict | list[dict]:
-  """The 'fid_is' evaluator (or with `over_training` the list of 'fid_is_over_training'), reused
-  while the classifier (by its params hash), n and seed are the same: study reports re-render
-  without rescoring.
+def _classifier_key(workdir: str | Path, classifier_dir: str | Path | None) -> dict:
+  """{'classifier': its directory (default: the run's dataset's), 'classifier_hash': its params
+  hash}: the classifier part of a score's cache key.
 
   Raises:
-    ScoreError: as scoring.score_run. checkpointing.CheckpointError: over_training without a
-      checkpoint.
+    checkpointing.CheckpointError: `workdir` is not a run directory. ScoreError: no classifier.
   """
   clf_dir = Path(classifier_dir) if classifier_dir else scoring.default_classifier_dir(
-      json.loads((Path(workdir) / "config.json").read_text())["data"]["name"])
-  classifier_hash = metrics.params_hash(scoring.load_classifier(clf_dir)[2])
-  if over_training:
-    return evaluate_run(workdir, "fid_is_over_training", n=n, seed=seed, classifier=str(clf_dir),
-                        classifier_hash=classifier_hash)["scores"]
-  return evaluate_run(workdir, "fid_is", n=n, seed=seed, classifier=str(clf_dir),
-                      classifier_hash=classifier_hash)
+      evaluate.run_config(workdir).data.name)
+  return {"classifier": str(clf_dir),
+          "classifier_hash": metrics.params_hash(scoring.load_classifier(clf_dir)[2])}
+
+
+def cached_score(workdir: str | Path, n: int = 10000, classifier_dir: str | Path | None = None,
+                 seed: int = 0, of: str = "prior") -> dict:
+  """The 'fid_is' evaluator (scoring.score_run's dict), reused while the classifier (by its
+  params hash), n, seed and `of` are the same: study reports and `vae-jax score` repeat without
+  rescoring.
+
+  Raises:
+    ScoreError: as scoring.score_run. checkpointing.CheckpointError: no run in `workdir`.
+  """
+  return evaluate_run(workdir, "fid_is", n=n, seed=seed, of=of,
+                      **_classifier_key(workdir, classifier_dir))
+
+
+def cached_scores_over_training(workdir: str | Path, n: int = 10000,
+                                classifier_dir: str | Path | None = None, seed: int = 0,
+                                of: str = "prior") -> list[dict]:
+  """The 'fid_is_over_training' evaluator's dicts (one per kept checkpoint, oldest first),
+  cached as cached_score.
+
+  Raises:
+    ScoreError: as scoring.score_run. checkpointing.CheckpointError: no run or no checkpoint.
+  """
+  return evaluate_run(workdir, "fid_is_over_training", n=n, seed=seed, of=of,
+                      **_classifier_key(workdir, classifier_dir))["scores"]

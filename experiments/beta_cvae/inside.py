@@ -88,7 +88,7 @@ def _scores(out: Path, core) -> tuple[list[str], list[str]]:
   if core.score is None:
     return ["Scores over training: no classifier for the dataset (see the classifier-FID note "
             "above).", ""], []
-  scores = evaluators.cached_score(core.run.dir, n=core.score["n"], over_training=True)
+  scores = evaluators.cached_scores_over_training(core.run.dir, n=core.score["n"])
   curves.scores_over_training(scores, out / "scores_over_training.png")
   fid = [s["fid"] for s in scores]
   best = int(np.argmin(fid))
