@@ -15,7 +15,8 @@ from pathlib import Path
 import ml_collections
 
 
-from vae_jax import data, distributions, growth, models, objectives, optimizers, schedules
+from vae_jax import (data, distributions, early_stopping, growth, models, objectives, optimizers,
+                     schedules)
 from vae_jax.configs import CONFIG_DIR, config_path, named_configs  # noqa: F401  # Re-exported.
 from vae_jax.errors import ConfigError  # noqa: F401  # Raised here; the public name stays.
 
@@ -330,13 +331,6 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     value = get_path(config, name)
     if value < 0:
       raise ConfigError(f"{name} must be >= 0, got {value}; set --config.{name}")
-  excluded = tuple(config.data.get("exclude_classes", ()))
-  if excluded and config.data.name in data.DATASETS:
-    k = data.num_classes(config.data.name)
-    if any(c < 0 or c >= k for c in excluded) or len(excluded) >= max(k, 1):
-      raise ConfigError(f"data.exclude_classes={excluded} must name some but not all of the "
-                        f"{k} classes of {config.data.name} (0..{k - 1}); fix "
-                        "--config.data.exclude_classes")
   for name, value, known in (("model.kind", config.model.kind, models.MODEL_KINDS),
                              ("model.prior", config.model.prior, models.PRIORS),
                              ("model.encoder.kind", config.model.encoder.kind,
@@ -350,40 +344,23 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
                               models.PROJECT_ACTIVATIONS),
                              ("model.decoder.transpose_fan", config.model.decoder.transpose_fan,
                               models.TRANSPOSE_FANS),
-                             ("data.name", config.data.name, data.DATASETS),
                              ("model.conv_runs", config.model.conv_runs,
                               models.CONV_RUNS_MODES),
                              ("train.vmap_runs", config.train.vmap_runs,
                               ("auto", "always", "never")),
-                             ("data.on_device", config.data.on_device,
-                              ("auto", "always", "never")),
                              ("model.dense_init", config.model.dense_init, models.DENSE_INITS),
                              ("optim.name", config.optim.name, optimizers.OPTIMIZERS),
-                             ("data.preprocess", config.data.preprocess, data.PREPROCESS_MODES),
                              ("model.likelihood", config.model.likelihood,
                               distributions.LIKELIHOODS)):
     if value not in known:
       raise ConfigError(f"unknown {name} {value!r}; choose one of {', '.join(sorted(known))}")
+  data.validate_config(config)
   schedules.validate_config(config)
   objectives.validate_config(config)
   if config.model.kind in models.LABELLED_KINDS and data.num_classes(config.data.name) < 2:
     raise ConfigError(f"model.kind={config.model.kind} needs class labels, which data.name="
                       f"{config.data.name} does not have; pick a labelled dataset or model.kind=vae")
-  es = config.train.early_stopping
-  if es.patience and (es.metric.split("/")[0] not in ("train", "val", "eval")
-                      or "elbo" in es.metric):
-    raise ConfigError(f"train.early_stopping.metric={es.metric} must be a lower-is-better metric "
-                      "such as val/loss, val/recon or eval/loss; set it to one of those")
-  vf = config.data.validation_fraction
-  if not 0 <= vf < 1 or (vf and config.data.validation_size):
-    raise ConfigError(f"data.validation_fraction={vf} must be in [0, 1) and not set together "
-                      f"with data.validation_size={config.data.validation_size}; set one of them")
-  if es.patience and es.metric.startswith("val/") and not (config.data.validation_size or vf):
-    raise ConfigError(f"train.early_stopping.metric={es.metric} needs a validation split; set "
-                      "--config.data.validation_size (e.g. 5000) or another metric")
-  if es.patience and config.growth.enabled:
-    raise ConfigError("train.early_stopping with growth.enabled is not supported (the best state "
-                      "may have other widths); set --config.train.early_stopping.patience=0")
+  early_stopping.validate_config(config)
   growth.validate_config(config)
   try:  # Sizes that do not fit the images (e.g. a conv decoder on 28x28 with 3 stride-2 layers).
     conditional = config.model.kind in models.LABELLED_KINDS

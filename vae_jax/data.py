@@ -24,7 +24,7 @@ from vae_jax import datasets
 from vae_jax.datasets import (  # noqa: F401  # Public here too.
     DATASETS, IMPORT_SOURCES, DatasetSpec, check_importable, default_data_dir, image_shape,
     num_classes, tfds_module)
-from vae_jax.errors import DataError, one_line  # noqa: F401  # Raised here; the public name stays.
+from vae_jax.errors import ConfigError, DataError, one_line  # noqa: F401  # DataError: public here.
 from vae_jax.idx_import import import_idx  # noqa: F401  # Public here too.
 from vae_jax.pixels import PREPROCESS_MODES, preprocess  # noqa: F401  # Public here too.
 from vae_jax.sources import Source, as_source, from_arrays, from_iterable  # noqa: F401  # Public.
@@ -303,3 +303,28 @@ def validation_split(images, labels, size: int, seed: int) -> tuple[tuple, tuple
   perm = np.random.default_rng(seed).permutation(n)
   val_idx, train_idx = np.sort(perm[:size]), np.sort(perm[size:])
   return (images[train_idx], labels[train_idx]), (images[val_idx], labels[val_idx])
+
+
+def validate_config(config) -> None:
+  """Checks the config's data section: the dataset, input and preprocessing names, the excluded
+  classes and the validation fraction.
+
+  Raises:
+    ConfigError: naming the bad field and the fix.
+  """
+  for name, value, known in (("data.name", config.data.name, DATASETS),
+                             ("data.on_device", config.data.on_device, ("auto", "always", "never")),
+                             ("data.preprocess", config.data.preprocess, PREPROCESS_MODES)):
+    if value not in known:
+      raise ConfigError(f"unknown {name} {value!r}; choose one of {', '.join(sorted(known))}")
+  excluded = tuple(config.data.get("exclude_classes", ()))
+  if excluded:
+    k = num_classes(config.data.name)
+    if any(c < 0 or c >= k for c in excluded) or len(excluded) >= max(k, 1):
+      raise ConfigError(f"data.exclude_classes={excluded} must name some but not all of the "
+                        f"{k} classes of {config.data.name} (0..{k - 1}); fix "
+                        "--config.data.exclude_classes")
+  vf = config.data.validation_fraction
+  if not 0 <= vf < 1 or (vf and config.data.validation_size):
+    raise ConfigError(f"data.validation_fraction={vf} must be in [0, 1) and not set together "
+                      f"with data.validation_size={config.data.validation_size}; set one of them")

@@ -6,6 +6,8 @@ from __future__ import annotations
 import dataclasses
 import math
 
+from vae_jax.errors import ConfigError
+
 
 @dataclasses.dataclass(frozen=True)
 class EarlyStopping:
@@ -48,3 +50,25 @@ def replay(values: list[tuple[int, float]], *, patience: int,
   for epoch, value in values:
     state, _ = update(state, value, epoch, patience=patience, min_delta=min_delta)
   return state
+
+
+def validate_config(config) -> None:
+  """Checks train.early_stopping: a lower-is-better metric, a validation split for a val/ metric,
+  no growth (only with patience > 0).
+
+  Raises:
+    ConfigError: naming the bad field and the fix.
+  """
+  es = config.train.early_stopping
+  if not es.patience:
+    return
+  if es.metric.split("/")[0] not in ("train", "val", "eval") or "elbo" in es.metric:
+    raise ConfigError(f"train.early_stopping.metric={es.metric} must be a lower-is-better metric "
+                      "such as val/loss, val/recon or eval/loss; set it to one of those")
+  if es.metric.startswith("val/") and not (config.data.validation_size
+                                           or config.data.validation_fraction):
+    raise ConfigError(f"train.early_stopping.metric={es.metric} needs a validation split; set "
+                      "--config.data.validation_size (e.g. 5000) or another metric")
+  if config.growth.enabled:
+    raise ConfigError("train.early_stopping with growth.enabled is not supported (the best state "
+                      "may have other widths); set --config.train.early_stopping.patience=0")
