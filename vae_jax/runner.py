@@ -408,6 +408,7 @@ def _finish(configs, workdirs, loop, state, host, logs, progress, info) -> list[
       tqdm.tqdm.write(f"{w}: early stopping did not fire within train.epochs={c.train.epochs}; "
                       "the cap bound (summary stopped_epoch is null), raise --config.train."
                       "epochs to train to the stop", file=sys.stderr)
+    signals.check()  # A signal a C callback swallowed during evaluation or figures: no summary.
     logs[i].finish(summary, w / "figures", written)
     summaries.append(summary)
   return summaries
