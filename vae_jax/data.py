@@ -328,3 +328,36 @@ def validate_config(config) -> None:
   if not 0 <= vf < 1 or (vf and config.data.validation_size):
     raise ConfigError(f"data.validation_fraction={vf} must be in [0, 1) and not set together "
                       f"with data.validation_size={config.data.validation_size}; set one of them")
+
+
+def load_data(config) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+  """{'train', 'test'[, 'val']} -> (uint8 images [N, H, W, C], int32 labels [N]) on the host.
+
+  Raises:
+    DataError: dataset missing or bad sizes.
+  """
+  d = config.data
+  train_x, train_y = load_split(d.name, "train", d.data_dir or None)
+  splits = {}
+  val_size = d.validation_size or round(d.get("validation_fraction", 0.0) * len(train_x))
+  if d.validation_size and d.validation_size >= len(train_x):
+    raise DataError(f"data.validation_size={d.validation_size} must be below the "
+                         f"{len(train_x)} training images; lower --config.data.validation_size")
+  if val_size:
+    (train_x, train_y), splits["val"] = validation_split(train_x, train_y, val_size,
+                                                              d.validation_seed)
+  excluded = tuple(d.get("exclude_classes", ()))
+  if excluded:  # Held-out classes: only the test set shows them.
+    keep = ~np.isin(train_y, excluded)
+    train_x, train_y = train_x[keep], train_y[keep]
+    if "val" in splits:
+      keep = ~np.isin(splits["val"][1], excluded)
+      splits["val"] = (splits["val"][0][keep], splits["val"][1][keep])
+  if d.train_subset:
+    train_x, train_y = train_x[: d.train_subset], train_y[: d.train_subset]
+  if len(train_x) < config.train.batch_size:
+    raise DataError(f"train.batch_size={config.train.batch_size} exceeds the "
+                         f"{len(train_x)} training images; lower --config.train.batch_size")
+  splits["train"] = (train_x, train_y)
+  splits["test"] = test_split(d)
+  return splits

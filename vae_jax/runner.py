@@ -33,110 +33,10 @@ import tqdm
 
 from vae_jax import (checkpointing, config as config_lib, data, dynamics, evaluate, figures, files,
                      growth, hooks, live, locking, loop as loop_lib, models, objectives,
-                     parallel, run_log, signals, streaming, train)
+                     parallel, run_log, rundir, signals, streaming, train)
+from vae_jax.data import load_data  # noqa: F401  # Public here too (tests replace runner.load_data).
 from vae_jax.errors import RunError  # noqa: F401  # Raised here; the public name stays.
-
-# Config fields that change how a run is computed or what it keeps, not its results (up to float
-# rounding).
-COMPUTE_ONLY = ("model.conv_batch_chunks", "model.conv_runs", "train.steps_per_call",
-                "train.vmap_runs", "train.keep_checkpoints", "train.tensorboard",
-                "parallel.data_devices", "parallel.runs_devices", "data.on_device",
-                "data.device_budget_mb", "train.max_nonfinite_steps", "train.checkpoint_minutes",
-                "eval.figures")
-# Config fields that may change between a run and its resumption (or --reuse).
-RESUMABLE_CHANGES = ("train.epochs", *COMPUTE_ONLY)
-
-
-def load_data(config) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-  """{'train', 'test'[, 'val']} -> (uint8 images [N, H, W, C], int32 labels [N]) on the host.
-
-  Raises:
-    data.DataError: dataset missing or bad sizes.
-  """
-  d = config.data
-  train_x, train_y = data.load_split(d.name, "train", d.data_dir or None)
-  splits = {}
-  val_size = d.validation_size or round(d.get("validation_fraction", 0.0) * len(train_x))
-  if d.validation_size and d.validation_size >= len(train_x):
-    raise data.DataError(f"data.validation_size={d.validation_size} must be below the "
-                         f"{len(train_x)} training images; lower --config.data.validation_size")
-  if val_size:
-    (train_x, train_y), splits["val"] = data.validation_split(train_x, train_y, val_size,
-                                                              d.validation_seed)
-  excluded = tuple(d.get("exclude_classes", ()))
-  if excluded:  # Held-out classes: only the test set shows them.
-    keep = ~np.isin(train_y, excluded)
-    train_x, train_y = train_x[keep], train_y[keep]
-    if "val" in splits:
-      keep = ~np.isin(splits["val"][1], excluded)
-      splits["val"] = (splits["val"][0][keep], splits["val"][1][keep])
-  if d.train_subset:
-    train_x, train_y = train_x[: d.train_subset], train_y[: d.train_subset]
-  if len(train_x) < config.train.batch_size:
-    raise data.DataError(f"train.batch_size={config.train.batch_size} exceeds the "
-                         f"{len(train_x)} training images; lower --config.train.batch_size")
-  splits["train"] = (train_x, train_y)
-  splits["test"] = data.test_split(d)
-  return splits
-
-
-def _check_workdir(config, workdir: Path, resume: bool) -> int | None:
-  """Returns the epoch to resume from (None = fresh start).
-
-  A workdir is this run's only if it does not exist, is empty, or holds a vae_jax run
-  (config.json) of the same config; anything else is refused before anything is written.
-
-  Raises:
-    RunError: a workdir that is a file or holds something else, a run of another config, a
-      checkpoint without resume, or resume without a checkpoint.
-  """
-  problem = files.not_ours(workdir, "config.json")
-  if problem:
-    raise RunError(f"--workdir {workdir}: {problem}; pass a new or empty directory you can "
-                   "write to")
-  saved = workdir / "config.json"
-  if not saved.exists():
-    entries = [p.name for p in workdir.iterdir()] if workdir.is_dir() else []
-    if resume and not entries:
-      raise RunError(f"--resume given but {workdir} has no checkpoint; drop --resume to start "
-                     "fresh")
-    if resume:  # A run killed before it wrote its config.
-      print(f"vae-jax: notice: {workdir} holds no run yet (its process was killed before it "
-            "wrote one); starting it afresh", file=sys.stderr)
-    return None
-  try:  # Fields added to the library after the run was written count as their defaults.
-    old = json.loads(config_lib.to_json(config_lib.with_defaults(json.loads(saved.read_text()))))
-  except (ValueError, TypeError, AttributeError):
-    raise RunError(f"{saved} is not a vae_jax config (unreadable JSON); restore it, or use "
-                   "another --workdir") from None
-  changed = [k for k in config_diff(old, json.loads(config_lib.to_json(config)))
-             if k not in RESUMABLE_CHANGES]
-  latest = checkpointing.latest_epoch(workdir)
-  if changed:
-    raise RunError(f"{workdir} holds a run of another config (differs in {', '.join(changed)});"
-                   " use another --workdir or delete that one")
-  if latest is not None:
-    if not resume:
-      raise RunError(f"{workdir} already holds a checkpoint (epoch {latest}); pass --resume to "
-                     "continue it or use another --workdir")
-    return latest
-  if resume:  # Killed before its first checkpoint: nothing to continue.
-    print(f"vae-jax: notice: {workdir} holds no checkpoint (its run stopped before the first); "
-          "starting it afresh", file=sys.stderr)
-  return None
-
-
-def config_diff(old: dict, new: dict, prefix: str = "") -> list[str]:
-  """Dotted keys whose values differ between two config dicts (nested)."""
-  keys = []
-  for k in sorted(set(old) | set(new)):
-    a, b = old.get(k), new.get(k)
-    if isinstance(a, dict) and isinstance(b, dict):
-      keys += config_diff(a, b, f"{prefix}{k}.")
-    elif a != b:
-      keys.append(f"{prefix}{k}")
-  return keys
-
+from vae_jax.rundir import COMPUTE_ONLY, RESUMABLE_CHANGES, config_diff  # noqa: F401  # Public.
 
 def _versions() -> dict[str, str]:
   names = ("jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "tensorflow-datasets", "numpy")
@@ -239,7 +139,7 @@ def train_and_evaluate_runs(configs, workdirs, *, resume: bool = False,
   writer = parallel.is_writer()
   for w in workdirs if writer else ():  # Another live run there: refuse before anything else.
     locking.check_free(w)
-  starts = [_check_workdir(c, w, resume) for c, w in zip(configs, workdirs)]
+  starts = [rundir.check_workdir(c, w, resume) for c, w in zip(configs, workdirs)]
   if len({s is None for s in starts}) > 1 and all(
       checkpointing.committed(w) is not None for w, s in zip(workdirs, starts) if s is None):
     starts = [None] * len(starts)  # Killed between the first epoch's commit markers: afresh.

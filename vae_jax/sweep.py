@@ -16,7 +16,7 @@ import json
 import shutil
 from pathlib import Path
 
-from vae_jax import checkpointing, config as config_lib, files, locking, parallel, runner
+from vae_jax import checkpointing, config as config_lib, files, locking, parallel, rundir, runner
 
 SWEEP_FILE = "sweep.json"
 
@@ -101,9 +101,9 @@ def run_sweep(config, sweep_args: list[str], workdir: str | Path, *, resume: boo
     if reuse and (run_dir / "summary.json").is_file():
       saved = config_lib.with_defaults(_read_json(run_dir / "config.json"))
       reused[r.name] = _read_json(run_dir / "summary.json")
-      changed = runner.config_diff(json.loads(config_lib.to_json(saved)),
+      changed = rundir.config_diff(json.loads(config_lib.to_json(saved)),
                                    json.loads(config_lib.to_json(r.config)))
-      if [k for k in changed if k not in runner.COMPUTE_ONLY]:
+      if [k for k in changed if k not in rundir.COMPUTE_ONLY]:
         raise config_lib.ConfigError(f"--reuse: {run_dir} was trained with another config; "
                                      "use another --workdir or drop --reuse")
     elif checkpointing.latest_epoch(run_dir) is not None and not resume:
