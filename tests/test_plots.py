@@ -14,7 +14,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from scipy.stats import norm  # noqa: E402
 
-from vae_jax import plots  # noqa: E402
+from vae_jax import curves, plots  # noqa: E402
 from common import plots as study_plots  # noqa: E402  # experiments/common (conftest)
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -62,14 +62,14 @@ def _metrics(epochs=5, val=False):
 @pytest.mark.parametrize("val", [False, True])
 def test_loss_curves(tmp_path, val):
   p = tmp_path / "sub" / "dir" / "loss.png"  # parent created on demand
-  out = plots.loss_curves(_metrics(val=val), p)
+  out = curves.loss_curves(_metrics(val=val), p)
   _assert_png(out, p, colored=True)
   assert plt.get_fignums() == []  # figure closed
 
 
 def test_loss_curves_single_epoch_and_str_path(tmp_path):
   p = str(tmp_path / "loss1.png")
-  out = plots.loss_curves(_metrics(epochs=1), p)
+  out = curves.loss_curves(_metrics(epochs=1), p)
   _assert_png(out, tmp_path / "loss1.png")
 
 

@@ -1,11 +1,92 @@
-"""Figures of a run's schedules from its metrics rows (plots.py draws the losses and images)."""
+"""Figures of a run's metrics rows: loss curves, schedules, gradient flow, scores over training
+(plots.py draws the images)."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 
 from vae_jax import plots
 from vae_jax.plots import plt
+
+
+def loss_curves(metrics: list[dict], path, *, loss_name: str = "negative ELBO",
+                units: str = plots.NATS) -> Path:
+  """Plot training curves.
+
+  Args:
+    metrics: one dict per epoch with scalar entries ``'epoch'`` (int),
+      ``'train/loss'``, ``'eval/loss'``, ``'eval/recon'``, ``'eval/kl'``
+      (floats, nats per image; loss = negative ELBO = recon + KL) and
+      optionally ``'val/loss'``.  Missing keys in individual epochs are
+      drawn as gaps.  If ``'epoch'`` is absent, epochs are numbered 1..E.
+    path: output PNG path.
+    loss_name, units: how the loss and its terms are labelled (e.g. "MSE loss" and
+      "squared error per image" for the MSE reconstruction term).
+
+  Left panel: train / test (and validation, if present) negative ELBO vs
+  epoch.  Right panel: test reconstruction term (left axis) and KL (twin
+  right axis) vs epoch, with a combined legend.
+
+  Returns:
+    The PNG path.
+  """
+  metrics = list(metrics)
+  if not metrics:
+    raise ValueError("metrics is empty")
+  epoch = plots.series(metrics, "epoch")
+  if epoch is None or np.isnan(epoch).any():
+    epoch = np.arange(1, len(metrics) + 1, dtype=np.float64)
+  marker = "o" if len(metrics) <= 30 else None
+
+  fig, (ax_l, ax_r) = plt.subplots(1, 2, figsize=(11, 4.2))
+
+  # --- left: negative ELBO ---
+  for key, label, color in (
+      ("train/loss", "train", "C0"),
+      ("val/loss", "validation", "C2"),
+      ("eval/loss", "test", "C1"),
+  ):
+    y = plots.series(metrics, key)
+    if y is not None:
+      ax_l.plot(epoch, y, color=color, marker=marker, ms=3, lw=1.5, label=label)
+  ax_l.set_xlabel("epoch")
+  ax_l.set_ylabel(f"{loss_name} ({units})")
+  ax_l.set_title(loss_name[:1].upper() + loss_name[1:])
+  ax_l.grid(alpha=0.3)
+  if ax_l.get_legend_handles_labels()[0]:
+    ax_l.legend(frameon=False)
+
+  # --- right: recon + KL (twin axes) ---
+  handles = []
+  recon = plots.series(metrics, "eval/recon")
+  kl = plots.series(metrics, "eval/kl")
+  if recon is not None:
+    handles += ax_r.plot(epoch, recon, color="C3", marker=marker, ms=3,
+                         lw=1.5, label="test reconstruction term")
+  ax_r.set_xlabel("epoch")
+  ax_r.set_ylabel(f"reconstruction ({units})", color="C3")
+  ax_r.tick_params(axis="y", colors="C3")
+  ax_r.grid(alpha=0.3)
+  ax_kl = ax_r.twinx()
+  if kl is not None:
+    handles += ax_kl.plot(epoch, kl, color="C4", marker=marker, ms=3,
+                          lw=1.5, ls="--", label="test KL(q(z|x) ‖ p(z))")
+  ax_kl.set_ylabel(f"KL ({plots.NATS})", color="C4")
+  if kl is None:
+    ax_kl.set_visible(False)
+  ax_kl.tick_params(axis="y", colors="C4")
+  ax_r.set_title("Test reconstruction and KL" if kl is not None else "Test reconstruction")
+  if handles:
+    # below the panel: the two curves usually cross the whole plot area
+    ax_r.legend(handles, [h.get_label() for h in handles], frameon=False,
+                loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2)
+
+  for ax in (ax_l, ax_r):
+    ax.xaxis.get_major_locator().set_params(integer=True)
+  fig.tight_layout()
+  return plots.save(fig, path)
 
 
 def has_schedule(metrics: list[dict]) -> bool:

@@ -46,9 +46,9 @@ def write_figures(objective, params, test: dict, history: list[dict], fig_dir: P
   """
   written = []
   if objective.normalized:
-    plots.loss_curves(history, fig_dir / "loss_curves.png")
+    curves.loss_curves(history, fig_dir / "loss_curves.png")
   else:
-    plots.loss_curves(history, fig_dir / "loss_curves.png",
+    curves.loss_curves(history, fig_dir / "loss_curves.png",
                       loss_name="loss" if objective.has_posterior else "reconstruction loss",
                       units=f"{objective.likelihood}, per image")
   written.append("loss_curves.png")

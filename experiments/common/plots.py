@@ -1,6 +1,6 @@
 """The figures only studies draw (growth arms, per-class lines, early-stopping curves, curve
 panels, sorted profiles, rate-distortion, ROC curves), beside every figure of vae_jax.plots
-(re-exported here, so a study imports one `plots`)."""
+(re-exported here with vae_jax.curves.loss_curves, so a study imports one `plots`)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from vae_jax.plots import *  # noqa: F401,F403  # pylint: disable=wildcard-import,unused-wildcard-import
+from vae_jax.curves import loss_curves  # noqa: F401  # Re-exported beside the images.
 from vae_jax.plots import NATS, save, series
 
 
