@@ -39,6 +39,25 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
 SHARED_DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 
 
+def host_isa() -> str:
+  """The widest vector instruction set XLA:CPU compiles for here: 'avx512', 'avx2' or 'other'.
+  It sets the order of float sums, so golden numbers of compiled programs hold per set."""
+  try:
+    flags = next((line.split(":", 1)[1].split() for line in
+                  Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags")), [])
+  except OSError:
+    flags = []
+  return "avx512" if "avx512f" in flags else "avx2" if "avx2" in flags else "other"
+
+
+def golden_for_host(by_isa: dict, what: str):
+  """by_isa[host_isa()], or a skip naming why (no golden value recorded for this host's set)."""
+  if host_isa() not in by_isa:
+    pytest.skip(f"no {what} for a host with {host_isa()} vectors (tests/golden.json has "
+                f"{', '.join(by_isa)}); XLA:CPU's float sums differ by instruction set")
+  return by_isa[host_isa()]
+
+
 def _prepared(name: str, tmp_path_factory) -> str:
   """A TFDS data dir holding the standard dataset `name`: $TFDS_DATA_DIR when it holds it
   already, else a session tmp dir it is imported into from SHARED_DATASETS/<name> (~20 s)."""

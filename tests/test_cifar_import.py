@@ -9,7 +9,8 @@ import tarfile
 import numpy as np
 import pytest
 
-from vae_jax import cifar_import, cli, data, importers
+from vae_jax import cli, data
+from vae_jax.data import cifar, importers
 
 _N = 3  # Records per batch file in these synthetic archives (the official files hold 10000).
 _NAMES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
@@ -18,7 +19,7 @@ _NAMES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse
 @pytest.fixture(scope="module", autouse=True)
 def small_files():
   with pytest.MonkeyPatch.context() as m:
-    m.setattr(cifar_import, "_RECORDS_PER_FILE", _N)
+    m.setattr(cifar, "_RECORDS_PER_FILE", _N)
     yield
 
 
@@ -32,7 +33,7 @@ def _write_folder(folder, seed=0):
   rng = np.random.default_rng(seed)
   folder.mkdir(parents=True)
   images, labels = {"train": [], "test": []}, {"train": [], "test": []}
-  for i, name in enumerate(cifar_import.BATCHES):
+  for i, name in enumerate(cifar.BATCHES):
     planes = rng.integers(0, 256, (_N, 3, 32, 32), dtype=np.uint8)  # [n, RGB, row, column]
     y = rng.integers(0, 10, _N, dtype=np.uint8)
     if i == 0:
@@ -42,13 +43,13 @@ def _write_folder(folder, seed=0):
     split = "test" if name == "test_batch.bin" else "train"
     images[split].append(planes.transpose(0, 2, 3, 1))
     labels[split].append(y)
-  (folder / cifar_import.META).write_text("\n".join(_NAMES) + "\n\n")  # As the official file.
+  (folder / cifar.META).write_text("\n".join(_NAMES) + "\n\n")  # As the official file.
   return {s: (np.concatenate(images[s]), np.concatenate(labels[s])) for s in images}
 
 
 def _write_archive(folder, path):
   with tarfile.open(path, "w:gz") as tar:
-    tar.add(folder, arcname=cifar_import.FOLDER)
+    tar.add(folder, arcname=cifar.FOLDER)
   return path
 
 
@@ -61,8 +62,8 @@ def _by_content(images, labels):
 def imported(tmp_path_factory):
   """(data_dir, expected splits) of a synthetic archive imported with `importers.import_dataset`."""
   tmp = tmp_path_factory.mktemp("cifar")
-  expected = _write_folder(tmp / "src" / cifar_import.FOLDER)
-  archive = _write_archive(tmp / "src" / cifar_import.FOLDER, tmp / cifar_import.ARCHIVE)
+  expected = _write_folder(tmp / "src" / cifar.FOLDER)
+  archive = _write_archive(tmp / "src" / cifar.FOLDER, tmp / cifar.ARCHIVE)
   path = importers.import_dataset("cifar10", str(archive), str(tmp / "tfds"))
   assert path == str(tmp / "tfds" / "cifar10" / "3.0.2")
   return str(tmp / "tfds"), expected
@@ -106,7 +107,7 @@ def test_import_is_idempotent(imported, tmp_path):
 def test_folder_import_via_cli_matches_archive(imported, tmp_path, capsys, layout):
   """The extracted cifar-10-batches-bin folder, the folder holding it, or the files under another
   folder name import to the same dataset as the archive."""
-  folder = tmp_path / "src" / ("batches" if layout == "renamed_folder" else cifar_import.FOLDER)
+  folder = tmp_path / "src" / ("batches" if layout == "renamed_folder" else cifar.FOLDER)
   _write_folder(folder)
   src = folder.parent if layout == "parent_folder" else folder
   assert cli.main(["data", "import", "cifar10", "--from", str(src),
@@ -129,12 +130,12 @@ def _truncate(folder):
 
 def _drop_record(folder):
   path = folder / "data_batch_2.bin"
-  path.write_bytes(path.read_bytes()[:-cifar_import.RECORD_BYTES])
+  path.write_bytes(path.read_bytes()[:-cifar.RECORD_BYTES])
 
 
 def _bad_label(folder):
   blob = bytearray((folder / "test_batch.bin").read_bytes())
-  blob[cifar_import.RECORD_BYTES] = 10  # The label byte of the second record.
+  blob[cifar.RECORD_BYTES] = 10  # The label byte of the second record.
   (folder / "test_batch.bin").write_bytes(bytes(blob))
 
 
@@ -147,10 +148,10 @@ def _bad_label(folder):
 ])
 @pytest.mark.parametrize("as_archive", [False, True])
 def test_bad_source_raises_one_line(tmp_path, corrupt, message, as_archive):
-  folder = tmp_path / "src" / cifar_import.FOLDER
+  folder = tmp_path / "src" / cifar.FOLDER
   _write_folder(folder)
   corrupt(folder)
-  src = _write_archive(folder, tmp_path / cifar_import.ARCHIVE) if as_archive else folder
+  src = _write_archive(folder, tmp_path / cifar.ARCHIVE) if as_archive else folder
   if as_archive and "missing" in message:
     message = "holds no cifar-10-batches-bin/test_batch.bin; re-download cifar-10-binary.tar.gz"
   with pytest.raises(data.DataError, match=message) as e:
@@ -160,9 +161,9 @@ def test_bad_source_raises_one_line(tmp_path, corrupt, message, as_archive):
 
 
 def test_truncated_archive_exits_2(tmp_path, capsys):
-  folder = tmp_path / "src" / cifar_import.FOLDER
+  folder = tmp_path / "src" / cifar.FOLDER
   _write_folder(folder)
-  archive = _write_archive(folder, tmp_path / cifar_import.ARCHIVE)
+  archive = _write_archive(folder, tmp_path / cifar.ARCHIVE)
   archive.write_bytes(archive.read_bytes()[:len(archive.read_bytes()) // 2])
   assert cli.main(["data", "import", "cifar10", "--from", str(archive),
                    "--data-dir", str(tmp_path / "tfds")]) == 2
@@ -204,7 +205,7 @@ def test_cli_non_importable_names_exit_2(tmp_path, capsys, name, message):
                 "celeb_a/ into {d}"),
 ])
 def test_unprepared_without_network_names_the_fix(tmp_path, monkeypatch, name, fix):
-  monkeypatch.setattr(data, "network_available", lambda: False)
+  monkeypatch.setattr(data.loading, "network_available", lambda: False)
   with pytest.raises(data.DataError, match="no network to download it") as e:
     data.load_split(name, "train", str(tmp_path))
   assert str(e.value).endswith("; " + fix.format(d=tmp_path))

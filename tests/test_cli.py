@@ -73,7 +73,7 @@ def test_missing_config_file(capsys, tmp_path):
 
 def test_missing_dataset(capsys, tmp_path, monkeypatch):
   from vae_jax import data  # pylint: disable=g-import-not-at-top
-  monkeypatch.setattr(data, "network_available", lambda *a, **k: False)  # Never download here.
+  monkeypatch.setattr(data.loading, "network_available", lambda *a, **k: False)  # Never download here.
   workdir = tmp_path / "run"
   _fails(capsys, ["train", "--config", MNIST_MLP, "--workdir", str(workdir),
                   f"--config.data.data_dir={tmp_path / 'empty'}"], "vae-jax data import mnist")

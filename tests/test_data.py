@@ -145,7 +145,7 @@ def test_import_is_idempotent(mnist_data_dir, tmp_path):
     ("celeb_a", "prepare it with TFDS elsewhere and copy celeb_a/ into "),
 ])
 def test_load_unprepared_without_network_raises(tmp_path, monkeypatch, name, fix):
-  monkeypatch.setattr(data, "network_available", lambda: False)
+  monkeypatch.setattr(data.loading, "network_available", lambda: False)
   with pytest.raises(data.DataError, match="no network to download it") as e:
     data.load_split(name, "train", str(tmp_path))
   assert fix + str(tmp_path) in str(e.value) and "\n" not in str(e.value)
@@ -162,7 +162,7 @@ def test_network_probe_is_quick():
 
 
 def test_load_unprepared_raises(tmp_path, monkeypatch):
-  monkeypatch.setattr(data, "network_available", lambda *a, **k: False)  # Same path anywhere.
+  monkeypatch.setattr(data.loading, "network_available", lambda *a, **k: False)  # Same path anywhere.
   start = time.monotonic()
   with pytest.raises(data.DataError, match="vae-jax data import mnist") as e:
     data.load_split("mnist", "train", str(tmp_path))
@@ -178,7 +178,7 @@ def test_load_unprepared_with_network_downloads(tmp_path, monkeypatch, mnist_dat
     del args, kwargs
     shutil.copytree(Path(mnist_data_dir) / builder.name, tmp_path / builder.name)
 
-  monkeypatch.setattr(data, "network_available", lambda: True)
+  monkeypatch.setattr(data.loading, "network_available", lambda: True)
   with mock.patch.object(tfds.core.DatasetBuilder, "download_and_prepare", autospec=True,
                          side_effect=fake_download_and_prepare) as download:
     x, y = data.load_split("mnist_32", "test[:100]", str(tmp_path))
@@ -194,7 +194,7 @@ def test_load_unprepared_with_network_downloads(tmp_path, monkeypatch, mnist_dat
 def test_load_download_failure_raises(tmp_path, monkeypatch, effect, message):
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
 
-  monkeypatch.setattr(data, "network_available", lambda: True)
+  monkeypatch.setattr(data.loading, "network_available", lambda: True)
   with mock.patch.object(tfds.core.DatasetBuilder, "download_and_prepare", autospec=True,
                          side_effect=effect):
     with pytest.raises(data.DataError, match=message) as e:

@@ -20,7 +20,7 @@ def no_network_probe(monkeypatch):
   """Fails the test if load_split probes the network (it must not under the mock)."""
   def probe():
     raise AssertionError("network_available called")
-  monkeypatch.setattr(data, "network_available", probe)
+  monkeypatch.setattr(data.loading, "network_available", probe)
 
 
 # Variant metadata, without loading data -------------------------------------------------------
@@ -69,9 +69,9 @@ def _spec(**kwargs):
 
 def test_pad_is_symmetric_zero_padding():
   x = np.random.default_rng(0).integers(1, 256, (3, 28, 28, 1), dtype=np.uint8)
-  out = data._apply_geometry(_spec(pad_to=32), x)  # pylint: disable=protected-access
+  out = data.loading._apply_geometry(_spec(pad_to=32), x)  # pylint: disable=protected-access
   np.testing.assert_array_equal(out, np.pad(x, ((0, 0), (2, 2), (2, 2), (0, 0))))
-  odd = data._apply_geometry(_spec(pad_to=31), x)  # pylint: disable=protected-access
+  odd = data.loading._apply_geometry(_spec(pad_to=31), x)  # pylint: disable=protected-access
   assert odd.shape == (3, 31, 31, 1)
   np.testing.assert_array_equal(odd[:, 1:29, 1:29], x)  # Odd pixel at the bottom / right.
 
@@ -80,13 +80,13 @@ def test_crop_is_centered_and_resize_is_area():
   spec = data.DATASETS["celeb_a"]
   x = np.full((2, 218, 178, 3), 255, np.uint8)
   x[:, 39:179, 19:159] = 7  # The center 140x140 window: (218 - 140) / 2 = 39, (178 - 140) / 2 = 19.
-  out = data._apply_geometry(spec, x)  # pylint: disable=protected-access
+  out = data.loading._apply_geometry(spec, x)  # pylint: disable=protected-access
   assert out.shape == (2, 32, 32, 3) and out.dtype == np.uint8
   np.testing.assert_array_equal(out, 7)  # No border pixel leaks in.
 
   # Area = the mean of the covered block (here exact 2x2 blocks), rounded to uint8.
   x = np.random.default_rng(1).integers(0, 256, (4, 28, 28, 1), dtype=np.uint8)
-  out = data._apply_geometry(_spec(crop=28, resize_to=14), x)  # pylint: disable=protected-access
+  out = data.loading._apply_geometry(_spec(crop=28, resize_to=14), x)  # pylint: disable=protected-access
   blocks = x.reshape(4, 14, 2, 14, 2, 1).astype(np.float64).mean(axis=(2, 4))
   assert out.dtype == np.uint8
   assert np.abs(out.astype(np.float64) - blocks).max() <= 0.5 + 1e-4
@@ -96,10 +96,10 @@ def test_crop_is_centered_and_resize_is_area():
 
 
 def test_mock_detection(tfds):
-  assert not data._tfds_mocked(tfds)  # pylint: disable=protected-access
+  assert not data.loading._tfds_mocked(tfds)  # pylint: disable=protected-access
   with tfds.testing.mock_data(num_examples=2):
-    assert data._tfds_mocked(tfds)  # pylint: disable=protected-access
-  assert not data._tfds_mocked(tfds)  # pylint: disable=protected-access
+    assert data.loading._tfds_mocked(tfds)  # pylint: disable=protected-access
+  assert not data.loading._tfds_mocked(tfds)  # pylint: disable=protected-access
 
 
 def test_mock_cifar10(tfds, no_network_probe, tmp_path):

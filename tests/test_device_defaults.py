@@ -8,7 +8,7 @@ from pathlib import Path
 import jax
 import pytest
 
-from vae_jax import config as config_lib, datasets, device_defaults, models, runner
+from vae_jax import config as config_lib, data, device_defaults, models, runner
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -46,7 +46,7 @@ def test_the_on_device_budget_is_half_the_memory_or_2048_mb():
 
 
 def test_tensorflow_sees_no_gpu():
-  datasets.tfds_module()
+  data.tfds_module()
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
   assert tf.config.get_visible_devices("GPU") == []
 

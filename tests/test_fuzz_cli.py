@@ -61,7 +61,7 @@ def stubs(trained):
   """Blank data and no training; undone at the end of the module."""
   mp = pytest.MonkeyPatch()
   blank = (np.zeros((256, 28, 28, 1), np.uint8), np.arange(256, dtype=np.int32) % 10)
-  mp.setattr(data, "load_split", lambda name, split, data_dir=None: blank)
+  mp.setattr(data.loading, "load_split", lambda name, split, data_dir=None: blank)
   mp.setattr(runner, "_run", lambda configs, workdirs, *a: [
       {"epoch": c.train.epochs, "eval/loss": 1.0} for c in configs])
   mp.setattr(evaluate, "iw_nll", lambda *a, **k: (1.0, 0.0))

@@ -121,7 +121,7 @@ def test_conv_config_trains_one_epoch_on_mock_cifar10(tmp_path, monkeypatch):
   the run-directory contract, per-class metrics for the 10 labels, RGB figures."""
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
   from vae_jax import data  # pylint: disable=g-import-not-at-top
-  monkeypatch.setattr(data, "network_available", lambda *a, **k: False)
+  monkeypatch.setattr(data.loading, "network_available", lambda *a, **k: False)
   config = config_lib.base_config()
   config_lib.apply_overrides(config, [
       "data.name=cifar10", "model.encoder.kind=conv", "model.decoder.kind=conv",

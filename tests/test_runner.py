@@ -90,28 +90,15 @@ def test_exclude_classes_drops_them_from_train_and_validation_not_test(tiny):
       config_lib.validate(tiny(**{"data.exclude_classes": bad}))
 
 
-def _host_isa() -> str:
-  """The widest vector instruction set XLA:CPU compiles for here: 'avx512', 'avx2' or 'other'."""
-  try:
-    flags = next((line.split(":", 1)[1].split() for line in
-                  Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags")), [])
-  except OSError:
-    flags = []
-  return "avx512" if "avx512f" in flags else "avx2" if "avx2" in flags else "other"
-
-
 def test_mnist_mlp_reproduces_its_golden_numbers(mnist_data_dir, tmp_path):
   """vae_jax/configs/mnist_mlp.py, seed 0: the test loss of epochs 1-3 is the one every
   version since the first has printed (tests/golden.json) on a host of the same vector
   instruction set, through the whole config path."""
   import os, subprocess, sys  # pylint: disable=g-import-not-at-top,multiple-imports
-  from conftest import FAST_COMPILE  # pylint: disable=g-import-not-at-top
+  from conftest import FAST_COMPILE, golden_for_host  # pylint: disable=g-import-not-at-top
   root = Path(__file__).resolve().parents[1]
   by_isa = json.loads((root / "tests" / "golden.json").read_text())["mnist_mlp_eval_loss"]
-  if _host_isa() not in by_isa:
-    pytest.skip(f"no golden numbers for a host with {_host_isa()} vectors (tests/golden.json has "
-                f"{', '.join(by_isa)}); XLA:CPU's float sums differ by instruction set")
-  golden = by_isa[_host_isa()]
+  golden = golden_for_host(by_isa, "mnist_mlp golden losses")
   # XLA's default optimization level, as users run it (conftest lowers it for the suite).
   env = os.environ | {"PYTHONPATH": str(root),
                       "XLA_FLAGS": os.environ.get("XLA_FLAGS", "").replace(FAST_COMPILE, "")}

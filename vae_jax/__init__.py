@@ -30,14 +30,14 @@ if TYPE_CHECKING:  # What type checkers and IDEs see; at run time these load on 
   from vae_jax.api import FitResult, fit, iw_nll, load_run  # noqa: F401
   from vae_jax.evaluate import RestoredRun  # noqa: F401
   from vae_jax.loop import BaseHook, EpochResult, Hook, LoopState  # noqa: F401
-  from vae_jax.sources import Source  # noqa: F401
+  from vae_jax.data import Source  # noqa: F401
 
 # Loaded on first use (PEP 562), so that `import vae_jax.errors` or the CLI's usage errors do not
 # pay for JAX, flax and orbax.
 _SUBMODULES = ("data", "errors", "hooks", "models", "objectives", "optimizers", "schedules")
 _NAMES = {"FitResult": "api", "fit": "api", "iw_nll": "api", "load_run": "api",
           "RestoredRun": "evaluate", "BaseHook": "loop", "EpochResult": "loop", "Hook": "loop",
-          "LoopState": "loop", "Source": "sources"}
+          "LoopState": "loop", "Source": "data"}
 
 __all__ = sorted([*_NAMES, *_SUBMODULES])
 

@@ -27,7 +27,8 @@ from typing import Any, NamedTuple
 import jax
 
 from vae_jax import (checkpointing, evaluate, files, hooks as hooks_lib, locking,
-                     loop as loop_lib, models, parallel, run_log, sources, streaming, train)
+                     loop as loop_lib, models, parallel, run_log, streaming, train)
+from vae_jax.data import sources
 from vae_jax.errors import CheckpointError, DataError, RunError
 
 FIT_FILE = "fit.json"  # What a fit run directory was trained with (config.json for config runs).

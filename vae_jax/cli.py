@@ -244,7 +244,7 @@ def _explore(args):
 
 
 def _data_import(args):
-  from vae_jax import importers  # pylint: disable=import-outside-toplevel
+  from vae_jax.data import importers  # pylint: disable=import-outside-toplevel
   path = importers.import_dataset(args.name, args.src, args.data_dir)
   print(f"prepared {args.name} in {path}")
 

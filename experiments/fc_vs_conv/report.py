@@ -302,7 +302,7 @@ def write(args, group_dir, set_overrides) -> Path:
       "downloads it) or a TFDS data dir where `celeb_a` is already prepared (`--config.data."
       "data_dir` or `TFDS_DATA_DIR`). `celeb_a` is center-cropped to 140×140 and resized to "
       "32×32 with TensorFlow's area filter, then a seeded 30% subset of train is kept (see "
-      "`vae_jax/data.py`). Both pipelines are tested on `tfds.testing.mock_data`.", "",
+      "`vae_jax/data/specs.py`). Both pipelines are tested on `tfds.testing.mock_data`.", "",
       f"Versions: {json.dumps(any_summary['versions'])}.", ""]
   ablation = args.out / ablation_lib.README
   if ablation.is_file():

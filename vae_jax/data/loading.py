@@ -1,6 +1,5 @@
-"""Loading datasets: a named variant's splits from TFDS (datasets.DATASETS), sources for fit
-(from_tfds, from_folder; sources.py for arrays), the validation split. Re-exports the specs
-(datasets.py), the IDX import (idx_import.py) and preprocessing (pixels.py).
+"""Loading datasets: a named variant's splits from TFDS (specs.DATASETS), sources for fit
+(from_tfds, from_folder; sources.py for arrays), the validation split, a config's splits.
 
 A variant (a key of `DATASETS`, used in configs as ``data.name``) reads one
 TFDS dataset and reshapes it: zero-pad, center-crop, area-resize, seeded subset.
@@ -20,14 +19,11 @@ from pathlib import Path
 
 import numpy as np
 
-from vae_jax import datasets
-from vae_jax.datasets import (  # noqa: F401  # Public here too.
-    DATASETS, IMPORT_SOURCES, DatasetSpec, check_importable, default_data_dir, image_shape,
-    num_classes, tfds_module)
-from vae_jax.errors import ConfigError, DataError, one_line  # noqa: F401  # DataError: public here.
-from vae_jax.idx_import import import_idx  # noqa: F401  # Public here too.
-from vae_jax.pixels import PREPROCESS_MODES, preprocess  # noqa: F401  # Public here too.
-from vae_jax.sources import Source, as_source, from_arrays, from_iterable  # noqa: F401  # Public.
+from vae_jax.data import specs
+from vae_jax.data.sources import Source
+from vae_jax.data.specs import DATASETS, DatasetSpec, num_classes
+from vae_jax.errors import ConfigError, DataError, one_line
+from vae_jax.pixels import PREPROCESS_MODES
 
 
 _PROBE_ADDRESS = ("storage.googleapis.com", 443)  # TFDS's GCS mirror; also hosts MNIST.
@@ -66,9 +62,9 @@ def _prepared_builder(tfds, name: str, spec: DatasetSpec, data_dir: str):
   builder = tfds.builder(spec.tfds_name, data_dir=data_dir)
   if _tfds_mocked(tfds) or builder.is_prepared():
     return builder
-  if importer := datasets.importer_of(spec):
+  if importer := specs.importer_of(spec):
     fix = (f"run: vae-jax data import {importer} --from DIR --data-dir {data_dir}, DIR being "
-           f"{datasets.IMPORT_SOURCES[importer]}")
+           f"{specs.IMPORT_SOURCES[importer]}")
   else:
     fix = (f"{spec.tfds_name} has no offline import, so it needs network or a TFDS data dir that "
            f"holds it: run where there is network, or prepare it with TFDS elsewhere and copy "
@@ -106,7 +102,7 @@ def _apply_geometry(spec: DatasetSpec, images: np.ndarray) -> np.ndarray:
     top, left = (h - c) // 2, (w - c) // 2
     images = images[:, top:top + c, left:left + c]
   if spec.resize_to:
-    datasets.tfds_module()  # TF without GPUs.
+    specs.tfds_module()  # TF without GPUs.
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
     size = (spec.resize_to, spec.resize_to)
@@ -141,9 +137,9 @@ def load_split(name: str, split: str,
     DataError: unknown dataset, dataset not prepared and no network (or the
       download failed), bad split, or TFDS features that do not match the spec.
   """
-  spec = datasets.dataset_spec(name)
-  tfds = datasets.tfds_module()
-  data_dir = datasets.default_data_dir(data_dir)
+  spec = specs.dataset_spec(name)
+  tfds = specs.tfds_module()
+  data_dir = specs.default_data_dir(data_dir)
   if _tfds_mocked(tfds):
     return _load_split(tfds, name, spec, split, data_dir)
   try:
@@ -151,7 +147,7 @@ def load_split(name: str, split: str,
   except DataError:
     raise
   except Exception as e:  # noqa: BLE001 - TF's DataLossError, a damaged dataset_info.json, ...
-    importer = datasets.importer_of(spec)
+    importer = specs.importer_of(spec)
     fix = (f"vae-jax data import {importer} --from DIR" if importer
            else "let TFDS prepare it again")
     raise DataError(f"the prepared TFDS {spec.tfds_name} in {data_dir} is damaged "
@@ -193,7 +189,7 @@ def from_folder(root: str | Path, split: str = "train") -> Source:
   Raises:
     DataError: no such folder or split, no images, or images of different shapes.
   """
-  tfds = datasets.tfds_module()
+  tfds = specs.tfds_module()
   root = Path(root)
   if not (root / split).is_dir():
     raise DataError(f"{root / split} is not a folder; arrange the images as "
@@ -218,7 +214,7 @@ def _load_split_cached(name: str, spec: DatasetSpec, split: str, data_dir: str):
   """The split, decoded once per process (a sweep or a test session loads it many times: 8
   splits hold MNIST's and Fashion-MNIST's at 28 and 32 pixels, about 0.5 GB); read-only arrays
   so that no caller can change the cached copy."""
-  images, labels = _load_split(datasets.tfds_module(), name, spec, split, data_dir)
+  images, labels = _load_split(specs.tfds_module(), name, spec, split, data_dir)
   images.flags.writeable = labels.flags.writeable = False
   return images, labels
 

@@ -1,7 +1,7 @@
 """Offline import of the IDX datasets (MNIST, Fashion-MNIST) into TFDS: the four IDX files are
 checked (sizes, magic numbers, counts, labels, SHA256SUMS) and served to TFDS's own builder by a
 local download manager, so the prepared dataset is TFDS's standard one. `prepare_from_local_files`
-serves cifar_import too."""
+serves cifar.py too."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from unittest import mock
 
 import numpy as np
 
-from vae_jax import datasets
+from vae_jax.data import specs
 from vae_jax.errors import DataError
 
 
@@ -136,7 +136,7 @@ def import_idx(name: str, src_dir: str, data_dir: str | None = None) -> str:
       dataset these prepare).
     src_dir: folder with train-images-idx3-ubyte(.gz), train-labels-idx1-ubyte(.gz),
       t10k-images-idx3-ubyte(.gz) and t10k-labels-idx1-ubyte(.gz).
-    data_dir: TFDS data dir; see `datasets.default_data_dir`.
+    data_dir: TFDS data dir; see `specs.default_data_dir`.
 
   Returns:
     The prepared dataset directory, e.g. ``<data_dir>/mnist/3.0.1``. If it is
@@ -145,10 +145,10 @@ def import_idx(name: str, src_dir: str, data_dir: str | None = None) -> str:
   Raises:
     DataError: unknown or non-importable ``name``, or missing / invalid IDX files.
   """
-  spec = datasets.check_importable(name, [k for k, v in datasets.DATASETS.items() if v.idx_import],
+  spec = specs.check_importable(name, [k for k, v in specs.DATASETS.items() if v.idx_import],
                            "from IDX files")
-  tfds = datasets.tfds_module()
-  builder = tfds.builder(spec.tfds_name, data_dir=datasets.default_data_dir(data_dir))
+  tfds = specs.tfds_module()
+  builder = tfds.builder(spec.tfds_name, data_dir=specs.default_data_dir(data_dir))
   if builder.is_prepared():
     return os.fspath(builder.data_dir)
   src = Path(src_dir).expanduser()

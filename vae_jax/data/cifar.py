@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vae_jax import datasets, idx_import
+from vae_jax.data import idx, specs
 from vae_jax.errors import DataError, one_line
 
 
@@ -90,7 +90,7 @@ def import_cifar10(src: str, data_dir: str | None = None) -> str:
   Args:
     src: ``cifar-10-binary.tar.gz``, its extracted ``cifar-10-batches-bin`` folder, or a folder
       holding either.
-    data_dir: TFDS data dir; see `datasets.default_data_dir`.
+    data_dir: TFDS data dir; see `specs.default_data_dir`.
 
   Returns:
     The prepared dataset directory, e.g. ``<data_dir>/cifar10/3.0.2``. If it is already
@@ -99,8 +99,8 @@ def import_cifar10(src: str, data_dir: str | None = None) -> str:
   Raises:
     DataError: ``src`` missing, unreadable or invalid (see `_check_batches`).
   """
-  tfds = datasets.tfds_module()
-  builder = tfds.builder("cifar10", data_dir=datasets.default_data_dir(data_dir))
+  tfds = specs.tfds_module()
+  builder = tfds.builder("cifar10", data_dir=specs.default_data_dir(data_dir))
   if builder.is_prepared():
     return os.fspath(builder.data_dir)
   src_path = Path(src).expanduser()
@@ -120,5 +120,5 @@ def import_cifar10(src: str, data_dir: str | None = None) -> str:
     if folder.name != FOLDER:  # The builder reads <download>/cifar-10-batches-bin/.
       (tmp / FOLDER).symlink_to(folder.resolve(), target_is_directory=True)
       folder = tmp / FOLDER
-    idx_import.prepare_from_local_files(tfds, builder, {ARCHIVE: folder.parent}, size)
+    idx.prepare_from_local_files(tfds, builder, {ARCHIVE: folder.parent}, size)
   return os.fspath(builder.data_dir)

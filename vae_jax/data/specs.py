@@ -1,7 +1,7 @@
 """Named dataset variants (`DATASETS`, used in configs as ``data.name``): which TFDS dataset each
 reads and how it reshapes the images; the TFDS module (imported lazily, hidden from every GPU);
 the TFDS data dir; what can be imported offline. No loading here (data.py) and no import
-(idx_import.py, cifar_import.py)."""
+(idx.py, cifar.py)."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ class DatasetSpec:
     label_key: feature key of the class label, or None (labels are then all -1).
     source_shape: (H, W, C) of the images as stored in TFDS.
     num_classes: number of classes of ``label_key``; 0 without labels.
-    idx_import: its TFDS dataset can be prepared offline with `idx_import.import_idx` (cifar10 has
+    idx_import: its TFDS dataset can be prepared offline with `idx.import_idx` (cifar10 has
       its own importer; every offline import is listed in `IMPORT_SOURCES`).
     pad_to: zero-pad H and W symmetrically (the odd pixel at the bottom / right)
       to this size, or None.
