@@ -63,8 +63,8 @@ class Programs:
 
   Args:
     make_objective: widths (tuple or None) -> objective.
-    on_device: the datasets are device arrays (evaluate.make_programs) or host arrays streamed
-      in chunks (streaming.make_programs).
+    on_device: the datasets are device arrays (streaming.make_device_programs) or host arrays
+      streamed in chunks (streaming.make_programs).
   """
 
   def __init__(self, make_objective: Callable, tx, *, batch_size: int, eval_batch_size: int,
@@ -74,7 +74,7 @@ class Programs:
     self.kwargs = dict(batch_size=batch_size, eval_batch_size=eval_batch_size,
                        elbo_samples=elbo_samples, num_classes=max(num_classes, 1),
                        runs_axis=runs_axis, steps_per_call=steps_per_call, layout=layout)
-    self.make = evaluate.make_programs if on_device else streaming.make_programs
+    self.make = streaming.make_device_programs if on_device else streaming.make_programs
 
   def __call__(self, widths):
     if widths not in self.cache:
