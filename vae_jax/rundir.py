@@ -21,7 +21,6 @@ COMPUTE_ONLY = ("model.conv_batch_chunks", "model.conv_runs", "train.steps_per_c
 RESUMABLE_CHANGES = ("train.epochs", *COMPUTE_ONLY)
 
 
-
 def check_workdir(config, workdir: Path, resume: bool) -> int | None:
   """Returns the epoch to resume from (None = fresh start).
 
