@@ -181,34 +181,39 @@ def scores(workdir: Path, k: int, sets: list[str]) -> dict:
 
 @register("fid_is")
 def fid_is(workdir: Path, n: int = 10000, seed: int = 0, classifier: str | None = None,
-           classifier_hash: str | None = None, of: str = "prior") -> dict:
+           classifier_hash: str | None = None, of: str = "prior", loaded=None) -> dict:
   """scoring.score_run's dict (classifier-FID / IS of n prior samples, or of='reconstructions');
-  `classifier_hash` (the classifier's metrics.params_hash) only keys the cache."""
+  `classifier_hash` (the classifier's metrics.params_hash) only keys the cache; `loaded`:
+  scoring.load_classifier(classifier) when the caller holds it already."""
   del classifier_hash
-  return scoring.score_run(workdir, n, classifier, seed, of=of)
+  return scoring.score_run(workdir, n, classifier, seed, classifier=loaded, of=of)
 
 
 @register("fid_is_over_training")
 def fid_is_over_training(workdir: Path, n: int = 10000, seed: int = 0,
                          classifier: str | None = None, classifier_hash: str | None = None,
-                         of: str = "prior") -> dict:
-  """{'scores': scoring.score_over_training's dicts, oldest epoch first}; `classifier_hash` only
-  keys the cache."""
+                         of: str = "prior", loaded=None) -> dict:
+  """{'scores': scoring.score_over_training's dicts, oldest epoch first}; `classifier_hash` and
+  `loaded` as fid_is."""
   del classifier_hash
-  return {"scores": scoring.score_over_training(workdir, n, classifier, seed, of=of)}
+  return {"scores": scoring.score_over_training(workdir, n, classifier, seed, of=of,
+                                                classifier=loaded)}
 
 
-def _classifier_key(workdir: str | Path, classifier_dir: str | Path | None) -> dict:
-  """{'classifier': its directory (default: the run's dataset's), 'classifier_hash': its params
-  hash}: the classifier part of a score's cache key.
+def _score(workdir: str | Path, name: str, classifier_dir: str | Path | None, **params):
+  """Evaluator `name` ('fid_is' or 'fid_is_over_training') keyed by the classifier's directory
+  (default: the run's dataset's) and params hash; the classifier is loaded once, for the hash
+  and, when the cache misses, for the scores.
 
   Raises:
-    checkpointing.CheckpointError: `workdir` is not a run directory. ScoreError: no classifier.
+    checkpointing.CheckpointError: `workdir` is not a run directory (or, over training, holds no
+      checkpoint). ScoreError: as scoring.score_run.
   """
   clf_dir = Path(classifier_dir) if classifier_dir else scoring.default_classifier_dir(
       evaluate.run_config(workdir).data.name)
-  return {"classifier": str(clf_dir),
-          "classifier_hash": metrics.params_hash(scoring.load_classifier(clf_dir)[2])}
+  loaded = scoring.load_classifier(clf_dir)
+  return evaluate_run(workdir, name, options={"loaded": loaded}, classifier=str(clf_dir),
+                      classifier_hash=metrics.params_hash(loaded[2]), **params)
 
 
 def cached_score(workdir: str | Path, n: int = 10000, classifier_dir: str | Path | None = None,
@@ -220,8 +225,7 @@ def cached_score(workdir: str | Path, n: int = 10000, classifier_dir: str | Path
   Raises:
     ScoreError: as scoring.score_run. checkpointing.CheckpointError: no run in `workdir`.
   """
-  return evaluate_run(workdir, "fid_is", n=n, seed=seed, of=of,
-                      **_classifier_key(workdir, classifier_dir))
+  return _score(workdir, "fid_is", classifier_dir, n=n, seed=seed, of=of)
 
 
 def cached_scores_over_training(workdir: str | Path, n: int = 10000,
@@ -233,5 +237,4 @@ def cached_scores_over_training(workdir: str | Path, n: int = 10000,
   Raises:
     ScoreError: as scoring.score_run. checkpointing.CheckpointError: no run or no checkpoint.
   """
-  return evaluate_run(workdir, "fid_is_over_training", n=n, seed=seed, of=of,
-                      **_classifier_key(workdir, classifier_dir))["scores"]
+  return _score(workdir, "fid_is_over_training", classifier_dir, n=n, seed=seed, of=of)["scores"]

@@ -34,9 +34,10 @@ import tqdm
 from vae_jax import (checkpointing, config as config_lib, data, dynamics, evaluate, figures, files,
                      growth, hooks, live, locking, loop as loop_lib, models, objectives,
                      parallel, run_log, rundir, signals, streaming, train)
-from vae_jax.data import load_data  # noqa: F401  # Public here too (tests replace runner.load_data).
+from vae_jax.data import load_data  # noqa: F401  # Public here (tests replace runner.load_data).
 from vae_jax.errors import RunError  # noqa: F401  # Raised here; the public name stays.
 from vae_jax.rundir import COMPUTE_ONLY, RESUMABLE_CHANGES, config_diff  # noqa: F401  # Public.
+
 
 def _versions() -> dict[str, str]:
   names = ("jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "tensorflow-datasets", "numpy")

@@ -178,9 +178,10 @@ def score_run(workdir: str | Path, n: int = 10000, classifier_dir: str | Path | 
 
 def score_over_training(workdir: str | Path, n: int = 10000,
                         classifier_dir: str | Path | None = None, seed: int = 0,
-                        of: str = "prior") -> list[dict]:
+                        of: str = "prior", classifier=None) -> list[dict]:
   """score_run of every kept checkpoint of a run (checkpointing.all_epochs), oldest first: FID,
   IS and diversity over training (`--config.train.keep_checkpoints=0` keeps every epoch).
+  classifier: load_classifier(classifier_dir) when the caller holds it already.
 
   Raises:
     ScoreError: as score_run. checkpointing.CheckpointError: no checkpoint.
@@ -191,6 +192,6 @@ def score_over_training(workdir: str | Path, n: int = 10000,
     raise checkpointing.CheckpointError(f"no checkpoint in {workdir}; train first")
   config = evaluate.run_config(workdir)
   clf_dir = classifier_dir or default_classifier_dir(config.data.name)
-  classifier = load_classifier(clf_dir)
+  classifier = classifier or load_classifier(clf_dir)
   return [score_run(workdir, n, clf_dir, seed, classifier=classifier, of=of, epoch=e)
           for e in epochs]

@@ -44,8 +44,9 @@ def keeps_on_device(mode: str, host: dict, budget_mb: int = 0) -> bool:
 
 class StreamedEval:
   """evaluate.evaluate_by_class (by_class=True) or evaluate_dataset over a host-resident dataset
-  (or device arrays), in chunks of `batches_per_call` whole batches (the last padded and masked), batch b keyed
-  fold_in(key, b) as on the device: callable (params, dataset, key, hparams) like those programs.
+  (or device arrays), in chunks of `batches_per_call` whole batches (the last padded and
+  masked), batch b keyed fold_in(key, b) as on the device: callable (params, dataset, key,
+  hparams) like those programs.
   """
 
   def __init__(self, per_example, *, batch_size: int, num_classes: int, by_class: bool,
