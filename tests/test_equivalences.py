@@ -10,7 +10,7 @@ import json
 import numpy as np
 import pytest
 
-from vae_jax import checkpointing, early_stopping, runner
+from vae_jax import checkpointing, compiled, early_stopping, runner
 
 GROWING = {"model.encoder.widths": "8,4", "growth.enabled": True, "growth.every_epochs": 1,
            "growth.increments": "4,2", "growth.final_widths": "16,8", "growth.narrow_to": "4,2",
@@ -101,6 +101,7 @@ def test_resume_equals_uninterrupted(tiny, tmp_path, monkeypatch, case):
   shared, per_run, cut_epochs, epochs = RESUMED[case]
   full_dirs = [tmp_path / f"full{i}" for i in range(len(per_run))]
   cut_dirs = [tmp_path / f"cut{i}" for i in range(len(per_run))]
+  compiled.clear_shared()  # The compilations counted below are the run's own.
   full = runner.train_and_evaluate_runs(
       _configs(tiny, shared, per_run, **{"train.epochs": epochs}), full_dirs, progress=False)
   runner.train_and_evaluate_runs(_configs(tiny, shared, per_run, **{"train.epochs": cut_epochs}),

@@ -1,9 +1,11 @@
-"""Ahead-of-time compiled functions that count and time their compilations."""
+"""Ahead-of-time compiled functions that count and time their compilations, and the process's
+shared programs (`shared`)."""
 
 from __future__ import annotations
 
+import collections
 import time
-from typing import Callable
+from typing import Any, Callable, Hashable
 
 import jax
 import jax.numpy as jnp
@@ -50,3 +52,34 @@ class CompiledFn:
     return self.compile(*args)(*args)
 
 
+
+
+# Programs built once per process: a run's jitted functions are closures over its objective and
+# optimizer, so a new run would trace, lower and compile (or load from JAX's persistent cache) all
+# of them again. Runs of equal objectives, optimizers and sizes share them instead: a resumed run,
+# a sweep re-run in a notebook, the study runners' repeated groups. Least recently used first out.
+SHARED_SIZE = 16
+_SHARED: collections.OrderedDict = collections.OrderedDict()
+
+
+def shared(build: Callable[[], Any], *key: Hashable) -> Any:
+  """build() the first time `key` is seen in this process, the same object afterwards (an LRU of
+  SHARED_SIZE entries). `key` must determine what build() makes (e.g. the objective, a flax
+  struct dataclass equal by value, the optax optimizer, the batch sizes); a key that cannot be
+  hashed (a user's module with a list attribute) builds afresh every time."""
+  try:
+    hash(key)
+  except TypeError:
+    return build()
+  if key in _SHARED:
+    _SHARED.move_to_end(key)
+    return _SHARED[key]
+  value = _SHARED[key] = build()
+  while len(_SHARED) > SHARED_SIZE:
+    _SHARED.popitem(last=False)
+  return value
+
+
+def clear_shared() -> None:
+  """Forgets every shared program (the next run of each key traces and compiles afresh)."""
+  _SHARED.clear()

@@ -23,8 +23,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from vae_jax import (early_stopping, evaluate, files, models, parallel, signals, streaming,
-                     train)
+from vae_jax import (compiled, early_stopping, evaluate, files, models, parallel, signals,
+                     streaming, train)
 
 
 class Runs:
@@ -59,7 +59,9 @@ def copy_state(runs: Runs, state):
 
 class Programs:
   """The objective and compiled programs ('epoch', 'eval', 'eval_by_class') per encoder-width
-  configuration, built on demand (growth changes the widths; without growth there is one).
+  configuration, built on demand (growth changes the widths; without growth there is one) and
+  shared with the earlier runs of this process that had equal objectives, optimizer and sizes
+  (compiled.shared: no second trace or compilation).
 
   Args:
     make_objective: widths (tuple or None) -> objective.
@@ -70,7 +72,7 @@ class Programs:
   def __init__(self, make_objective: Callable, tx, *, batch_size: int, eval_batch_size: int,
                elbo_samples: int = 0, num_classes: int = 1, runs_axis: bool = False,
                steps_per_call: int = 0, layout=None, on_device: bool = True):
-    self.make_objective, self.tx, self.cache = make_objective, tx, {}
+    self.make_objective, self.tx, self.cache, self.before = make_objective, tx, {}, {}
     self.kwargs = dict(batch_size=batch_size, eval_batch_size=eval_batch_size,
                        elbo_samples=elbo_samples, num_classes=max(num_classes, 1),
                        runs_axis=runs_axis, steps_per_call=steps_per_call, layout=layout)
@@ -79,13 +81,19 @@ class Programs:
   def __call__(self, widths):
     if widths not in self.cache:
       objective = self.make_objective(widths)
-      self.cache[widths] = (objective, self.make(objective, self.tx, **self.kwargs))
+      programs = compiled.shared(
+          lambda: self.make(objective, self.tx, **self.kwargs), "programs", self.make, objective,
+          self.tx, tuple(sorted(self.kwargs.items())))
+      self.cache[widths] = (objective, programs)
+      self.before.update({id(p): (p.compile_seconds, p.compiles) for p in programs.values()})
     return self.cache[widths]
 
   def totals(self) -> tuple[float, int]:
-    """(compile seconds, compilations) of every program built so far."""
+    """(compile seconds, compilations) this instance's runs caused (programs shared with an
+    earlier run of this process count only what they compiled since)."""
     programs = [p for _, ps in self.cache.values() for p in ps.values()]
-    return sum(p.compile_seconds for p in programs), sum(p.compiles for p in programs)
+    return (sum(p.compile_seconds - self.before[id(p)][0] for p in programs),
+            sum(p.compiles - self.before[id(p)][1] for p in programs))
 
 
 @dataclasses.dataclass(frozen=True)

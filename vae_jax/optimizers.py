@@ -9,6 +9,7 @@ optax.scale_by_learning_rate with the same constant, which keeps the golden mnis
 
 from __future__ import annotations
 
+import functools
 from typing import Any, NamedTuple
 
 import jax
@@ -139,10 +140,12 @@ def optimizer_from_config(config) -> optax.GradientTransformation:
   return make_optimizer(config.optim.name, ema_decay=config.optim.get("ema_decay", 0.0))
 
 
+@functools.lru_cache(maxsize=None)
 def make_optimizer(name: str, ema_decay: float = 0.0) -> optax.GradientTransformation:
   """optax optimizer by name with the learning rate and weight decay held in its state as data
   (set from the hparams pytree at every step by `set_hparams`), so runs that differ in them share
-  one compiled program.
+  one compiled program. The same object for the same arguments (cached): runs of one process
+  with equal optimizers share their compiled programs (compiled.shared).
 
   'adam' adds L2 decay to the gradient before Adam (as PyTorch's Adam with weight_decay does);
   'adamw' decays decoupled from the Adam moments (Loshchilov & Hutter, 2019; optax.adamw's

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 import dataclasses
+import functools
 import importlib
 import math
 
@@ -201,11 +202,23 @@ def init_params(model: nn.Module, key: jax.Array, image_shape: Sequence[int],
   Autoencoders the params equal, bit for bit, those of the single-file models.py before the
   split (same module paths, so the same flax init RNG streams; tested).
   """
-  x = jnp.zeros((1, *image_shape), jnp.float32)
-  conditional = num_classes or getattr(model, "num_classes", 0)
-  label = jnp.zeros((1,), jnp.int32) if conditional else None
-  init = jax.jit(lambda k: model.init(k, x, k, label)["params"])
+  conditional = bool(num_classes or getattr(model, "num_classes", 0))
+  try:
+    init = _jitted_init(model, tuple(image_shape), conditional)
+  except TypeError:  # A module with an unhashable attribute: traced afresh.
+    init = _jitted_init.__wrapped__(model, tuple(image_shape), conditional)
   return init(key)
+
+
+@functools.lru_cache(maxsize=16)
+def _jitted_init(model: nn.Module, image_shape: tuple[int, ...], conditional: bool):
+  """The jitted init of init_params, one per (model, image shape) in a process: flax modules are
+  equal by their fields, so the runs of one process trace it once."""
+  def init(key):  # The zeros inside: a cached closure must not hold a caller's tracer.
+    x = jnp.zeros((1, *image_shape), jnp.float32)
+    label = jnp.zeros((1,), jnp.int32) if conditional else None
+    return model.init(key, x, key, label)["params"]
+  return jax.jit(init)
 
 
 def param_count(params) -> int:
