@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from vae_jax import checkpointing, cli, evaluate, locking, runner, train
+from vae_jax import checkpointing, cli, compiled, evaluate, locking, runner, train
 
 
 class _Poisoned:
@@ -26,14 +26,19 @@ class _Poisoned:
 
 @pytest.fixture
 def poison_from_step(monkeypatch):
+  """poison_from_step(start) patches train.train_step; the process's shared programs are
+  forgotten before (theirs are unpoisoned) and after (the poisoned ones must not serve a later
+  test)."""
   real = train.train_step
 
   def poisoned(start):
     def step(state, batch, key, hparams, *, objective, tx):
       return real(state, batch, key, hparams, tx=tx,
                   objective=_Poisoned(objective, state, hparams, start))
+    compiled.clear_shared()
     monkeypatch.setattr(train, "train_step", step)
-  return poisoned
+  yield poisoned
+  compiled.clear_shared()
 
 
 def _rows(workdir):

@@ -66,7 +66,9 @@ def shared(build: Callable[[], Any], *key: Hashable) -> Any:
   """build() the first time `key` is seen in this process, the same object afterwards (an LRU of
   SHARED_SIZE entries). `key` must determine what build() makes (e.g. the objective, a flax
   struct dataclass equal by value, the optax optimizer, the batch sizes); a key that cannot be
-  hashed (a user's module with a list attribute) builds afresh every time."""
+  hashed (a user's module with a list attribute) builds afresh every time. What build() traces
+  must not be patched in between (tests that patch a traced function call clear_shared)."""
+  key = (jax.default_backend(), *key)
   try:
     hash(key)
   except TypeError:
