@@ -1,6 +1,6 @@
 """The study runners end to end on seconds-long settings: they train, write README and figures.
-One runs as the script it is (a process of its own); the others call its main() in this process,
-as `python run.py ...` would, so their compiled programs and imports are shared."""
+They call the runner's main() in this process, as `python run.py ...` would, so their compiled
+programs and imports are shared; one refusal runs the script as the script it is."""
 
 import importlib
 import json
@@ -48,15 +48,13 @@ def runner_main(monkeypatch, capsys, tmp_path):
     sys.modules.pop(module, None)
 
 
-def test_ae_vs_vae_runner_writes_readme_and_figures(mnist_data_dir, tmp_path):
+def test_ae_vs_vae_runner_writes_readme_and_figures(mnist_data_dir, tmp_path, runner_main):
   tiny = ["data.train_subset=2048", "model.encoder.widths=16", "model.decoder.widths=16",
           "train.checkpoint_every=1", f"data.data_dir={mnist_data_dir}", "data.test_subset=1000",
           "eval.figures=False"]
-  cmd = [sys.executable, str(REPO / "experiments" / "ae_vs_vae" / "run.py"), "--seeds", "0", "1",
-         "--latents", "2", "--epochs", "2", "--runs", str(tmp_path / "runs"),
-         "--out", str(tmp_path / "out"), "--override", *tiny]
-  proc = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, timeout=600,
-                        env=os.environ | {"PYTHONPATH": str(REPO)})
+  proc = runner_main("ae_vs_vae", ["--seeds", "0", "1", "--latents", "2", "--epochs", "2",
+                                   "--runs", str(tmp_path / "runs"), "--out",
+                                   str(tmp_path / "out"), "--override", *tiny])
   assert proc.returncode == 0, proc.stderr[-3000:]
   readme = (tmp_path / "out" / "README.md").read_text()
   # One latent size: the README over several is test_study_reports' (no training).
@@ -186,7 +184,10 @@ def test_beta_cvae_runner_one_program_readme_figures_and_rerender(mnist_data_dir
   proc = runner_main("beta_cvae", [*argv, "--reuse"])  # Re-renders without training.
   assert proc.returncode == 0, proc.stderr[-3000:]
   assert metrics.read_text() == before and "--reuse" in (tmp_path / "out" / "README.md").read_text()
-  bad = runner_main("beta_cvae", ["--betas", "2", "4"])
+  # The script as a script (its own process, its sys.path set up by itself) refuses in one line.
+  bad = subprocess.run([sys.executable, str(REPO / "experiments" / "beta_cvae" / "run.py"),
+                        "--betas", "2", "4"], capture_output=True, text=True, cwd=tmp_path,
+                       timeout=600, env=os.environ | {"PYTHONPATH": str(REPO)})
   assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "--betas" in bad.stderr
 
 
