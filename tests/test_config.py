@@ -1,6 +1,5 @@
 """Config files, typed overrides and validation."""
 
-from pathlib import Path
 
 import pytest
 

@@ -5,7 +5,6 @@ split and early-stopping settings."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import jax
 import numpy as np

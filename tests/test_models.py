@@ -73,6 +73,8 @@ def test_mlp_layer_names_and_output_shapes():
   out, mean, logvar = jax.eval_shape(
       lambda p, x: model.apply({"params": p}, x, jax.random.key(0)), params, x)
   assert out.shape == (7, 5, 5, 1) and mean.shape == logvar.shape == (7, 3)
+  with pytest.raises(ValueError, match="build_model"):  # The zoo's models need their config.
+    models.mlp_model("vqvae", (8,), (8,), 3, (5, 5, 1))
   assert model.latent_dim == 3 and model.num_classes == 0
 
 

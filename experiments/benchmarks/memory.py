@@ -10,7 +10,6 @@ and prints a markdown table in MiB. A script that prints figures, not a test.
 """
 
 import argparse
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp

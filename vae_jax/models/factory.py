@@ -182,9 +182,15 @@ def mlp_model(kind: str, encoder_widths: Sequence[int], decoder_widths: Sequence
               latent_dim: int, image_shape: Sequence[int], dense_init: str = "lecun_normal",
               num_classes: int = 0) -> VAE | Autoencoder | CVAE:
   """An all-MLP vae / ae / cvae without a config (tests, growth): the same modules and param
-  names as build_model makes for encoder.kind = decoder.kind = 'mlp'."""
-  if kind == "vqvae":  # The encoder's code holds N = latent_dim vectors of model.vq.code_dim.
-    latent_dim *= _sizes("vq.code_dim", (model_config.vq.code_dim,))[0]
+  names as build_model makes for encoder.kind = decoder.kind = 'mlp'.
+
+  Raises:
+    ValueError: a kind other than vae, ae and cvae (the zoo's models need their config:
+      build_model).
+  """
+  if kind not in ("vae", "ae", "cvae"):
+    raise ValueError(f"mlp_model makes a vae, ae or cvae, not {kind!r}; build the others with "
+                     "build_model(model_config, ...)")
   heads = mlp.CODE_HEADS if kind == "ae" else mlp.POSTERIOR_HEADS
   encoder = mlp.MLPEncoder(tuple(encoder_widths), latent_dim, dense_init, heads)
   decoder = mlp.MLPDecoder(tuple(decoder_widths), tuple(image_shape), dense_init)
