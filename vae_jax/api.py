@@ -181,8 +181,8 @@ def fit(objective, optimizer, train_data, *, eval_data=None, epochs: int, batch_
   source = sources.as_source(train_data)
   eval_source = None if eval_data is None else sources.as_source(eval_data)
   _validate(objective, source, eval_source, epochs, batch_size)
-  hp = train.Hparams.of(**(hparams._asdict() if isinstance(hparams, train.Hparams)
-                            else dict(hparams or {})) | {"steps_per_epoch": len(source) // batch_size})
+  given = hparams._asdict() if isinstance(hparams, train.Hparams) else dict(hparams or {})
+  hp = train.Hparams.of(**given | {"steps_per_epoch": len(source) // batch_size})
   spec = _fit_spec(objective, source, epochs=epochs, batch_size=batch_size, seed=seed,
                    hparams=hp)
   if early_stopping is not None:

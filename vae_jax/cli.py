@@ -105,7 +105,8 @@ def _parser() -> argparse.ArgumentParser:
   i.add_argument("--from", dest="src", required=True,
                  help="mnist, fashion_mnist: folder holding the IDX (.gz) files; cifar10: the "
                       "official cifar-10-binary.tar.gz or its extracted folder")
-  i.add_argument("--data-dir", help="TFDS data dir (default $TFDS_DATA_DIR or ~/tensorflow_datasets)")
+  i.add_argument("--data-dir",
+                 help="TFDS data dir (default $TFDS_DATA_DIR or ~/tensorflow_datasets)")
   return p
 
 

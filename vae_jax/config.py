@@ -161,7 +161,8 @@ def base_config() -> ml_collections.ConfigDict:
       max_nonfinite_steps=100,
       early_stopping=dict(
           patience=0,  # Stop after this many epochs without improvement; 0 = off.
-          metric="val/loss",  # A metrics.jsonl key, lower is better (val/* needs a validation split).
+          # A metrics.jsonl key, lower is better (val/* needs a validation split).
+          metric="val/loss",
           min_delta=0.0,  # An improvement must lower the best value by more than this.
       ),
   )
@@ -359,7 +360,8 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   objectives.validate_config(config)
   if config.model.kind in models.LABELLED_KINDS and data.num_classes(config.data.name) < 2:
     raise ConfigError(f"model.kind={config.model.kind} needs class labels, which data.name="
-                      f"{config.data.name} does not have; pick a labelled dataset or model.kind=vae")
+                      f"{config.data.name} does not have; pick a labelled dataset or "
+                      "model.kind=vae")
   early_stopping.validate_config(config)
   growth.validate_config(config)
   try:  # Sizes that do not fit the images (e.g. a conv decoder on 28x28 with 3 stride-2 layers).

@@ -96,7 +96,8 @@ def write_figures(objective, params, test: dict, history: list[dict], fig_dir: P
   prior = "the VampPrior" if hasattr(objective.model, "sample_prior") else "N(0, I)"
   plots.image_grid(np.asarray(decode(z, objective.prior_labels(num_samples))),
                    fig_dir / "prior_samples.png",
-                   title=f"samples z ~ {prior}" + (", labels 0..N-1 in turn" if num_classes else ""))
+                   title=f"samples z ~ {prior}"
+                   + (", labels 0..N-1 in turn" if num_classes else ""))
   written.append("prior_samples.png")
   if latent_dim == 2:
     z_grid, values = plots.manifold_latents()

@@ -87,9 +87,9 @@ def remove_leftovers(directory: str | Path) -> None:
 
 
 def write_atomic(path: str | Path, text: str | bytes) -> None:
-  """Replaces `path` by a file holding `text` (str or bytes), atomically: a temporary file beside it is written
-  and fsynced, then renamed over `path`, then the directory is fsynced. Write point: the file's
-  name, after the temporary file is complete and before the rename.
+  """Replaces `path` by a file holding `text` (str or bytes), atomically: a temporary file beside
+  it is written and fsynced, then renamed over `path`, then the directory is fsynced. Write point:
+  the file's name, after the temporary file is complete and before the rename.
 
   Raises:
     OSError: the directory is not writable (the temporary file is removed).

@@ -65,8 +65,10 @@ def encoder_widths(params) -> tuple[int, ...]:
 
 
 def _pad(tree, layer: Path, consumers: Sequence[Path], cols, bias, rows: Sequence):
-  """Appends `cols` [in, n] to layer kernel, `bias` [n] to its bias, rows[j] [n, out] to consumer j."""
-  tree = _set(tree, layer + ("kernel",), jnp.concatenate([_get(tree, layer + ("kernel",)), cols], 1))
+  """Appends `cols` [in, n] to layer kernel, `bias` [n] to its bias, rows[j] [n, out] to
+  consumer j."""
+  kernel = layer + ("kernel",)
+  tree = _set(tree, kernel, jnp.concatenate([_get(tree, kernel), cols], 1))
   tree = _set(tree, layer + ("bias",), jnp.concatenate([_get(tree, layer + ("bias",)), bias]))
   for path, r in zip(consumers, rows):
     tree = _set(tree, path + ("kernel",), jnp.concatenate([_get(tree, path + ("kernel",)), r], 0))
@@ -237,7 +239,8 @@ def validate_config(config) -> None:
     return
   if config.model.encoder.kind != "mlp":
     raise ConfigError(f"growth.enabled needs model.encoder.kind=mlp (growth widens MLP hidden "
-                      f"layers), got {config.model.encoder.kind}; set --config.growth.enabled=False")
+                      f"layers), got {config.model.encoder.kind}; set "
+                      "--config.growth.enabled=False")
   n = len(config.model.encoder.widths)
   for name in ("increments", "final_widths", "narrow_to"):
     if len(g[name]) != n or min(g[name]) < (0 if name == "increments" else 1):

@@ -20,7 +20,8 @@ def grid(images: np.ndarray) -> np.ndarray:
   """n images [n, H, W, C] in [0, 1] tiled into one square-ish [H', W', C] image (C = 1 or 3)."""
   n = len(images)
   cols = math.ceil(math.sqrt(n))
-  return plots._tile(np.asarray(images), math.ceil(n / cols), cols, 1)  # pylint: disable=protected-access
+  # pylint: disable-next=protected-access
+  return plots._tile(np.asarray(images), math.ceil(n / cols), cols, 1)
 
 
 class LiveImages(BaseHook):

@@ -35,8 +35,8 @@ def frechet_distance(mean1_D, cov1_DxD, mean2_D, cov2_DxD, eps: float = 1e-6) ->
   of Heusel et al., 2017): |m1 - m2|^2 + tr(C1 + C2 - 2 (C1 C2)^(1/2)), in float64.
 
   The matrix square root is scipy.linalg.sqrtm; where C1 C2 is singular (scipy warns, e.g. a
-  feature that never fires) or the root is not finite, eps is added to both diagonals first, and a negligible imaginary part from rounding is dropped,
-  as in pytorch-fid.
+  feature that never fires) or the root is not finite, eps is added to both diagonals first, and
+  a negligible imaginary part from rounding is dropped, as in pytorch-fid.
 
   Raises:
     ValueError: shapes that do not match, or an imaginary part that is not negligible.

@@ -108,7 +108,8 @@ def run_sweep(config, sweep_args: list[str], workdir: str | Path, *, resume: boo
                                      "use another --workdir or drop --reuse")
     elif checkpointing.latest_epoch(run_dir) is not None and not resume:
       raise config_lib.ConfigError(f"{run_dir} already holds a checkpoint; pass --resume to "
-                                   "continue it, --reuse to keep finished runs, or another --workdir")
+                                   "continue it, --reuse to keep finished runs, or another "
+                                   "--workdir")
   _check_ours(workdir, runs)
   listing = [{"name": r.name, "overrides": list(r.overrides), "program": r.program,
               "workdir": str(workdir / r.name)} for r in runs]

@@ -98,7 +98,8 @@ DATASETS: dict[str, DatasetSpec] = {
                            subset_fraction=0.3, subset_seed=0),
 }
 
-# Variants `importers.import_dataset` prepares offline -> what `vae-jax data import NAME --from` takes.
+# Variants `importers.import_dataset` prepares offline -> what `vae-jax data import NAME --from`
+# takes.
 IMPORT_SOURCES = {
     "mnist": "a folder holding the four MNIST IDX files",
     "fashion_mnist": "a folder holding the four Fashion-MNIST IDX files",

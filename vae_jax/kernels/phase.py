@@ -24,8 +24,8 @@ def depth_to_space(x_BxHxWx4C: jax.Array) -> jax.Array:
 
 def phase_kernel(kernel_4x4xIxO: jax.Array) -> jax.Array:
   """The 4x4 kernel of a stride-2 transposed conv (models.layers.ConvTranspose) rearranged as a 3x3
-  stride-1 kernel [3, 3, I, 4 * O] whose output, after depth_to_space, is the transposed conv's output (the
-  phase / sub-pixel decomposition of a strided transposed conv; Shi et al., 2016)."""
+  stride-1 kernel [3, 3, I, 4 * O] whose output, after depth_to_space, is the transposed conv's
+  output (the phase / sub-pixel decomposition of a strided transposed conv; Shi et al., 2016)."""
   kp = jnp.pad(kernel_4x4xIxO, ((0, 1), (0, 1), (0, 0), (0, 0)))
   w = kp[_PHASE_TAPS[:, None, :, None], _PHASE_TAPS[None, :, None, :]]  # [a, b, u, v, I, O]
   i, o = kernel_4x4xIxO.shape[2:]
@@ -33,11 +33,11 @@ def phase_kernel(kernel_4x4xIxO: jax.Array) -> jax.Array:
 
 
 class PhaseConvTranspose(nn.Module):
-  """models.layers.ConvTranspose(features) (PyTorch's ConvTranspose2d(I, O, 4, 2, 1)) computed as one
-  3x3 stride-1 conv (phase_kernel) and depth_to_space: the same params (kernel [4, 4, I, O], bias
-  [O]), the same initializers and the same outputs up to float rounding, but a fast backward pass
-  on XLA:CPU, where the kernel gradient of a transposed conv (a conv with input dilation) takes a
-  slow path (about 40x slower than the forward pass, measured on 2 cores).
+  """models.layers.ConvTranspose(features) (PyTorch's ConvTranspose2d(I, O, 4, 2, 1)) computed as
+  one 3x3 stride-1 conv (phase_kernel) and depth_to_space: the same params (kernel [4, 4, I, O],
+  bias [O]), the same initializers and the same outputs up to float rounding, but a fast backward
+  pass on XLA:CPU, where the kernel gradient of a transposed conv (a conv with input dilation)
+  takes a slow path (about 40x slower than the forward pass, measured on 2 cores).
 
   [B, h, w, I] -> [B, 2h, 2w, O].
   """

@@ -30,7 +30,8 @@ from vae_jax.models.vqvae import VQVAE
 __all__ = [
     "Autoencoder", "CODE_HEADS", "CONV_RUNS_MODES", "CVAE", "Classifier", "Col2imConvTranspose",
     "ConvDecoder", "ConvEncoder", "ConvStack", "ConvTranspose", "DENSE_INITS", "ENCODER_KINDS",
-    "HierarchicalVAE", "INFERENCE", "LABELLED_KINDS", "MLP", "MLPDecoder", "MultimodalVAE", "MLPEncoder", "MODEL_KINDS", "POSTERIOR_HEADS", "PRIORS",
+    "HierarchicalVAE", "INFERENCE", "LABELLED_KINDS", "MLP", "MLPDecoder", "MultimodalVAE",
+    "MLPEncoder", "MODEL_KINDS", "POSTERIOR_HEADS", "PRIORS",
     "PROJECT_ACTIVATIONS",
     "PhaseConvTranspose", "TRANSPOSE_FANS", "UPSAMPLE_MODES", "VAE", "VQVAE", "VampPriorVAE",
     "build_model", "dense", "init_params", "is_user_kind", "mlp_model", "param_count",

@@ -4,8 +4,9 @@ Config layout read by build_model (vae_jax/configs, config.base_config):
   model.kind: one of MODEL_KINDS;  model.latent_dim;  model.dense_init (layers.DENSE_INITS);
   model.encoder.kind / model.decoder.kind: one of ENCODER_KINDS, with `widths` (mlp hidden widths)
   and `features` (conv channels), or "package.module:Class", a flax module of your own
-  (user_module: encoder x [B, H, W, C] -> (mean, logvar) [B, Z]; decoder z [B, Z] -> logits);  model.decoder.upsample (optional, conv.UPSAMPLE_MODES, default
-  'transpose');  model.classifier_hidden (classifier only, default 128).
+  (user_module: encoder x [B, H, W, C] -> (mean, logvar) [B, Z]; decoder z [B, Z] -> logits);
+  model.decoder.upsample (optional, conv.UPSAMPLE_MODES, default 'transpose');
+  model.classifier_hidden (classifier only, default 128).
 """
 
 from __future__ import annotations
@@ -165,9 +166,8 @@ def build_model(model_config, image_shape: Sequence[int], num_classes: int = 0,
   if kind == "cvae":
     return CVAE(encoder, decoder, int(num_classes))
   if kind == "mvae":
-    return MultimodalVAE(encoder, decoder, int(num_classes),
-                         _sizes("classifier_hidden", (model_config.get("classifier_hidden", 128),))[0],
-                         init)
+    hidden = _sizes("classifier_hidden", (model_config.get("classifier_hidden", 128),))[0]
+    return MultimodalVAE(encoder, decoder, int(num_classes), hidden, init)
   if kind == "vqvae":
     return VQVAE(encoder, decoder, _sizes("vq.num_codes", (model_config.vq.num_codes,))[0],
                  int(model_config.vq.code_dim))
