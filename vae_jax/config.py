@@ -5,7 +5,6 @@ Read the config only at the edges (CLI, train_and_evaluate, factories); pass pla
 
 from __future__ import annotations
 
-import ast
 import difflib
 import importlib.util
 import json
@@ -19,6 +18,8 @@ from vae_jax import (data, distributions, early_stopping, growth, models, object
                      schedules)
 from vae_jax.configs import CONFIG_DIR, config_path, named_configs  # noqa: F401  # Re-exported.
 from vae_jax.errors import ConfigError  # noqa: F401  # Raised here; the public name stays.
+from vae_jax.overrides import (  # noqa: F401  # Re-exported: config.apply_overrides etc.
+    apply_overrides, flat_keys, get_path, leaf_paths)
 
 
 def base_config() -> ml_collections.ConfigDict:
@@ -202,90 +203,14 @@ def load_config(path: str | Path) -> ml_collections.ConfigDict:
                       "fix the file so that get_config() returns a ConfigDict") from None
   if not isinstance(config, ml_collections.ConfigDict):
     raise ConfigError(f"{path}: get_config() must return an ml_collections.ConfigDict")
-  unknown = sorted(_leaf_paths(config) - _leaf_paths(base_config()))
+  unknown = sorted(leaf_paths(config) - leaf_paths(base_config()))
   if unknown:
-    known = sorted(_leaf_paths(base_config()))
+    known = sorted(leaf_paths(base_config()))
     near = difflib.get_close_matches(unknown[0], known, n=1)
     raise ConfigError(f"config file {path} sets {unknown[0]}, which is not a config field"
                       + (f" (did you mean {near[0]}?)" if near else "")
                       + "; fix the name (the fields: vae_jax/config.py base_config)")
   return config
-
-
-def _leaf_paths(config, prefix: str = "") -> set[str]:
-  """Dotted paths of every leaf field of a (nested) ConfigDict."""
-  out = set()
-  for key, value in config.items():
-    if isinstance(value, (ml_collections.ConfigDict, dict)):
-      out |= _leaf_paths(value, f"{prefix}{key}.")
-    else:
-      out.add(f"{prefix}{key}")
-  return out
-
-
-def _parse_value(key: str, raw: str, current):
-  """Parses `raw` into the type of the current value of `key`."""
-  bad = ConfigError(f"bad override --config.{key}={raw}: expected {type(current).__name__} "
-                    f"like {current!r}")
-  if isinstance(current, str):
-    return raw
-  try:
-    value = ast.literal_eval(raw)
-  except (ValueError, SyntaxError):
-    raise bad from None
-  if isinstance(current, bool):
-    if isinstance(value, bool):
-      return value
-    raise bad
-  if isinstance(current, int):
-    if isinstance(value, int) and not isinstance(value, bool):
-      return value
-    raise bad
-  if isinstance(current, float):
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-      return float(value)
-    raise bad
-  if isinstance(current, (tuple, list)):
-    value = (value,) if isinstance(value, int) else value
-    if isinstance(value, (tuple, list)) and all(
-        isinstance(v, int) and not isinstance(v, bool) for v in value):
-      return type(current)(value)
-    raise bad
-  raise bad
-
-
-def apply_overrides(config: ml_collections.ConfigDict, overrides: list[str]):
-  """Applies ["a.b=VALUE", ...] in place; values take the type of the existing field.
-
-  Raises:
-    ConfigError: unknown key, missing '=', or a value of the wrong type.
-  """
-  for item in overrides:
-    key, sep, raw = item.partition("=")
-    if not sep or not key:
-      raise ConfigError(f"malformed override --config.{item}; write --config.KEY=VALUE")
-    node = config
-    parts = key.split(".")
-    for part in parts[:-1]:
-      node = node.get(part) if isinstance(node, ml_collections.ConfigDict) else None
-      if not isinstance(node, ml_collections.ConfigDict):
-        raise ConfigError(f"unknown config key {key!r}; known keys: {', '.join(flat_keys(config))}")
-    leaf = parts[-1]
-    if leaf not in node or isinstance(node[leaf], ml_collections.ConfigDict):
-      raise ConfigError(f"unknown config key {key!r}; known keys: {', '.join(flat_keys(config))}")
-    node[leaf] = _parse_value(key, raw, node[leaf])
-  return config
-
-
-def flat_keys(config, prefix="") -> list[str]:
-  """Dotted names of all leaves."""
-  keys = []
-  for k, v in config.items():
-    if isinstance(v, ml_collections.ConfigDict):
-      keys += flat_keys(v, f"{prefix}{k}.")
-    else:
-      keys.append(f"{prefix}{k}")
-  return keys
 
 
 def _kinds(kind: str) -> tuple[str, ...]:
@@ -373,17 +298,6 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   if not (0 < config.optim.lr < math.inf and 0 <= config.optim.weight_decay < math.inf):
     raise ConfigError(f"optim.lr must be > 0 and optim.weight_decay >= 0, got "
                       f"{config.optim.lr}, {config.optim.weight_decay}")
-  return config
-
-
-def get_path(config, dotted: str):
-  """The value at a dotted key such as "train.early_stopping.patience".
-
-  Raises:
-    KeyError: no such key.
-  """
-  for part in dotted.split("."):
-    config = config[part]
   return config
 
 
