@@ -92,6 +92,31 @@ def test_fit_on_arrays_learns_and_hooks_see_every_epoch():
   assert set(result.history[0]) >= {"train/loss", "train/kl", "eval/loss", "eval/mse"}
 
 
+def test_a_second_equal_fit_reuses_the_first_ones_programs():
+  """Equal objective, optimizer and sizes: the second fit compiles nothing and ends equal."""
+  x = (_images(48) > 0.5).astype(np.float32)
+  tx = optax.adam(3e-3)
+  runs = [vae_jax.fit(_objective(), tx, x[:32], eval_data=x[32:], epochs=1, batch_size=16,
+                      progress=False) for _ in range(2)]
+  assert runs[0].summary["compiles"] > 0 and runs[1].summary["compiles"] == 0
+  assert runs[1].summary["compile_seconds"] == 0
+  assert runs[0].history[-1]["eval/loss"] == runs[1].history[-1]["eval/loss"]
+
+
+def test_shared_builds_once_per_key_forgets_the_oldest_and_skips_unhashable_keys(monkeypatch):
+  from vae_jax import compiled  # pylint: disable=import-outside-toplevel
+  monkeypatch.setattr(compiled, "SHARED_SIZE", 2)
+  compiled.clear_shared()
+  built = []
+  make = lambda name: compiled.shared(lambda: built.append(name) or [name], name)  # noqa: E731
+  first = make("a")
+  assert make("a") is first and built == ["a"]
+  make("b"), make("c")  # "a" is the least recently used: out.
+  assert make("a") is not first and built == ["a", "b", "c", "a"]
+  assert compiled.shared(lambda: "fresh", ["unhashable"]) == "fresh"
+  compiled.clear_shared()
+
+
 def test_iw_nll_tightens_with_k():
   objective = _objective()
   x = _images(32)

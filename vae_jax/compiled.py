@@ -52,8 +52,6 @@ class CompiledFn:
     return self.compile(*args)(*args)
 
 
-
-
 # Programs built once per process: a run's jitted functions are closures over its objective and
 # optimizer, so a new run would trace, lower and compile (or load from JAX's persistent cache) all
 # of them again. Runs of equal objectives, optimizers and sizes share them instead: a resumed run,

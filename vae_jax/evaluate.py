@@ -178,10 +178,12 @@ def iw_nll(objective, params, dataset, key, *, num_samples: int, batch_size: int
     del h
     return {"nll_iw": -objective.iw_bound(p, batch, k, num_samples, chunk_size, unroll)}
 
-  fn = compiled.shared(lambda: CompiledFn(lambda p, ds, k, first: class_totals(
-      per_example, p, ds, k, hparams, batch_size=batch_size, num_classes=1, first_batch=first,
-      unroll=unroll, batch_sharding=batch_sharding)), "iw_nll", objective, num_samples, batch_size,
-                       chunk_size, unroll, batch_sharding)
+  def build():
+    return CompiledFn(lambda p, ds, k, first: class_totals(
+        per_example, p, ds, k, hparams, batch_size=batch_size, num_classes=1, first_batch=first,
+        unroll=unroll, batch_sharding=batch_sharding))
+  fn = compiled.shared(build, "iw_nll", objective, num_samples, batch_size, chunk_size, unroll,
+                       batch_sharding)
   compiled_before = fn.compile_seconds
   n = dataset["image"].shape[0]
   num_batches = -(-n // batch_size)
