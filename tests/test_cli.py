@@ -20,7 +20,8 @@ def tiny_file(tmp_path, mnist_data_dir):
   path = tmp_path / "tiny.py"
   cfg = tiny_config(mnist_data_dir)
   path.write_text("import ml_collections, json\n"
-                  f"def get_config():\n  return ml_collections.ConfigDict(json.loads({config_lib.to_json(cfg)!r}))\n")
+                  "def get_config():\n  return ml_collections.ConfigDict("
+                  f"json.loads({config_lib.to_json(cfg)!r}))\n")
   return str(path)
 
 
@@ -73,7 +74,8 @@ def test_missing_config_file(capsys, tmp_path):
 
 def test_missing_dataset(capsys, tmp_path, monkeypatch):
   from vae_jax import data  # pylint: disable=g-import-not-at-top
-  monkeypatch.setattr(data.loading, "network_available", lambda *a, **k: False)  # Never download here.
+  # Never download here.
+  monkeypatch.setattr(data.loading, "network_available", lambda *a, **k: False)
   workdir = tmp_path / "run"
   _fails(capsys, ["train", "--config", MNIST_MLP, "--workdir", str(workdir),
                   f"--config.data.data_dir={tmp_path / 'empty'}"], "vae-jax data import mnist")

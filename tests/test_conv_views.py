@@ -1,5 +1,6 @@
 """Seeing inside a VAE: first-layer filters and their evolution, feature maps
-(vae_jax/conv_views.py), the parameter-evolution figure, and the dynamics hook's TensorBoard histograms."""
+(vae_jax/conv_views.py), the parameter-evolution figure, and the dynamics hook's TensorBoard
+histograms."""
 
 import jax
 import numpy as np

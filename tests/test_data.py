@@ -162,7 +162,8 @@ def test_network_probe_is_quick():
 
 
 def test_load_unprepared_raises(tmp_path, monkeypatch):
-  monkeypatch.setattr(data.loading, "network_available", lambda *a, **k: False)  # Same path anywhere.
+  # Same path anywhere.
+  monkeypatch.setattr(data.loading, "network_available", lambda *a, **k: False)
   start = time.monotonic()
   with pytest.raises(data.DataError, match="vae-jax data import mnist") as e:
     data.load_split("mnist", "train", str(tmp_path))

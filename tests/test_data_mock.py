@@ -86,7 +86,8 @@ def test_crop_is_centered_and_resize_is_area():
 
   # Area = the mean of the covered block (here exact 2x2 blocks), rounded to uint8.
   x = np.random.default_rng(1).integers(0, 256, (4, 28, 28, 1), dtype=np.uint8)
-  out = data.loading._apply_geometry(_spec(crop=28, resize_to=14), x)  # pylint: disable=protected-access
+  # pylint: disable-next=protected-access
+  out = data.loading._apply_geometry(_spec(crop=28, resize_to=14), x)
   blocks = x.reshape(4, 14, 2, 14, 2, 1).astype(np.float64).mean(axis=(2, 4))
   assert out.dtype == np.uint8
   assert np.abs(out.astype(np.float64) - blocks).max() <= 0.5 + 1e-4

@@ -42,7 +42,8 @@ def test_bernoulli_log_likelihood_is_minus_optax_bce():
   logits = 5 * jax.random.normal(k1, (2, 5, 3, 4, 1))
   x = jax.random.uniform(k2, (5, 3, 4, 1))  # grayscale targets, broadcast over the leading axis
   ours = dist.bernoulli_log_likelihood(logits, x)
-  ref = -optax.sigmoid_binary_cross_entropy(logits, jnp.broadcast_to(x, logits.shape)).sum((-3, -2, -1))
+  ref = -optax.sigmoid_binary_cross_entropy(logits, jnp.broadcast_to(x, logits.shape)).sum(
+      (-3, -2, -1))
   assert ours.shape == (2, 5)
   np.testing.assert_allclose(ours, ref, rtol=1e-5)
 
@@ -58,7 +59,8 @@ def test_log_normal_diag_matches_scipy():
   z, mean, logvar = np.array([0.3, -1.2]), np.array([0.1, 0.4]), np.array([-0.5, 0.7])
   ref = scipy_stats.norm.logpdf(z, mean, np.exp(0.5 * logvar)).sum()
   np.testing.assert_allclose(dist.log_normal_diag(z, mean, logvar), ref, rtol=1e-5)
-  np.testing.assert_allclose(dist.log_normal_standard(z), scipy_stats.norm.logpdf(z).sum(), rtol=1e-5)
+  np.testing.assert_allclose(dist.log_normal_standard(z), scipy_stats.norm.logpdf(z).sum(),
+                             rtol=1e-5)
 
 
 def test_unknown_likelihood_raises():

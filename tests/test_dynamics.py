@@ -49,7 +49,8 @@ def test_the_dynamics_hook_fills_every_runs_rows_and_draws_the_gradient_flow(tin
 
 
 def test_live_images_reach_tensorboard_every_epoch_and_change(tiny, tmp_path):
-  from tensorboard.backend.event_processing import event_accumulator  # pylint: disable=g-import-not-at-top
+  # pylint: disable-next=g-import-not-at-top
+  from tensorboard.backend.event_processing import event_accumulator
   config = tiny(**{"train.live_images": True, "train.epochs": 2, "eval.iw_samples": 0,
                    "train.tensorboard": True})
   runner.train_and_evaluate(config, tmp_path / "run", progress=False)

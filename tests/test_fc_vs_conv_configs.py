@@ -24,7 +24,8 @@ _TINY = {
 @pytest.mark.parametrize("dataset", ["cifar10", "celeb_a"])
 @pytest.mark.parametrize("name, kind", [("fc_vs_conv_fc", "mlp"), ("fc_vs_conv_conv", "conv")])
 def test_config_trains_one_epoch_on_mock_data(tfds, tmp_path, monkeypatch, name, kind, dataset):
-  monkeypatch.setattr(data.loading, "network_available", lambda *a, **k: False)  # Never download here.
+  # Never download here.
+  monkeypatch.setattr(data.loading, "network_available", lambda *a, **k: False)
   config = config_lib.load_config(CONFIGS / f"{name}.py")
   config_lib.apply_overrides(config, [
       f"data.name={dataset}", "data.train_subset=32", "model.latent_dim=8", "train.epochs=1",

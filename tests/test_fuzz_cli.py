@@ -82,7 +82,8 @@ def _argv(draw, root):
   parts += [[o, draw(VALUES)] for o in draw(st.lists(st.sampled_from(
       ["--n", "--k", "--seed", "--out", "--classifier"]), max_size=2))]
   if draw(st.booleans()):
-    parts.append(["--out", str(root / "out" / f"s{draw(st.sampled_from(['.png', '.npy', '.txt']))}")])
+    suffix = draw(st.sampled_from([".png", ".npy", ".txt"]))
+    parts.append(["--out", str(root / "out" / f"s{suffix}")])
   order = draw(st.permutations(range(len(parts))))
   return [command] + [token for i in order for token in parts[i]]
 

@@ -62,7 +62,8 @@ def test_widen_keeps_old_slices_and_zero_pads_optimizer_state(vae, name):
   new_p, new_o = growth.widen(state.params, state.opt_state, layer, consumers, 5,
                               jax.random.key(2))
   assert growth.encoder_widths(new_p) == (13, 4)
-  k_old, k_new = state.params["encoder"]["mlp"]["hidden_0"]["kernel"], new_p["encoder"]["mlp"]["hidden_0"]["kernel"]
+  k_old = state.params["encoder"]["mlp"]["hidden_0"]["kernel"]
+  k_new = new_p["encoder"]["mlp"]["hidden_0"]["kernel"]
   np.testing.assert_array_equal(k_new[:, :8], k_old)
   assert float(jnp.std(k_new[:, 8:])) > 0
   np.testing.assert_array_equal(new_p["encoder"]["mlp"]["hidden_1"]["kernel"][:8],
@@ -142,7 +143,8 @@ def test_narrow_largest_norm_keeps_the_largest_units_in_order(vae):
   params["encoder"]["mlp"]["hidden_0"]["kernel"] = kernel
   layer, consumers = growth.encoder_layer(params, 0)
   new_p, _ = growth.narrow(params, (), layer, consumers, 2, keep="largest_norm")
-  np.testing.assert_array_equal(new_p["encoder"]["mlp"]["hidden_0"]["kernel"], kernel[:, np.array([2, 5])])
+  np.testing.assert_array_equal(new_p["encoder"]["mlp"]["hidden_0"]["kernel"],
+                                kernel[:, np.array([2, 5])])
   np.testing.assert_array_equal(new_p["encoder"]["mlp"]["hidden_1"]["kernel"],
                                 params["encoder"]["mlp"]["hidden_1"]["kernel"][np.array([2, 5])])
 
@@ -153,7 +155,8 @@ def test_reset_policy_recreates_the_optimizer_state(vae):
   state = _trained_state(model, params, tx)
   p, o = growth.resize_encoder(state.params, state.opt_state, (10, 4), jax.random.key(0),
                                tx=tx, optimizer="reset")
-  assert int(o[0].count) == 0 and float(jnp.abs(o[0].mu["encoder"]["mlp"]["hidden_0"]["kernel"]).max()) == 0
+  assert int(o[0].count) == 0
+  assert float(jnp.abs(o[0].mu["encoder"]["mlp"]["hidden_0"]["kernel"]).max()) == 0
   with pytest.raises(ValueError):
     growth.resize_encoder(state.params, state.opt_state, (10, 4), jax.random.key(0),
                           optimizer="reset")

@@ -42,7 +42,8 @@ def test_iwae_gradients_match_finite_differences_in_float64(estimator):
 
     check_grads(loss, (params,), order=1, modes=("rev",), atol=1e-5, rtol=1e-5)
     # DReG has the bound's value; its decoder gradient is the bound's, exactly.
-    dreg = lambda p: jnp.mean(iwae.iwae_terms(model, p, x, key, 5, estimator="dreg")["loss"])  # noqa: E731
+    def dreg(p):
+      return jnp.mean(iwae.iwae_terms(model, p, x, key, 5, estimator="dreg")["loss"])
     np.testing.assert_allclose(dreg(params), loss(params), rtol=1e-12)
     if estimator == "dreg":
       g_iwae, g_dreg = jax.grad(loss)(params), jax.grad(dreg)(params)
@@ -77,8 +78,9 @@ def test_the_bound_rises_with_k_towards_the_exact_log_likelihood():
                + dist.log_normal_standard(z[:, None, None]))
   exact = jax.nn.logsumexp(log_joint, axis=0) + jnp.log(z[1] - z[0])
   def draws(k, n):  # [n, B] IW-NLL estimates, one vmapped program.
-    return -np.asarray(jax.jit(jax.vmap(lambda key: objectives.iwae_bound(
-        model, params, x, key, k, chunk_size=min(k, 1000))))(jax.random.split(jax.random.key(9), n)))
+    bound = jax.jit(jax.vmap(lambda key: objectives.iwae_bound(
+        model, params, x, key, k, chunk_size=min(k, 1000))))
+    return -np.asarray(bound(jax.random.split(jax.random.key(9), n)))
 
   draws = {k: draws(k, n) for k, n in ((1, 400), (10, 400), (5000, 10))}
   nll = {k: d.mean(0) for k, d in draws.items()}

@@ -269,7 +269,8 @@ def test_build_model_encoder_widths_override():
 
 
 # -- Bit-identity with 13fc5f4 --------------------------------------------------------------------
-MLP_CASES = [f"{kind}/{init}" for kind in ("vae", "ae") for init in ("torch_uniform", "lecun_normal")]
+MLP_CASES = [f"{kind}/{init}" for kind in ("vae", "ae")
+             for init in ("torch_uniform", "lecun_normal")]
 
 
 def _mlp_digests(case: str) -> dict:
@@ -334,8 +335,9 @@ def test_auto_upsampling_is_col2im_on_the_cpu():
 def test_conv_batch_chunks_change_the_computation_not_the_model():
   """Slices of the batch through the same conv layers: same params, outputs and gradients; a
   batch the chunk count does not divide runs whole."""
-  cfg = lambda chunks: _config(encoder="conv", decoder="conv", encoder__features=(4, 8),  # noqa: E731
-                               decoder__features=(8, 4), conv_batch_chunks=chunks)
+  def cfg(chunks):
+    return _config(encoder="conv", decoder="conv", encoder__features=(4, 8),
+                   decoder__features=(8, 4), conv_batch_chunks=chunks)
   shape = (8, 8, 1)
   x = jax.random.uniform(jax.random.key(1), (6, *shape))
   results = []
@@ -363,7 +365,8 @@ def test_conv_runs_loop_equals_vmapped_grouped_convs():
                                        conv_runs=mode), shape)
     params = jax.vmap(lambda k: models.init_params(model, k, shape))(
         jax.random.split(jax.random.key(0), 2))
-    loss = lambda p, x: jnp.sum(model.apply({"params": p}, x, jax.random.key(2))[0] ** 2)  # noqa: E731
+    def loss(p, x):
+      return jnp.sum(model.apply({"params": p}, x, jax.random.key(2))[0] ** 2)
     out.append(jax.jit(jax.vmap(jax.value_and_grad(loss)))(params, x))
   jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4), *out)
 

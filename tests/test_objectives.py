@@ -30,7 +30,8 @@ def test_iwae_k1_equals_elbo_on_the_same_sample(tiny_vae, batch):
 def test_iwae_at_least_elbo_and_rises_with_k(tiny_vae, batch):
   model, params = tiny_vae
   keys = jax.random.split(jax.random.key(8), 200)
-  elbo = jnp.mean(jax.vmap(lambda k: objectives.elbo_multi_sample(model, params, batch, k, 1))(keys))
+  elbo = jnp.mean(jax.vmap(
+      lambda k: objectives.elbo_multi_sample(model, params, batch, k, 1))(keys))
   means = [float(jnp.mean(jax.vmap(lambda k, n=n: objectives.iwae_bound(
       model, params, batch, k, n, chunk_size=4))(keys))) for n in (1, 5, 50)]
   assert abs(means[0] - float(elbo)) < 0.5  # Same expectation (MC vs analytic KL).

@@ -172,7 +172,8 @@ def test_auto_streams_a_dataset_over_the_device_budget(tiny, tmp_path):
 
 
 def test_tensorboard_event_files_read_back(tiny, tmp_path):
-  from tensorboard.backend.event_processing import event_accumulator  # pylint: disable=g-import-not-at-top
+  # pylint: disable-next=g-import-not-at-top
+  from tensorboard.backend.event_processing import event_accumulator
   summary = runner.train_and_evaluate(tiny(**{"train.epochs": 2, "eval.figures": True}),
                                       tmp_path / "r", progress=False)
   events = event_accumulator.EventAccumulator(

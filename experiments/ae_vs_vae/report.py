@@ -148,7 +148,8 @@ def _figures(st, out: Path, chosen):
     plots.per_class_lines(pc.mean(1), [f"latent {z}" for z in st.latents],
                           out / f"per_class_mse_{kind}.png", sd=pc.std(1),
                           ylabel="test MSE (squared error summed over pixels)",
-                          title=f"{name}: per-digit test MSE (mean ± sd over {len(st.seeds)} seeds)")
+                          title=f"{name}: per-digit test MSE "
+                                f"(mean ± sd over {len(st.seeds)} seeds)")
     ep = np.arange(1, st.curve(kind, st.latents[0], "val/mse").shape[1] + 1)
     plots.growth_curves({f"latent {z}": st.curve(kind, z, "val/mse") for z in st.latents}, ep, [],
                         out / f"val_mse_{kind}.png", ylabel="validation MSE per image",
@@ -169,7 +170,8 @@ def _figures(st, out: Path, chosen):
   rows = [originals, runs["ae", chosen["ae"]].reconstruct(x), runs["vae", z].reconstruct(x)]
   plots.image_rows(rows, out / "comparison.png",
                    row_labels=["original", f"AE z={chosen['ae']}", f"VAE z={z}"],
-                   title="test digits and their reconstructions (latent sizes chosen on validation)")
+                   title="test digits and their reconstructions "
+                         "(latent sizes chosen on validation)")
   rows, names = [originals[:10]], ["original"]
   for (kind, latent), run in runs.items():
     rows.append(run.reconstruct(x[:10]))

@@ -25,7 +25,8 @@ CONFIG = Path(__file__).resolve().parents[2] / "vae_jax" / "configs" / "mnist_ml
 def _worker(images: int, k: int, sharded: bool) -> None:
   import jax  # pylint: disable=g-import-not-at-top
   import numpy as np  # pylint: disable=g-import-not-at-top
-  from vae_jax import config as config_lib, evaluate, objectives, parallel  # pylint: disable=g-import-not-at-top
+  # pylint: disable-next=g-import-not-at-top
+  from vae_jax import config as config_lib, evaluate, objectives, parallel
   config = config_lib.load_config(str(CONFIG))
   objective = objectives.from_config(config, (28, 28, 1), None, num_classes=10)
   params = objective.init_params(jax.random.key(0), (28, 28, 1))

@@ -95,7 +95,8 @@ def _growth_config(name: str, args):
   from vae_jax import config as config_lib  # pylint: disable=import-outside-toplevel
   config = config_lib.load_config(CONFIGS / f"{name}.py")
   every = 25 if args.growth_epochs >= 200 else max(1, args.growth_epochs // 8)
-  overrides = [f"train.epochs={args.growth_epochs}", f"data.train_subset={args.growth_train_images}",
+  overrides = [f"train.epochs={args.growth_epochs}",
+               f"data.train_subset={args.growth_train_images}",
                "eval.iw_samples=0", "train.tensorboard=False", f"growth.every_epochs={every}"]
   if config.growth.narrow_at:
     overrides.append(f"growth.narrow_at={every}")

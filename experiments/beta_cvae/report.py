@@ -150,11 +150,12 @@ def _latent_section(latent_stats, latents):
     used = ", ".join(f"{_means(st, 'active'):.1f} of {st[0].mean.shape[1]} at {lab}"
                      for lab, st in present)
     idle = present[-1][1][0].mean.shape[1] - _means(present[-1][1], "active")
+    neg_elbo = [_means(st, "neg_elbo") for _, st in present]
     lines += ["What the numbers say (means over seeds):", "",
               f"- Active units: {used}; the largest latent leaves {idle:.1f} of its dimensions "
               "inactive" + (" (their posterior stays at the prior: the KL term makes an unused "
                             "dimension free and a used one cost nats)." if idle >= 0.5 else "."),
-              f"- {_best(settings, [_means(st, 'neg_elbo') for _, st in present], 'The test −ELBO')}"
+              f"- {_best(settings, neg_elbo, 'The test −ELBO')}"
               f"; {_best(settings, [_means(st, 'nll') for _, st in present], 'the IW-NLL')}.",
               ""]
   return lines

@@ -10,7 +10,8 @@ from typing import Sequence
 import matplotlib.pyplot as plt
 import numpy as np
 
-from vae_jax.plots import *  # noqa: F401,F403  # pylint: disable=wildcard-import,unused-wildcard-import
+# pylint: disable-next=wildcard-import,unused-wildcard-import
+from vae_jax.plots import *  # noqa: F401,F403
 from vae_jax.curves import loss_curves  # noqa: F401  # Re-exported beside the images.
 from vae_jax.plots import NATS, save, series
 
@@ -24,7 +25,7 @@ def _band(ax, epochs, runs: np.ndarray, label: str, color, style="-"):
 
 
 def growth_curves(arms: dict[str, np.ndarray], epochs: np.ndarray, events: Sequence[float],
-                                    path, *, ylabel: str, title=None, baseline: str | None = None) -> Path:
+                  path, *, ylabel: str, title=None, baseline: str | None = None) -> Path:
   """Curves of several arms vs epoch with dashed vertical lines at growth events.
 
   Args:
@@ -38,7 +39,8 @@ def growth_curves(arms: dict[str, np.ndarray], epochs: np.ndarray, events: Seque
     _band(ax, epochs, np.asarray(runs, float), name,
           "0.45" if name == baseline else next(colors), "--" if name == baseline else "-")
   # Clip the y range to the curves after the first 5% of epochs (early losses dwarf the rest).
-  tail = np.concatenate([np.asarray(r, float)[:, len(epochs) // 20:].ravel() for r in arms.values()])
+  tail = np.concatenate([np.asarray(r, float)[:, len(epochs) // 20:].ravel()
+                         for r in arms.values()])
   lo, hi = np.nanmin(tail), np.nanpercentile(tail, 99.5)
   if hi > lo:
     ax.set_ylim(lo - 0.05 * (hi - lo), hi + 0.05 * (hi - lo))

@@ -181,7 +181,8 @@ def add_study_arguments(parser, runs: Path, out: Path) -> None:
   parser.add_argument("--runs", type=Path, default=runs, help="parent of the run directories")
   parser.add_argument("--out", type=Path, default=out, help="where README.md and figures go")
   parser.add_argument("--jobs", type=int, default=1,
-                      help="train this many groups at a time, each process on a CPU core of its own")
+                      help="train this many groups at a time, each process on a CPU core of "
+                           "its own")
 
 
 def train_sweep(config_file, overrides, sweeps, run_dir: Path, args) -> tuple[list[dict], float]:

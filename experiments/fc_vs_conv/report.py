@@ -120,7 +120,8 @@ def _claim(runs, dataset, sets) -> list[str]:
     black = _all_black_error(runs, dataset)
     lines.append(f"- Posterior collapse (test KL below {COLLAPSED_KL} nats, so the decoder "
                  "draws the same image whatever z is; the write-up warns of it): "
-                 + ", ".join(f"{name} (test squared error {recon:.2f})" for name, recon in collapsed)
+                 + ", ".join(f"{name} (test squared error {recon:.2f})"
+                             for name, recon in collapsed)
                  + f". A decoder that outputs 0 everywhere scores {black:.2f} on this test set: "
                  "where the two agree, the decoder's sigmoid has saturated at 0, where the "
                  "squared error has (almost) no gradient. Such a run stops early at a high loss.")

@@ -321,7 +321,8 @@ def readme_text(args):
     lines.append(f"| {label} | {len(use)} | {_ms(at_step, 3)} | {_ms(jump, 3)} | "
                  f"{_ms(_summary(name, s)['eval/loss'] for s in use)} |")
   lines += ["", "## Figures", "",
-            "Loss and test ELBO vs epoch (dashed vertical lines: growth events; fixed arm in grey):",
+            "Loss and test ELBO vs epoch (dashed vertical lines: growth events; fixed arm in "
+            "grey):",
             "", "![approach 1 loss](approach1_loss.png) ![approach 1 ELBO](approach1_elbo.png)", "",
             "![approach 2 loss](approach2_loss.png) ![approach 2 ELBO](approach2_elbo.png)", "",
             "Parameter count per epoch: ![params](param_count.png)", "",

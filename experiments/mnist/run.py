@@ -31,8 +31,9 @@ def results_text(seeds, summaries, scores, command=None):
   seed]}; K, the device and the FID references come from the runs; `command` made it (default:
   the runner with --seeds)."""
   from common import study  # pylint: disable=import-outside-toplevel
-  lines = ["| config | seeds | epochs | test loss (−ELBO) | IW-NLL (K) | test KL | classifier-FID | "
-           "classifier-IS | params | median epoch s | images/s |", "|" + "---|" * 11]
+  lines = ["| config | seeds | epochs | test loss (−ELBO) | IW-NLL (K) | test KL | "
+           "classifier-FID | classifier-IS | params | median epoch s | images/s |",
+           "|" + "---|" * 11]
   for name, runs in summaries.items():
     col = lambda k: [s[k] for s in runs]  # noqa: E731
     scored = [s for s in scores[name] if s]
@@ -94,7 +95,8 @@ def main(argv=None):
   study.add_study_arguments(parser, RUNS, HERE)
   args = parser.parse_args(argv)
   steps = [functools.partial(train_group, name, args) for name in args.configs
-           if study.untrained_seeds(args.seeds, args.reuse, lambda s, n=name: _dir(args.runs, n, s))]
+           if study.untrained_seeds(args.seeds, args.reuse,
+                                    lambda s, n=name: _dir(args.runs, n, s))]
   return study.run_study(args, steps, functools.partial(write_results, args))
 
 

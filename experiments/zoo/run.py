@@ -1,9 +1,9 @@
 """The model zoo on dynamically binarized MNIST with the IWAE paper's protocol (60k training
 images, IW-NLL with K = 5000 on the 10k test images): VAE and IWAE (K = 5, 50) with one and two
 stochastic layers, the ladder VAE, the VAE with a VampPrior, and a VAE with KL warm-up and a
-cosine learning rate; the published numbers beside ours; and a bits/dim table of three likelihoods on 8-bit
-Fashion-MNIST. Trains (or reuses / resumes) every row,
-then writes experiments/zoo/README.md, the records beside it and the first seed's figures.
+cosine learning rate; the published numbers beside ours; and a bits/dim table of three
+likelihoods on 8-bit Fashion-MNIST. Trains (or reuses / resumes) every row, then writes
+experiments/zoo/README.md, the records beside it and the first seed's figures.
 
   python experiments/zoo/run.py [--seeds 0] [--epochs 10] [--rows NAME ...] [--reuse]
       [--resume] [--jobs N] [--train-only | --report-only] [--runs DIR] [--out DIR]
@@ -134,7 +134,8 @@ def readme_text(rows, command):
         "levels the mass of its bin of width 1/255 (edge bins to ±∞), so theirs are bits/dim of "
         "the 8-bit images; the Bernoulli row is the usual convention on grayscale targets in "
         "[0, 1], not a likelihood of the 8-bit images, and its number is not comparable.", "",
-        "| likelihood | seeds | epochs | bits/dim | IW-NLL (nats per image) |", "|---|---|---|---|---|"]
+        "| likelihood | seeds | epochs | bits/dim | IW-NLL (nats per image) |",
+        "|---|---|---|---|---|"]
     for name in bits:
       s = [r.summary for r in rows[name]]
       lines.append(f"| {name.split(', ', 1)[1]} | {len(s)} | {s[0]['epoch']} | "
