@@ -259,6 +259,6 @@ def test_zoo_readme_renders_the_bits_per_dim_table_from_summaries(runner_main, m
       "VAE, 1 layer": [run(90.0, 0.166)],
       "Fashion-MNIST, discretized Gaussian": [run(2000.0, 3.68), run(2010.0, 3.70)],
       "Fashion-MNIST, discretized logistic mixture (M=5)": []}, "python experiments/zoo/run.py")
-  assert "| discretized Gaussian | 2 | 3 | 3.690 ± 0.014 | 2005.00 ± 7.07 |" in text
+  assert "| discretized Gaussian | 2 | 3 | 5000 | 3.690 ± 0.014 | 2005.00 ± 7.07 |" in text
   assert "| discretized logistic mixture" not in text  # No runs: no row.
   assert "| VAE, 1 layer | 1 | 3 | 90.00 (5000) |" in text and "+3.24 |" in text
