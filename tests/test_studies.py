@@ -170,6 +170,9 @@ def test_beta_cvae_runner_one_program_readme_figures_and_rerender(mnist_data_dir
     assert row in readme
   assert "The β program trains 2 runs" in readme and "not run yet" not in readme
   assert "5 of 5 runs finished" in readme and "shared/" not in readme
+  # Epoch times compared by fastest epochs; the cost line gives the range over runs.
+  assert "By fastest epochs (other work on the machine only adds time), 2 runs" in readme
+  assert "s per run, median" in readme and "include whatever else ran" in readme
   figures = {p.name for p in (tmp_path / "out").glob("*.png")}
   assert {"kl_per_dimension.png", "active_units.png", "rate_distortion.png", "latent_pca.png",
           "latent_tsne.png", "interpolation.png", "latent_arithmetic.png", "uncertainty.png",

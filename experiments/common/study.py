@@ -95,6 +95,12 @@ class RunDir:
     share of each program epoch (epoch_seconds / runs in the program)."""
     return sum(r["epoch_seconds"] / r["runs_in_program"] for r in self.history) / 60
 
+  @property
+  def epoch_seconds(self) -> list[float]:
+    """Wall-clock seconds of each epoch of this run's program, over all its invocations
+    (metrics.jsonl keeps every epoch)."""
+    return [r["epoch_seconds"] for r in self.history]
+
   def restored(self):
     """(config, objective, params, keys, epoch) of the state the summary reports
     (evaluate.restore_run)."""
