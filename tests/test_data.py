@@ -299,3 +299,56 @@ def test_preprocess_keeps_float_images(images):
   key = jax.random.key(3)
   np.testing.assert_array_equal(data.preprocess(x, "binarize_dynamic", key),
                                 data.preprocess(images, "binarize_dynamic", key))
+
+
+# The decoded-split cache ($VAE_JAX_DATA_CACHE) ------------------------------------------------
+
+
+def test_cache_entries_are_keyed_by_the_dataset_files_and_unreadable_ones_ignored(tmp_path,
+                                                                                monkeypatch):
+  from vae_jax.data import cache, specs  # pylint: disable=g-import-not-at-top
+
+  spec, version = specs.dataset_spec("mnist"), tmp_path / "tfds" / "mnist" / "3.0.1"
+  version.mkdir(parents=True)
+  (version / "mnist-test.tfrecord").write_bytes(b"x" * 10)
+  monkeypatch.delenv(cache.ENV, raising=False)
+  assert cache.entry("mnist", spec, "test", str(tmp_path / "tfds")) is None  # Off.
+  monkeypatch.setenv(cache.ENV, str(tmp_path / "cache"))
+  assert cache.entry("mnist", spec, "test", str(tmp_path / "nowhere")) is None  # No files.
+  first = cache.entry("mnist", spec, "test", str(tmp_path / "tfds"))
+  assert first.parent == tmp_path / "cache" and first.name.startswith("mnist-test-")
+  assert cache.entry("mnist", spec, "test[:10]", str(tmp_path / "tfds")) != first
+  assert cache.entry("mnist_32", specs.dataset_spec("mnist_32"), "test",
+                     str(tmp_path / "tfds")) != first
+  (version / "mnist-test.tfrecord").write_bytes(b"y" * 11)  # Imported again: a new key.
+  assert cache.entry("mnist", spec, "test", str(tmp_path / "tfds")) != first
+  images, labels = np.arange(24, dtype=np.uint8).reshape(2, 3, 4, 1), np.array([3, 1], np.int32)
+  assert cache.load(first) is None  # Missing.
+  cache.store(first, images, labels)
+  loaded = cache.load(first)
+  np.testing.assert_array_equal(loaded[0], images)
+  np.testing.assert_array_equal(loaded[1], labels)
+  assert [p.name for p in first.parent.iterdir()] == [first.name]  # No temporary file left.
+  first.write_bytes(b"not an npz")
+  assert cache.load(first) is None
+
+
+def test_load_split_reads_the_cache_instead_of_decoding(mnist_data_dir, tmp_path, monkeypatch):
+  from vae_jax.data import cache, loading  # pylint: disable=g-import-not-at-top
+
+  monkeypatch.setenv(cache.ENV, str(tmp_path / "cache"))
+  loading._load_split_cached.cache_clear()  # pylint: disable=protected-access
+  decoded = data.load_split("mnist", "test[:300]", mnist_data_dir)
+  [entry] = (tmp_path / "cache").iterdir()
+  loading._load_split_cached.cache_clear()  # pylint: disable=protected-access
+  with mock.patch.object(loading, "_load_split", side_effect=AssertionError("decoded again")):
+    cached = data.load_split("mnist", "test[:300]", mnist_data_dir)
+  for a, b in zip(decoded, cached):
+    np.testing.assert_array_equal(a, b)
+    assert a.dtype == b.dtype and not b.flags.writeable
+  entry.write_bytes(b"damaged")  # Ignored: decoded and written again.
+  loading._load_split_cached.cache_clear()  # pylint: disable=protected-access
+  again = data.load_split("mnist", "test[:300]", mnist_data_dir)
+  np.testing.assert_array_equal(again[0], decoded[0])
+  assert cache.load(entry) is not None
+  loading._load_split_cached.cache_clear()  # pylint: disable=protected-access

@@ -4,13 +4,15 @@ with `--resume` to metrics bit-identical to the same run trained without interru
 Three run kinds: a plain run, an early-stopping run (best/ too) and a 2-run sweep (one vmapped
 program). The killed process is `vae-jax train` with $VAE_JAX_FAULT=POINT@N; its data arrays come
 from an .npz the test wrote from runner.load_data (so it does not import TensorFlow; what is under
-test is every write after the data load). The resume and the uninterrupted reference run in this
-process.
+test is every write after the data load). Each killed process is forked from a server process that
+imported vae_jax once (about 2 s of imports saved per child; a test process has started JAX's
+threads and must not fork itself). The resume and the uninterrupted reference run in this process.
 """
 
 import json
 import os
 import re
+import select
 import signal
 import subprocess
 import sys
@@ -44,15 +46,28 @@ MATRIX = {
               ("summary.json", 2)],
 }
 CASES = [(kind, point, n) for kind, points in MATRIX.items() for point, n in points]
-# `vae-jax ...` as its console script runs it (cli.entry), on the arrays of an .npz.
-KILLED = """
-import sys
+# A fork server: imports vae_jax (no JAX backend, no thread of its own yet), then for each request
+# line [npz, argv, env, out] forks a child that runs `vae-jax ARGV` as its console script does
+# (cli.entry) on the arrays of the .npz, its stdout and stderr in OUT.stdout / OUT.stderr, and
+# answers the child's exit status (negative: killed by that signal), as subprocess reports it.
+SERVER = """
+import json, os, sys
 import numpy as np
 from vae_jax import cli, runner
-arrays = np.load(sys.argv.pop(1))
-runner.load_data = lambda config: {s: (arrays[s + "_x"], arrays[s + "_y"])
-                                   for s in ("train", "val", "test") if s + "_x" in arrays}
-cli.entry()
+for line in sys.stdin:
+  npz, argv, env, out = json.loads(line)
+  pid = os.fork()
+  if pid:
+    print(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]), flush=True)
+    continue
+  for fd, name in ((1, ".stdout"), (2, ".stderr")):
+    os.dup2(os.open(out + name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC), fd)
+  os.environ.update(env)
+  arrays = np.load(npz)
+  runner.load_data = lambda config: {s: (arrays[s + "_x"], arrays[s + "_y"])
+                                     for s in ("train", "val", "test") if s + "_x" in arrays}
+  sys.argv = ["vae-jax", *argv]
+  cli.entry()
 """
 # Phases of a plain run (fault point, signal spec) -> the epoch --resume continues from (None:
 # nothing committed yet; "any": whatever the line names). "+S": sent S seconds after the point
@@ -110,11 +125,11 @@ def _results(run_dir):
 
 
 @pytest.mark.parametrize("kind,point,n", CASES, ids=[f"{k}-{p}@{n}" for k, p, n in CASES])
-def test_kill_at_a_write_point_then_resume_equals_an_uninterrupted_run(prepared, tmp_path, kind,
-                                                                      point, n):
+def test_kill_at_a_write_point_then_resume_equals_an_uninterrupted_run(prepared, forker, tmp_path,
+                                                                      kind, point, n):
   cfg, npz, reference = prepared(kind)
   killed, more = tmp_path / "killed", TENSORBOARD.get(point, [])
-  proc = _vae_jax(npz, _train(cfg, killed, kind, *more), f"{point}@{n}")
+  proc = forker(npz, _train(cfg, killed, kind, *more), f"{point}@{n}", killed)
   assert proc.returncode == -signal.SIGKILL, (f"{point}@{n} was not reached (exit "
                                               f"{proc.returncode}): {proc.stderr[-2000:]}")
   assert cli.main(_train(cfg, killed, kind, *more, "--resume")) == 0
@@ -126,20 +141,42 @@ def test_kill_at_a_write_point_then_resume_equals_an_uninterrupted_run(prepared,
     assert [r["name"] for r in listing["runs"]] == ["seed=0", "seed=1"]
 
 
-def _vae_jax(npz, argv, fault):
-  return subprocess.run([sys.executable, "-c", KILLED, str(npz), *argv], capture_output=True,
-                        text=True, timeout=600,
-                        env=os.environ | {"PYTHONPATH": str(REPO), files.FAULT_ENV: fault})
+@pytest.fixture(scope="module")
+def forker():
+  """The fork server of this test process (SERVER), started on first use."""
+  server = []
+
+  def run(npz, argv, fault, out):
+    if not server:
+      server.append(subprocess.Popen(
+          [sys.executable, "-c", SERVER], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+          text=True, env=os.environ | {"PYTHONPATH": str(REPO)}))
+    proc = server[0]
+    proc.stdin.write(json.dumps([str(npz), argv, {files.FAULT_ENV: fault}, str(out)]) + "\n")
+    proc.stdin.flush()
+    assert select.select([proc.stdout], [], [], 600)[0], "the killed process ran over 600 s"
+    code = proc.stdout.readline()
+    assert code, "the fork server ended"
+    return subprocess.CompletedProcess(argv, int(code), Path(f"{out}.stdout").read_text(),
+                                       Path(f"{out}.stderr").read_text())
+
+  yield run
+  if server:
+    server[0].stdin.close()
+    try:
+      server[0].wait(timeout=60)
+    except subprocess.TimeoutExpired:  # A child that hung past its test's assertion.
+      server[0].kill()
 
 
 @pytest.mark.parametrize("point,how,resumes_from", SIGNALS,
                          ids=[f"{p}:{h}" for p, h, _ in SIGNALS])
-def test_sigint_and_sigterm_at_every_phase_stop_in_one_line_and_resume(prepared, tmp_path,
+def test_sigint_and_sigterm_at_every_phase_stop_in_one_line_and_resume(prepared, forker, tmp_path,
                                                                        point, how, resumes_from):
   cfg, npz, reference = prepared("plain")
   killed = tmp_path / "killed"
   more = ["--config.eval.figures=True"] if point == "figures" else []
-  proc = _vae_jax(npz, _train(cfg, killed, "plain", *more), f"{point}:{how}")
+  proc = forker(npz, _train(cfg, killed, "plain", *more), f"{point}:{how}", killed)
   name = how.split("+")[0]
   assert proc.returncode == {"SIGINT": 130, "SIGTERM": 143}[name], proc.stderr[-2000:]
   last = proc.stderr.strip().splitlines()[-1]

@@ -153,9 +153,13 @@ def test_streamed_input_equals_on_device_input_with_a_runs_axis(tiny, tmp_path):
     assert [s["data_on_device"] for s in summaries] == [mode == "always"] * 2
     rows[mode] = [_rows(d) for d in dirs] + [[s] for s in summaries]
   for a, b in zip(rows["always"], rows["never"]):
-    for ra, rb in zip(a, b):  # The same batches, keys and steps: training is bit-identical.
-      assert [ra[k] for k in ra if k.startswith("train/")] == [
-          rb[k] for k in ra if k.startswith("train/")]
+    # The same batches, keys and steps: the training metrics agree to float rounding, 100x
+    # tighter than the rest (bit-identical under XLA:CPU's fusion emitters; the tests compile
+    # with its loop emitters, conftest.FAST_COMPILE, which put 1 ulp between a train/kl fused
+    # with the on-device gather and one fed from the host).
+    for ra, rb in zip(a, b):
+      for key in (k for k in ra if k.startswith("train/")):
+        np.testing.assert_allclose(ra[key], rb[key], rtol=1e-7, err_msg=key)
     _assert_rows_close(a, b)
 
 

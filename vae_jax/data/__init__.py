@@ -6,6 +6,7 @@
   sources.py    Source, from_arrays, from_iterable: what `vae_jax.fit` trains on
   idx.py        offline IDX import (MNIST, Fashion-MNIST) through TFDS's own builders
   cifar.py      offline CIFAR-10 import from the official binary archive
+  cache.py      decoded splits on disk, shared by processes, where $VAE_JAX_DATA_CACHE is set
   importers.py  `vae-jax data import`: IDX or CIFAR-10 archive -> TFDS
 
 A variant (a key of `DATASETS`, used in configs as ``data.name``) reads one TFDS dataset and

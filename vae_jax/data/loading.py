@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import functools
 import socket
+import sys
 import threading
 from pathlib import Path
 
 import numpy as np
 
-from vae_jax.data import specs
+from vae_jax.data import cache, specs
 from vae_jax.data.sources import Source
 from vae_jax.data.specs import DATASETS, DatasetSpec, num_classes
 from vae_jax.errors import ConfigError, DataError, one_line
@@ -121,7 +122,9 @@ def load_split(name: str, split: str,
   `DataError` names the fix at once. Inside ``tfds.testing.mock_data`` it loads
   TFDS's random mock examples (no prepared check, no download). Examples stream
   in batches: the subset is picked before decoding, pad / crop run in numpy and
-  the resize in TF, so a large source (celeb_a) is never whole in memory.
+  the resize in TF, so a large source (celeb_a) is never whole in memory. Where
+  ``$VAE_JAX_DATA_CACHE`` names a directory, a split one process decoded is read
+  from there by the next (`vae_jax.data.cache`), without TensorFlow.
 
   Args:
     name: a key of `DATASETS`.
@@ -138,10 +141,9 @@ def load_split(name: str, split: str,
       download failed), bad split, or TFDS features that do not match the spec.
   """
   spec = specs.dataset_spec(name)
-  tfds = specs.tfds_module()
   data_dir = specs.default_data_dir(data_dir)
-  if _tfds_mocked(tfds):
-    return _load_split(tfds, name, spec, split, data_dir)
+  if "tensorflow_datasets" in sys.modules and _tfds_mocked(specs.tfds_module()):
+    return _load_split(specs.tfds_module(), name, spec, split, data_dir)
   try:
     return _load_split_cached(name, spec, split, data_dir)
   except DataError:
@@ -212,9 +214,16 @@ def from_folder(root: str | Path, split: str = "train") -> Source:
 @functools.lru_cache(maxsize=8)
 def _load_split_cached(name: str, spec: DatasetSpec, split: str, data_dir: str):
   """The split, decoded once per process (a sweep or a test session loads it many times: 8
-  splits hold MNIST's and Fashion-MNIST's at 28 and 32 pixels, about 0.5 GB); read-only arrays
-  so that no caller can change the cached copy."""
-  images, labels = _load_split(specs.tfds_module(), name, spec, split, data_dir)
+  splits hold MNIST's and Fashion-MNIST's at 28 and 32 pixels, about 0.5 GB), or read from
+  $VAE_JAX_DATA_CACHE (cache.py) where another process decoded it; read-only arrays so that no
+  caller can change the cached copy."""
+  entry = cache.entry(name, spec, split, data_dir)
+  arrays = cache.load(entry) if entry else None
+  if arrays is None:
+    arrays = _load_split(specs.tfds_module(), name, spec, split, data_dir)
+    if entry:
+      cache.store(entry, *arrays)
+  images, labels = arrays
   images.flags.writeable = labels.flags.writeable = False
   return images, labels
 
