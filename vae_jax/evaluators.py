@@ -18,7 +18,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 import dataclasses
-import io
 import json
 import math
 from pathlib import Path
@@ -83,9 +82,7 @@ def _write(path: Path, key: dict, result: dict, arrays: bool) -> None:
   """Writes the cache to a temporary file and renames it: a reader sees the old or the new."""
   path.parent.mkdir(parents=True, exist_ok=True)
   if arrays:
-    buffer = io.BytesIO()
-    np.savez(buffer, __key__=json.dumps(key), **result)
-    files.write_atomic(path, buffer.getvalue())
+    files.write_npz(path, __key__=json.dumps(key), **result)
   else:
     files.write_json(path, {"key": key, "result": result}, indent=2)
 

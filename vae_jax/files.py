@@ -15,11 +15,14 @@ a run exactly there (tests/test_faults.py). Unset, it does nothing.
 from __future__ import annotations
 
 import collections
+import io
 import json
 import os
 from pathlib import Path
 import signal
 import threading
+
+import numpy as np
 
 FAULT_ENV = "VAE_JAX_FAULT"
 LOCK_FILE = ".lock"  # locking.py's lock file of a run directory.
@@ -121,3 +124,10 @@ def write_json(path: str | Path, value, **dumps) -> None:
 def write_jsonl(path: str | Path, rows) -> None:
   """`rows` as JSON lines, atomically (write_atomic)."""
   write_atomic(path, "".join(json.dumps(r) + "\n" for r in rows))
+
+
+def write_npz(path: str | Path, **arrays) -> None:
+  """`arrays` as an uncompressed .npz (numpy.savez), atomically (write_atomic)."""
+  buffer = io.BytesIO()
+  np.savez(buffer, **arrays)
+  write_atomic(path, buffer.getvalue())

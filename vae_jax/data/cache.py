@@ -8,14 +8,13 @@ about 10 s on a 2-core CPU); a process that finds the split here reads one ``.np
 An entry is keyed by the variant's name, its `DatasetSpec` (geometry, subset), the split string,
 the data dir and a fingerprint of the files of the TFDS dataset there (paths, sizes and
 modification times): a dataset imported or prepared again makes a new key, so an entry never
-outlives the files it was decoded from. Entries are written atomically (`files.write_atomic`);
+outlives the files it was decoded from. Entries are written atomically (`files.write_npz`);
 an unreadable entry is ignored (and decoded and written again).
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
 import os
 from pathlib import Path
 import re
@@ -70,10 +69,8 @@ def load(path: Path) -> tuple[np.ndarray, np.ndarray] | None:
 
 def store(path: Path, images: np.ndarray, labels: np.ndarray) -> None:
   """Writes a cache file atomically; a cache directory that cannot be written is skipped."""
-  buffer = io.BytesIO()
-  np.savez(buffer, images=images, labels=labels)
   try:
     path.parent.mkdir(parents=True, exist_ok=True)
-    files.write_atomic(path, buffer.getvalue())
+    files.write_npz(path, images=images, labels=labels)
   except OSError:
     pass

@@ -142,8 +142,8 @@ def load_split(name: str, split: str,
   """
   spec = specs.dataset_spec(name)
   data_dir = specs.default_data_dir(data_dir)
-  if "tensorflow_datasets" in sys.modules and _tfds_mocked(specs.tfds_module()):
-    return _load_split(specs.tfds_module(), name, spec, split, data_dir)
+  if "tensorflow_datasets" in sys.modules and _tfds_mocked(tfds := specs.tfds_module()):
+    return _load_split(tfds, name, spec, split, data_dir)
   try:
     return _load_split_cached(name, spec, split, data_dir)
   except DataError:
