@@ -351,4 +351,13 @@ def test_load_split_reads_the_cache_instead_of_decoding(mnist_data_dir, tmp_path
   again = data.load_split("mnist", "test[:300]", mnist_data_dir)
   np.testing.assert_array_equal(again[0], decoded[0])
   assert cache.load(entry) is not None
+  # mnist_32 is mnist padded: it reads mnist's entry, decodes nothing and adds no entry.
+  loading._load_split_cached.cache_clear()  # pylint: disable=protected-access
+  with mock.patch.object(loading, "_load_split", side_effect=AssertionError("decoded again")):
+    padded, labels = data.load_split("mnist_32", "test[:300]", mnist_data_dir)
+  assert [p.name for p in (tmp_path / "cache").iterdir()] == [entry.name]
+  assert padded.shape == (300, 32, 32, 1) and not padded.flags.writeable
+  np.testing.assert_array_equal(padded[:, 2:30, 2:30], decoded[0])
+  assert not padded[:, :2].any() and not padded[:, 30:].any() and not padded[:, :, :2].any()
+  np.testing.assert_array_equal(labels, decoded[1])
   loading._load_split_cached.cache_clear()  # pylint: disable=protected-access

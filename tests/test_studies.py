@@ -82,9 +82,16 @@ def test_fc_vs_conv_runner_writes_readme_figures_and_rerenders(mnist_data_dir, t
   argv = ["--dataset", "mnist_32", "--seeds", "0", "--sets", "p2", "--max-epochs", "2",
           "--iw-k", "4", "--iw-images", "50", "--runs", str(tmp_path / "runs"),
           "--out", str(tmp_path / "out"), "--override", *tiny]
-  proc = runner_main("fc_vs_conv", argv)
+  # Trained with --train-only (no README), then rendered once with --reuse (no training).
+  proc = runner_main("fc_vs_conv", [*argv, "--train-only"])
   assert proc.returncode == 0, proc.stderr[-3000:]
   assert "the 2-epoch cap bound for seed=0" in proc.stdout
+  assert not (tmp_path / "out" / "README.md").exists()
+  metrics = tmp_path / "runs" / "mnist_32" / "fc_p2" / "seed=0" / "metrics.jsonl"
+  before = metrics.read_text()
+  proc = runner_main("fc_vs_conv", [*argv, "--reuse"])
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert metrics.read_text() == before
   readme = (tmp_path / "out" / "README.md").read_text()
   assert "| FC-VAE | p2 |" in readme and "| conv VAE | p2 |" in readme
   assert "1 hit the 2-epoch cap" in readme and "Bernoulli IW-NLL K=4" in readme
@@ -94,12 +101,7 @@ def test_fc_vs_conv_runner_writes_readme_figures_and_rerenders(mnist_data_dir, t
           "mnist_32_interpolation_0.png"} <= figures
   assert json.loads((tmp_path / "runs" / "mnist_32" / "conv_p2" / "seed=0" / "eval" /
                      "iw_nll.json").read_text())["result"]["k"] == 4
-  metrics = tmp_path / "runs" / "mnist_32" / "fc_p2" / "seed=0" / "metrics.jsonl"
-  before = metrics.read_text()
-  proc = runner_main("fc_vs_conv", [*argv, "--reuse"])  # Re-renders without training.
-  assert proc.returncode == 0, proc.stderr[-3000:]
-  assert metrics.read_text() == before
-  assert "--reuse" in (tmp_path / "out" / "README.md").read_text()
+  assert "--reuse" in readme
   bad = runner_main("fc_vs_conv", ["--dataset", "no_such_data"])
   assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "data.name" in bad.stderr
   # The records beside the README re-render the tables in a checkout without the run dirs
@@ -160,11 +162,19 @@ def test_beta_cvae_runner_one_program_readme_figures_and_rerender(mnist_data_dir
   argv = ["--seeds", "0", "--betas", "1", "4", "--latents", "2", "20", "--epochs", "2",
           "--tsne-points", "100", "--runs", str(tmp_path / "runs"), "--out", str(tmp_path / "out"),
           "--override", *tiny]
-  proc = runner_main("beta_cvae", argv)
+  # Trained with --train-only (no README), then rendered once with --reuse (no training); the
+  # other runner tests train and render in one invocation.
+  proc = runner_main("beta_cvae", [*argv, "--train-only"])
   assert proc.returncode == 0, proc.stderr[-3000:]
+  assert not (tmp_path / "out").exists()
   run = tmp_path / "runs" / "beta" / "objective.beta=4.0,seed=0"
   assert json.loads((run / "summary.json").read_text())["runs_in_program"] == 2  # Both β.
   assert sorted(p.name for p in (run / "ckpt").iterdir() if p.name.isdigit()) == ["1", "2"]
+  metrics = run / "metrics.jsonl"
+  before = metrics.read_text()
+  proc = runner_main("beta_cvae", [*argv, "--reuse"])
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert metrics.read_text() == before
   readme = (tmp_path / "out" / "README.md").read_text()
   for row in ("| β = 1 | 1 |", "| β = 4 | 1 |", "| Z = 2 | 1 |", "| CVAE (β = 1, Z = 20) | 1 |"):
     assert row in readme
@@ -181,12 +191,7 @@ def test_beta_cvae_runner_one_program_readme_figures_and_rerender(mnist_data_dir
   # Inside the core model: sentences from the run (MLP halves: no filters; no classifier here).
   assert "## Inside the core model" in readme and "the encoder has no conv layer" in readme
   assert "probe-batch gradient norm of each of the" in readme and "no classifier" in readme
-  assert "![gradient_flow.png](gradient_flow.png)" in readme
-  metrics = run / "metrics.jsonl"
-  before = metrics.read_text()
-  proc = runner_main("beta_cvae", [*argv, "--reuse"])  # Re-renders without training.
-  assert proc.returncode == 0, proc.stderr[-3000:]
-  assert metrics.read_text() == before and "--reuse" in (tmp_path / "out" / "README.md").read_text()
+  assert "![gradient_flow.png](gradient_flow.png)" in readme and "--reuse" in readme
   # The script as a script (its own process, its sys.path set up by itself) refuses in one line.
   bad = subprocess.run([sys.executable, str(REPO / "experiments" / "beta_cvae" / "run.py"),
                         "--betas", "2", "4"], capture_output=True, text=True, cwd=tmp_path,

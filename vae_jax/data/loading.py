@@ -217,6 +217,12 @@ def _load_split_cached(name: str, spec: DatasetSpec, split: str, data_dir: str):
   splits hold MNIST's and Fashion-MNIST's at 28 and 32 pixels, about 0.5 GB), or read from
   $VAE_JAX_DATA_CACHE (cache.py) where another process decoded it; read-only arrays so that no
   caller can change the cached copy."""
+  base = _base_variant(spec)
+  if base:  # mnist_32: mnist's split (decoded and cached once for both), padded in NumPy.
+    images, labels = _load_split_cached(*base, split, data_dir)
+    images = _apply_geometry(spec, images)
+    images.flags.writeable = False
+    return images, labels
   entry = cache.entry(name, spec, split, data_dir)
   arrays = cache.load(entry) if entry else None
   if arrays is None:
@@ -226,6 +232,17 @@ def _load_split_cached(name: str, spec: DatasetSpec, split: str, data_dir: str):
   images, labels = arrays
   images.flags.writeable = labels.flags.writeable = False
   return images, labels
+
+
+def _base_variant(spec: DatasetSpec) -> tuple[str, DatasetSpec] | None:
+  """(name, spec) of the variant in `DATASETS` of the same TFDS images without padding or
+  cropping, where `spec` only pads or crops them (mnist for mnist_32), else None."""
+  if not (spec.pad_to or spec.crop) or spec.resize_to or spec.subset_fraction < 1:
+    return None
+  same = (spec.tfds_name, spec.image_key, spec.label_key, spec.source_shape, spec.num_classes)
+  return next(((n, s) for n, s in DATASETS.items()
+               if (s.tfds_name, s.image_key, s.label_key, s.source_shape, s.num_classes) == same
+               and not (s.pad_to or s.crop or s.resize_to) and s.subset_fraction == 1), None)
 
 
 def _load_split(tfds, name, spec, split, data_dir):
