@@ -149,6 +149,7 @@ def test_load_unprepared_without_network_raises(tmp_path, monkeypatch, name, fix
   with pytest.raises(data.DataError, match="no network to download it") as e:
     data.load_split(name, "train", str(tmp_path))
   assert fix + str(tmp_path) in str(e.value) and "\n" not in str(e.value)
+  assert str(e.value).startswith(f"dataset {name!r}")  # The variant asked for (mnist_32 too).
   assert list(tmp_path.iterdir()) == []  # Nothing downloaded or created.
 
 

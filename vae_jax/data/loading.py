@@ -217,12 +217,15 @@ def _load_split_cached(name: str, spec: DatasetSpec, split: str, data_dir: str):
   splits hold MNIST's and Fashion-MNIST's at 28 and 32 pixels, about 0.5 GB), or read from
   $VAE_JAX_DATA_CACHE (cache.py) where another process decoded it; read-only arrays so that no
   caller can change the cached copy."""
-  base = _base_variant(spec)
-  if base:  # mnist_32: mnist's split (decoded and cached once for both), padded in NumPy.
-    images, labels = _load_split_cached(*base, split, data_dir)
-    images = _apply_geometry(spec, images)
-    images.flags.writeable = False
-    return images, labels
+  if base := _base_variant(spec):  # mnist_32: mnist's split (one decode for both), padded.
+    try:
+      images, labels = _load_split_cached(*base, split, data_dir)
+    except DataError:  # Raised again below, naming this variant (not prepared, bad split, ...).
+      pass
+    else:
+      images = _apply_geometry(spec, images)
+      images.flags.writeable = False
+      return images, labels
   entry = cache.entry(name, spec, split, data_dir)
   arrays = cache.load(entry) if entry else None
   if arrays is None:
