@@ -70,19 +70,26 @@ def golden_for_host(by_isa: dict, what: str):
 
 def _prepared(name: str, tmp_path_factory) -> str:
   """A TFDS data dir holding the standard dataset `name`: $TFDS_DATA_DIR when it holds it
-  already, else a session tmp dir it is imported into from SHARED_DATASETS/<name> (~20 s)."""
+  already, else a session tmp dir it is imported into from SHARED_DATASETS/<name> (~20 s).
+  Its train and test splits are decoded into $VAE_JAX_DATA_CACHE here, once for all workers
+  (the first decodes, the others wait for its entries): the subprocesses of the tests that
+  train on them then read the cache instead of importing TensorFlow and decoding them again."""
   from vae_jax import data  # pylint: disable=g-import-not-at-top
+
+  def decoded(data_dir):
+    for split in ("train", "test"):
+      data.load_split(name, split, data_dir)
+    return data_dir
 
   env_dir = os.environ.get("TFDS_DATA_DIR")
   if env_dir:
     try:
-      data.load_split(name, "test[:1]", env_dir)
-      return env_dir
+      return decoded(env_dir)
     except data.DataError:
       pass
   data_dir = str(tmp_path_factory.mktemp(f"tfds_{name}"))
   data.import_idx(name, str(SHARED_DATASETS / name), data_dir)
-  return data_dir
+  return decoded(data_dir)
 
 
 @pytest.fixture(scope="session")
@@ -97,9 +104,15 @@ def fashion_mnist_data_dir(tmp_path_factory) -> str:
   return _prepared("fashion_mnist", tmp_path_factory)
 
 
+# A quarter of tiny_config's 1000 test images, each evaluation in one batch: for tests that
+# compare runs with runs (vmapped against alone, resumed against uninterrupted), where 250 test
+# images set every metric as well and cost a quarter of the evaluation.
+SMALL_TEST_SET = {"data.test_subset": 250, "eval.batch_size": 250, "eval.iw_batch_size": 125}
+
+
 def tiny_config(data_dir: str, **overrides):
   """A seconds-long config on a real-MNIST subset: 784-32-4 VAE, 1 epoch of 512 images,
-  evaluated on the first 1000 test images, no figures."""
+  evaluated on the first 1000 test images, no figures and no TensorBoard event files."""
   from vae_jax import config as config_lib  # pylint: disable=g-import-not-at-top
 
   config = config_lib.base_config()
@@ -115,6 +128,8 @@ def tiny_config(data_dir: str, **overrides):
   config.eval.iw_samples = 8
   config.eval.iw_chunk_size = 3
   config.eval.figures = False  # Tests of the figures turn them on.
+  config.train.tensorboard = False  # Likewise the tests of the event files (they cost a process
+  # that writes them ~7 s of importing TensorFlow).
   config_lib.apply_overrides(config, [f"{k}={v}" for k, v in overrides.items()])
   return config
 

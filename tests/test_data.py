@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import shutil
+import threading
 import time
 from pathlib import Path
 from unittest import mock
@@ -334,13 +335,43 @@ def test_cache_entries_are_keyed_by_the_dataset_files_and_unreadable_ones_ignore
   assert cache.load(first) is None
 
 
+def test_a_process_missing_an_entry_waits_for_the_one_decoding_it(tmp_path, monkeypatch):
+  """While one process decodes a split (cache.filling holds its lock), another that needs it
+  waits and then reads the entry written, decoding nothing."""
+  from vae_jax.data import cache, loading, specs  # pylint: disable=g-import-not-at-top
+
+  version = tmp_path / "tfds" / "mnist" / "3.0.1"
+  version.mkdir(parents=True)
+  (version / "mnist-test.tfrecord").write_bytes(b"x")
+  monkeypatch.setenv(cache.ENV, str(tmp_path / "cache"))
+  entry = cache.entry("mnist", specs.dataset_spec("mnist"), "test", str(tmp_path / "tfds"))
+  images, labels = np.full((2, 28, 28, 1), 7, np.uint8), np.array([4, 2], np.int32)
+  loading._load_split_cached.cache_clear()  # pylint: disable=protected-access
+  got = []
+  with mock.patch.object(loading, "_load_split", side_effect=AssertionError("decoded again")):
+    with cache.filling(entry):  # The decoding process (a lock of its own file description).
+      waiter = threading.Thread(target=lambda: got.append(
+          data.load_split("mnist", "test", str(tmp_path / "tfds"))))
+      waiter.start()
+      waiter.join(0.5)
+      assert waiter.is_alive() and not got  # Waiting for the lock, not decoding.
+      cache.store(entry, images, labels)
+    waiter.join(10)
+  loading._load_split_cached.cache_clear()  # pylint: disable=protected-access
+  assert len(got) == 1
+  np.testing.assert_array_equal(got[0][0], images)
+  np.testing.assert_array_equal(got[0][1], labels)
+  with cache.filling(None):  # Cache off: no lock, no wait.
+    pass
+
+
 def test_load_split_reads_the_cache_instead_of_decoding(mnist_data_dir, tmp_path, monkeypatch):
   from vae_jax.data import cache, loading  # pylint: disable=g-import-not-at-top
 
   monkeypatch.setenv(cache.ENV, str(tmp_path / "cache"))
   loading._load_split_cached.cache_clear()  # pylint: disable=protected-access
   decoded = data.load_split("mnist", "test[:300]", mnist_data_dir)
-  [entry] = (tmp_path / "cache").iterdir()
+  [entry] = (tmp_path / "cache").glob("*.npz")
   loading._load_split_cached.cache_clear()  # pylint: disable=protected-access
   with mock.patch.object(loading, "_load_split", side_effect=AssertionError("decoded again")):
     cached = data.load_split("mnist", "test[:300]", mnist_data_dir)
@@ -356,7 +387,7 @@ def test_load_split_reads_the_cache_instead_of_decoding(mnist_data_dir, tmp_path
   loading._load_split_cached.cache_clear()  # pylint: disable=protected-access
   with mock.patch.object(loading, "_load_split", side_effect=AssertionError("decoded again")):
     padded, labels = data.load_split("mnist_32", "test[:300]", mnist_data_dir)
-  assert [p.name for p in (tmp_path / "cache").iterdir()] == [entry.name]
+  assert [p.name for p in (tmp_path / "cache").glob("*.npz")] == [entry.name]
   assert padded.shape == (300, 32, 32, 1) and not padded.flags.writeable
   np.testing.assert_array_equal(padded[:, 2:30, 2:30], decoded[0])
   assert not padded[:, :2].any() and not padded[:, 30:].any() and not padded[:, :, :2].any()

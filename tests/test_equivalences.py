@@ -9,6 +9,7 @@ import json
 
 import numpy as np
 import pytest
+from conftest import SMALL_TEST_SET
 
 from vae_jax import checkpointing, compiled, early_stopping, runner
 
@@ -55,7 +56,7 @@ def _rows(workdir):
 
 
 def _configs(tiny, shared, per_run, **more):
-  return [tiny(**{**shared, **o, **more}) for o in per_run]
+  return [tiny(**{**SMALL_TEST_SET, **shared, **o, **more}) for o in per_run]
 
 
 @pytest.mark.parametrize("case", sorted(TOGETHER))

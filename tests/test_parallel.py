@@ -178,8 +178,9 @@ def test_auto_streams_a_dataset_over_the_device_budget(tiny, tmp_path):
 def test_tensorboard_event_files_read_back(tiny, tmp_path):
   # pylint: disable-next=g-import-not-at-top
   from tensorboard.backend.event_processing import event_accumulator
-  summary = runner.train_and_evaluate(tiny(**{"train.epochs": 2, "eval.figures": True}),
-                                      tmp_path / "r", progress=False)
+  summary = runner.train_and_evaluate(
+      tiny(**{"train.epochs": 2, "eval.figures": True, "train.tensorboard": True}),
+      tmp_path / "r", progress=False)
   events = event_accumulator.EventAccumulator(
       str(tmp_path / "r" / run_log.TENSORBOARD), size_guidance={"tensors": 0, "images": 0})
   events.Reload()

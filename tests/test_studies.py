@@ -125,9 +125,9 @@ def test_fc_vs_conv_ablation_trains_the_four_cells_and_rerenders_from_records(mn
   # (train.steps_per_call): 115 training images are one step of set p1's batch 64, the 1000 test
   # images one evaluation batch.
   tiny = ["data.train_subset=128", "model.encoder.kind=mlp", "model.encoder.widths=16",
-          "model.decoder.features=8,4", "model.conv_batch_chunks=1", "eval.batch_size=1000",
+          "model.decoder.features=8,4", "model.conv_batch_chunks=1", "eval.batch_size=250",
           f"data.data_dir={mnist_data_dir}",
-          "data.test_subset=1000", "eval.figures=False"]
+          "data.test_subset=250", "eval.figures=False"]
   argv = ["--ablation", "--dataset", "mnist_32", "--seeds", "0", "--ablation-epochs", "1",
           "--runs", str(tmp_path / "runs"), "--out", str(tmp_path / "out"), "--override", *tiny]
   proc = runner_main("fc_vs_conv", argv)

@@ -75,14 +75,20 @@ def test_growth_runner_refuses_a_conflicting_override_before_training(tmp_path):
   assert not (tmp_path / "runs").exists()
 
 
-def _pid_and_cores(_):
-  return os.getpid(), os.sched_getaffinity(0)
+def test_growth_runner_refuses_jobs_0_and_writes_nothing(tmp_path, monkeypatch, capsys):
+  for name in ("RUNS", "HERE"):  # main() sets them from --runs / --out.
+    monkeypatch.setattr(growth_run, name, getattr(growth_run, name))
+  assert growth_run.main(["--jobs", "0", "--runs", str(tmp_path / "runs"),
+                          "--out", str(tmp_path / "out")]) == 2
+  assert capsys.readouterr().err == "error: --jobs 0: give at least 1\n"
+  assert not list(tmp_path.iterdir())  # No study.json (nor anything else) written.
 
 
 def test_run_steps_gives_each_job_a_core_of_its_own_and_keeps_the_order():
   from common import study  # pylint: disable=import-outside-toplevel
+  from jobs_probe import pid_and_cores  # pylint: disable=import-outside-toplevel
   cores = os.sched_getaffinity(0)
-  steps = [functools.partial(_pid_and_cores, i) for i in range(4)]
+  steps = [functools.partial(pid_and_cores, i) for i in range(4)]
   assert study.run_steps(steps) == [(os.getpid(), cores)] * 4
   pinned = dict(study.run_steps(steps, jobs=2))  # Worker pid -> its cores.
   assert os.getpid() not in pinned and 1 <= len(pinned) <= 2

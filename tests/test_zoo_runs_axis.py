@@ -3,6 +3,7 @@ run alone, on a real-MNIST subset through the config path; and their config refu
 
 import numpy as np
 import pytest
+from conftest import SMALL_TEST_SET
 
 from vae_jax import config as config_lib, runner, sweep
 
@@ -22,7 +23,6 @@ ZOO = {  # name -> (overrides of the tiny config, metrics compared with the run 
              ("eval/loss", "eval/error", "eval/nll_iw")),
 }
 
-
 # The run alone draws its figures (the sweep's are test_dynamics'), but for the IWAE: its model is
 # the plain VAE, whose figures test_runner checks.
 NO_FIGURES = ("iwae_dreg",)
@@ -35,6 +35,7 @@ def test_zoo_model_trains_under_the_runs_axis_like_alone_and_resumes(tiny, tmp_p
   pseudo-inputs all live in the checkpointed state (a lost one would move the numbers by far more
   than the tolerance)."""
   overrides, keys = ZOO[name]
+  overrides = {**SMALL_TEST_SET, **overrides}
   results = sweep.run_sweep(tiny(**overrides, **{"train.epochs": 2}), ["seed=0,1"],
                             tmp_path / "sw", progress=False)
   assert all(r["summary"]["runs_in_program"] == 2 for r in results)

@@ -6,11 +6,8 @@ share: their command-line options, the train-then-report driver and the README's
 
 from __future__ import annotations
 
-import concurrent.futures as cf
 import functools
 import json
-import multiprocessing
-import os
 import shlex
 import statistics
 import sys
@@ -20,6 +17,7 @@ from pathlib import Path
 import jax
 import numpy as np
 
+from common.jobs import run_steps  # noqa: F401  # The runners' study.run_steps.
 from vae_jax import (checkpointing, config as config_lib, data, evaluate, evaluators, scoring,
                      sweep, train)
 
@@ -221,39 +219,12 @@ def seed_dir(group_dir: str | Path, seed: int) -> Path:
   return Path(group_dir) / f"seed={seed}"
 
 
-def _pin(cores) -> None:
-  """Worker initializer: take a CPU core of its own before JAX starts its thread pools."""
-  os.sched_setaffinity(0, {cores.get()})
-
-
-def run_steps(steps, jobs: int = 1) -> list:
-  """Calls the steps (picklable callables, e.g. functools.partial of a runner's module-level
-  function) one after another, or with jobs > 1 in that many spawned processes, each pinned to a
-  CPU core of its own (jobs beyond the cores share them).
-
-  Returns:
-    what the steps returned, in the order of `steps`.
-  Raises:
-    whatever a step raises (the first failure in completion order; the other steps finish).
-  """
-  if jobs <= 1 or len(steps) <= 1:
-    return [step() for step in steps]
-  ctx = multiprocessing.get_context("spawn")
-  cores = ctx.Queue()
-  available = sorted(os.sched_getaffinity(0))
-  for i in range(jobs):
-    cores.put(available[i % len(available)])
-  with cf.ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_pin, initargs=(cores,)) as pool:
-    futures = [pool.submit(step) for step in steps]
-    for future in cf.as_completed(futures):
-      future.result()
-    return [f.result() for f in futures]
-
-
-def run_study(args, train_steps, write_report) -> int:
+def run_study(args, train_steps, write_report, before_training=None) -> int:
   """Calls every train_steps() (skipped with --report-only; --jobs of them at a time, run_steps),
   then write_report() (skipped with --train-only); a bad config or missing dataset prints one
-  line and gives exit status 2.
+  line and gives exit status 2. `before_training()`, if given, runs once the options are checked
+  and only when something is to train (a runner's record of the invocation, e.g. growth's
+  study.json): a refused command writes nothing.
 
   Returns:
     The exit status: 0 or 2.
@@ -261,8 +232,11 @@ def run_study(args, train_steps, write_report) -> int:
   if getattr(args, "jobs", 1) < 1:
     print(f"error: --jobs {args.jobs}: give at least 1", file=sys.stderr)
     return 2
+  steps = [] if args.report_only else list(train_steps)
+  if steps and before_training is not None:
+    before_training()
   try:
-    run_steps([] if args.report_only else list(train_steps), getattr(args, "jobs", 1))
+    run_steps(steps, getattr(args, "jobs", 1))
   except (config_lib.ConfigError, data.DataError) as e:
     print(f"error: {e}", file=sys.stderr)
     return 2

@@ -354,7 +354,8 @@ def main(argv=None):
     parser.error(str(e))
   steps = [functools.partial(train_group, n, seeds, args) for n, seeds in groups
            if study.untrained_seeds(seeds, args.reuse, lambda s, n=n: _dir(n, s))]
-  if steps and not args.report_only:
+
+  def record_invocation():
     RUNS.mkdir(parents=True, exist_ok=True)
     (RUNS / "study.json").write_text(json.dumps(
         {"jobs": args.jobs, "cpu_cores": len(os.sched_getaffinity(0))}, indent=2))
@@ -364,7 +365,7 @@ def main(argv=None):
     _figures(args.seeds, args.epochs)
     _readme(args)
     print((HERE / "README.md").read_text())
-  return study.run_study(args, steps, write_report)
+  return study.run_study(args, steps, write_report, record_invocation)
 
 
 if __name__ == "__main__":

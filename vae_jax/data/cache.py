@@ -9,11 +9,16 @@ An entry is keyed by the variant's name, its `DatasetSpec` (geometry, subset), t
 the data dir and a fingerprint of the files of the TFDS dataset there (paths, sizes and
 modification times): a dataset imported or prepared again makes a new key, so an entry never
 outlives the files it was decoded from. Entries are written atomically (`files.write_npz`);
-an unreadable entry is ignored (and decoded and written again).
+an unreadable entry is ignored (and decoded and written again). One process decodes a missing
+entry while the others that need it wait for it (`filling`: an exclusive `fcntl.flock` on
+``<entry>.lock``), so processes started together (pytest-xdist workers, a study's --jobs, the
+processes of a multi-process run) decode a split once, not once each.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import os
 from pathlib import Path
@@ -74,3 +79,27 @@ def store(path: Path, images: np.ndarray, labels: np.ndarray) -> None:
     files.write_npz(path, images=images, labels=labels)
   except OSError:
     pass
+
+
+@contextlib.contextmanager
+def filling(path: Path | None):
+  """Holds the exclusive lock of entry `path` (a ``<path>.lock`` file beside it) for the `with`
+  body: the caller loads the entry again, and decodes and stores it if it is still missing, while
+  other processes that need the same entry wait. The kernel drops the lock when its process
+  dies, so a killed decoder leaves none behind. No lock (and no wait) when `path` is None or its
+  directory cannot be written."""
+  handle = None
+  if path is not None:
+    try:
+      path.parent.mkdir(parents=True, exist_ok=True)
+      handle = open(path.with_name(path.name + ".lock"), "a")  # noqa: SIM115
+      fcntl.flock(handle, fcntl.LOCK_EX)
+    except OSError:
+      if handle is not None:
+        handle.close()
+      handle = None
+  try:
+    yield
+  finally:
+    if handle is not None:
+      handle.close()  # Releases the lock.
