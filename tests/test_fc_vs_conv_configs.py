@@ -28,12 +28,13 @@ def test_config_trains_one_epoch_on_mock_data(tfds, tmp_path, monkeypatch, name,
   monkeypatch.setattr(data.loading, "network_available", lambda *a, **k: False)
   config = config_lib.load_config(CONFIGS / f"{name}.py")
   config_lib.apply_overrides(config, [
-      f"data.name={dataset}", "data.train_subset=32", "model.latent_dim=8", "train.epochs=1",
+      f"data.name={dataset}", "data.train_subset=8", "model.latent_dim=8", "train.epochs=1",
       "train.batch_size=8", "eval.batch_size=40", "eval.figures=False", *_TINY[name]])
   workdir = tmp_path / "run"
-  # 40 mock examples per split: cifar10 trains on 32 of its 36 (4 held out for validation),
-  # celeb_a on the 11 of its 30% subset of 12 (1 held out): one batch of 8. No figures:
-  # test_protocol draws a conv VAE's RGB figures on mock cifar10.
+  # 40 mock examples per split: cifar10 trains on 8 of its 36 (4 held out for validation),
+  # celeb_a on 8 of the 11 of its 30% subset of 12 (1 held out): one batch of 8 each, so both
+  # datasets run the same compiled programs. No figures: test_protocol draws a conv VAE's RGB
+  # figures on mock cifar10.
   with tfds.testing.mock_data(num_examples=40):
     summary = runner.train_and_evaluate(config, workdir, progress=False)
 
