@@ -51,7 +51,7 @@ def runner_main(monkeypatch, capsys, tmp_path):
 def test_ae_vs_vae_runner_writes_readme_and_figures(mnist_data_dir, tmp_path, runner_main):
   tiny = ["data.train_subset=2048", "model.encoder.widths=16", "model.decoder.widths=16",
           "train.checkpoint_every=1", f"data.data_dir={mnist_data_dir}", "data.test_subset=1000",
-          "eval.figures=False"]
+          "eval.figures=False", "train.tensorboard=False"]
   proc = runner_main("ae_vs_vae", ["--seeds", "0", "1", "--latents", "2", "--epochs", "2",
                                    "--runs", str(tmp_path / "runs"), "--out",
                                    str(tmp_path / "out"), "--override", *tiny])
@@ -78,7 +78,7 @@ def test_fc_vs_conv_runner_writes_readme_figures_and_rerenders(mnist_data_dir, t
   tiny = ["data.train_subset=256", "model.encoder.widths=16,8", "model.decoder.widths=8,16",
           "model.encoder.kind=mlp", "model.decoder.features=8,8,4", "model.conv_batch_chunks=1",
           "eval.batch_size=1000", f"data.data_dir={mnist_data_dir}", "data.test_subset=1000",
-          "eval.figures=False"]
+          "eval.figures=False", "train.tensorboard=False"]
   argv = ["--dataset", "mnist_32", "--seeds", "0", "--sets", "p2", "--max-epochs", "2",
           "--iw-k", "4", "--iw-images", "50", "--runs", str(tmp_path / "runs"),
           "--out", str(tmp_path / "out"), "--override", *tiny]
@@ -127,7 +127,7 @@ def test_fc_vs_conv_ablation_trains_the_four_cells_and_rerenders_from_records(mn
   tiny = ["data.train_subset=128", "model.encoder.kind=mlp", "model.encoder.widths=16",
           "model.decoder.features=8,4", "model.conv_batch_chunks=1", "eval.batch_size=250",
           f"data.data_dir={mnist_data_dir}",
-          "data.test_subset=250", "eval.figures=False"]
+          "data.test_subset=250", "eval.figures=False", "train.tensorboard=False"]
   argv = ["--ablation", "--dataset", "mnist_32", "--seeds", "0", "--ablation-epochs", "1",
           "--runs", str(tmp_path / "runs"), "--out", str(tmp_path / "out"), "--override", *tiny]
   proc = runner_main("fc_vs_conv", argv)
@@ -156,7 +156,7 @@ def test_beta_cvae_runner_one_program_readme_figures_and_rerender(mnist_data_dir
   tiny = ["data.train_subset=128", "model.encoder.kind=mlp", "model.decoder.kind=mlp",
           "model.encoder.widths=16", "model.decoder.widths=16", "eval.iw_samples=4",
           f"data.data_dir={mnist_data_dir}", "data.test_subset=1000", "eval.batch_size=1000",
-          "eval.figures=False"]
+          "eval.figures=False", "train.tensorboard=False"]
   # MLP halves: the runner's logic, compiled fast; the config unrolls its loops
   # (train.steps_per_call): one training step of batch 128 per epoch, one evaluation batch.
   argv = ["--seeds", "0", "--betas", "1", "4", "--latents", "2", "20", "--epochs", "2",
@@ -208,7 +208,8 @@ def test_anomaly_runner_scores_aurocs_and_rerenders_from_the_cache(mnist_data_di
     data.import_idx("fashion_mnist", str(REPO.parent / "shared" / "datasets" / "fashion_mnist"),
                     mnist_data_dir)
   tiny = ["data.train_subset=512", "model.encoder.widths=16", "model.decoder.widths=16",
-          f"data.data_dir={mnist_data_dir}", "data.test_subset=1000", "eval.figures=False"]
+          f"data.data_dir={mnist_data_dir}", "data.test_subset=1000", "eval.figures=False",
+          "train.tensorboard=False"]
   argv = ["--digits", "1", "--seeded-digits", "--seeds", "0", "--epochs", "1", "--iw-k", "4",
           "--runs", str(tmp_path / "runs"), "--out", str(tmp_path / "out"), "--override", *tiny]
   proc = runner_main("anomaly", argv)
@@ -232,7 +233,7 @@ def test_zoo_runner_writes_its_table_and_rerenders_from_records(mnist_data_dir, 
   tiny = [f"data.data_dir={mnist_data_dir}", "data.train_subset=500", "data.test_subset=200",
           "model.encoder.widths=16", "model.decoder.widths=16", "model.latent_dim=4",
           "model.hvae.latent_dims=6,3", "model.hvae.widths=16,8", "eval.iw_samples=10",
-          "eval.batch_size=100", "eval.figures=False"]
+          "eval.batch_size=100", "eval.figures=False", "train.tensorboard=False"]
   argv = ["--seeds", "0", "--epochs", "1", "--rows", "VAE, 1 layer", "Ladder VAE, 2 layers",
           "--runs", str(tmp_path / "runs"), "--out", str(tmp_path / "out"), "--override", *tiny]
   proc = runner_main("zoo", argv)
