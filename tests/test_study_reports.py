@@ -164,6 +164,14 @@ def test_growth_readme_reads_the_recorded_job_layout_on_a_cpu(tmp_path, monkeypa
   assert "No run of the study used a GPU, so there is no GPU timing." in text
   assert "Bernoulli likelihood on grayscale pixels" in text
   assert "no classifier in checkpoints/classifier_mnist" in text
+  row = next(l for l in text.splitlines() if l.startswith("| approach2 − fixed |"))
+  assert "–" not in row  # Two seeds that differ: p-values.
+  for seed in (0, 1):  # An arm equal to fixed: no paired t-test (not 'nan').
+    (tmp_path / "approach2" / f"seed={seed}" / "summary.json").write_text(
+        (tmp_path / "fixed" / f"seed={seed}" / "summary.json").read_text())
+  text = growth_run.readme_text(_growth_args(jobs=2))
+  assert "| approach2 − fixed | 0.00 ± 0.00 | – | 0.00 ± 0.00 | – |" in text
+  assert "nan" not in text and "it is zero for every seed." in text
   (tmp_path / "study.json").write_text(json.dumps({"jobs": 3, "cpu_cores": 16}))
   text = growth_run.readme_text(_growth_args(jobs=1))
   assert "on cpu:cpu with 16 CPU cores (" in text and "run as 3 single-core jobs" in text

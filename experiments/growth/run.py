@@ -154,6 +154,12 @@ def _paired(a, b, seeds, key):
   return d, p
 
 
+def _p_text(p: float) -> str:
+  """A p-value with 3 decimals; '–' where the test is undefined (one seed, or every paired
+  difference the same, e.g. an arm that never differs from fixed)."""
+  return f"{p:.3f}" if np.isfinite(p) else "–"
+
+
 def _figures(seeds, epochs):
   from common import plots  # pylint: disable=import-outside-toplevel
   ep = np.arange(1, epochs + 1)
@@ -284,7 +290,8 @@ def readme_text(args):
   for arm in ("approach1", "approach2"):
     d_loss, p_loss = _paired(arm, "fixed", seeds, "eval/loss")
     d_nll, p_nll = _paired(arm, "fixed", seeds, "eval/nll_iw")
-    lines.append(f"| {arm} − fixed | {_ms(d_loss)} | {p_loss:.3f} | {_ms(d_nll)} | {p_nll:.3f} |")
+    lines.append(f"| {arm} − fixed | {_ms(d_loss)} | {_p_text(p_loss)} | {_ms(d_nll)} | "
+                 f"{_p_text(p_nll)} |")
     same_sign = bool(np.all(d_nll > 0) or np.all(d_nll < 0))
     verdicts.append(
         f"- **{arm}**: IW-NLL differs from fixed by {np.mean(d_nll):+.2f} nats on average "
