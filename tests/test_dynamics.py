@@ -21,8 +21,8 @@ def test_layer_norms_group_a_module_kernel_and_bias():
 
 
 def test_the_dynamics_hook_fills_every_runs_rows_and_draws_the_gradient_flow(tiny, tmp_path):
-  config = tiny(**{"train.dynamics": True, "train.epochs": 3, "eval.iw_samples": 0,
-                   "eval.figures": True})
+  settings = {"train.dynamics": True, "train.epochs": 3, "eval.iw_samples": 0}
+  config = tiny(**settings, **{"eval.figures": True})
   results = sweep.run_sweep(config, ["seed=0,1"], tmp_path / "sw", progress=False)
   assert {r["summary"]["runs_in_program"] for r in results} == {2}
   rows = {r["name"]: [json.loads(l) for l in (tmp_path / "sw" / r["name"] / "metrics.jsonl")
@@ -40,8 +40,7 @@ def test_the_dynamics_hook_fills_every_runs_rows_and_draws_the_gradient_flow(tin
   for name in rows:  # Each run of the program draws its own figures.
     assert (tmp_path / "sw" / name / "figures" / "gradient_flow.png").is_file()
   alone = tmp_path / "alone"  # No figures: they change no metric (eval.figures is compute-only).
-  runner.train_and_evaluate(tiny(**{"train.dynamics": True, "train.epochs": 3,
-                                    "eval.iw_samples": 0}), alone, progress=False)
+  runner.train_and_evaluate(tiny(**settings), alone, progress=False)
   first = json.loads((alone / "metrics.jsonl").read_text().splitlines()[0])
   assert first["dynamics/grad_norm/decoder/out"] == pytest.approx(
       rows["seed=0"][0]["dynamics/grad_norm/decoder/out"], rel=1e-4)

@@ -32,7 +32,7 @@ TOGETHER = {
     # reset; two width configurations, so few programs to compile.
     "growth": ({**GROWING, "train.epochs": 3, "growth.narrow_at": 1,
                 "growth.keep": "largest_norm", "growth.optimizer": "reset",
-                "eval.iw_samples": 4, "train.tensorboard": False}, [{"seed": 0}, {"seed": 1}],
+                "eval.iw_samples": 4}, [{"seed": 0}, {"seed": 1}],
                2e-5),
     "early_stopping": (EARLY_STOPPING, STOPPING_LRS, 1e-4),
 }

@@ -91,7 +91,7 @@ def prepared(mnist_data_dir, tmp_path_factory):
     if kind in out:
       return out[kind]
     config = tiny_config(mnist_data_dir, **{"train.epochs": EPOCHS, "eval.iw_samples": 4,
-                                            "train.tensorboard": False, **KINDS[kind]})
+                                            **KINDS[kind]})
     cfg = root / f"{kind}.py"
     cfg.write_text("import ml_collections, json\ndef get_config():\n  return "
                    f"ml_collections.ConfigDict(json.loads({config_lib.to_json(config)!r}))\n")

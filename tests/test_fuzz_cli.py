@@ -45,7 +45,7 @@ def trained(tmp_path_factory, mnist_data_dir):
   """A finished tiny run (the evaluate / sample / score target) and its config file."""
   from conftest import tiny_config  # pylint: disable=g-import-not-at-top
   root = tmp_path_factory.mktemp("fuzz")
-  config = tiny_config(mnist_data_dir, **{"eval.iw_samples": 0, "train.tensorboard": False})
+  config = tiny_config(mnist_data_dir, **{"eval.iw_samples": 0})
   runner.train_and_evaluate(config, root / "run", progress=False)
   config_file = root / "tiny.py"
   config_file.write_text("import ml_collections, json\ndef get_config():\n  return "

@@ -147,7 +147,7 @@ def test_streamed_input_equals_on_device_input_with_a_runs_axis(tiny, tmp_path):
   rows = {}
   for mode in ("always", "never"):
     config = tiny(**{"train.epochs": 2, "eval.iw_samples": 4, "data.validation_size": 100,
-                     "data.on_device": mode, "train.tensorboard": False})
+                     "data.on_device": mode})
     dirs = [tmp_path / f"{mode}{s}" for s in (0, 1)]
     summaries = runner.train_and_evaluate_seeds(config, [0, 1], dirs, progress=False)
     assert [s["data_on_device"] for s in summaries] == [mode == "always"] * 2

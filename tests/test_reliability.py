@@ -110,7 +110,7 @@ def _corrupt(checkpoint_dir):
 
 
 def test_corrupt_latest_checkpoint_falls_back_to_the_newest_good_one(tiny, tmp_path, capsys):
-  base = {"eval.iw_samples": 0, "train.tensorboard": False, "train.keep_checkpoints": 0}
+  base = {"eval.iw_samples": 0, "train.keep_checkpoints": 0}
   runner.train_and_evaluate(tiny(**base, **{"train.epochs": 3}), tmp_path / "r", progress=False)
   _corrupt(tmp_path / "r" / "ckpt" / "3")
   capsys.readouterr()

@@ -122,7 +122,7 @@ def test_fc_vs_conv_runner_writes_readme_figures_and_rerenders(mnist_data_dir, t
 def test_fc_vs_conv_ablation_trains_the_four_cells_and_rerenders_from_records(mnist_data_dir,
                                                                              tmp_path, runner_main):
   # An MLP encoder: the ablation varies the conv decoder only. Its loops are unrolled
-  # (train.steps_per_call): 115 training images are one step of set p1's batch 64, the 1000 test
+  # (train.steps_per_call): 115 training images are one step of set p1's batch 64, the 250 test
   # images one evaluation batch.
   tiny = ["data.train_subset=128", "model.encoder.kind=mlp", "model.encoder.widths=16",
           "model.decoder.features=8,4", "model.conv_batch_chunks=1", "eval.batch_size=250",

@@ -81,6 +81,23 @@ def store(path: Path, images: np.ndarray, labels: np.ndarray) -> None:
     pass
 
 
+def load_or_decode(path: Path | None, decode) -> tuple[np.ndarray, np.ndarray]:
+  """The entry at `path`, else `decode()` (uint8 images [N, H, W, C], int32 labels [N]) stored
+  there: decoded once across processes (`filling`: a process that finds the entry missing takes
+  its lock, looks again and decodes only if it is still missing). `path` None: the cache is off,
+  `decode()` alone."""
+  if path is None:
+    return decode()
+  arrays = load(path)
+  if arrays is None:
+    with filling(path):  # Another process decoding this split: wait for its entry.
+      arrays = load(path)
+      if arrays is None:
+        arrays = decode()
+        store(path, *arrays)
+  return arrays
+
+
 @contextlib.contextmanager
 def filling(path: Path | None):
   """Holds the exclusive lock of entry `path` (a ``<path>.lock`` file beside it) for the `with`

@@ -226,16 +226,9 @@ def _load_split_cached(name: str, spec: DatasetSpec, split: str, data_dir: str):
       images = _apply_geometry(spec, images)
       images.flags.writeable = False
       return images, labels
-  entry = cache.entry(name, spec, split, data_dir)
-  arrays = cache.load(entry) if entry else None
-  if arrays is None:
-    with cache.filling(entry):  # Another process decoding this split: wait for its entry.
-      arrays = cache.load(entry) if entry else None
-      if arrays is None:
-        arrays = _load_split(specs.tfds_module(), name, spec, split, data_dir)
-        if entry:
-          cache.store(entry, *arrays)
-  images, labels = arrays
+  images, labels = cache.load_or_decode(
+      cache.entry(name, spec, split, data_dir),
+      lambda: _load_split(specs.tfds_module(), name, spec, split, data_dir))
   images.flags.writeable = labels.flags.writeable = False
   return images, labels
 
