@@ -37,11 +37,22 @@ class Runs:
     return jax.tree.map(lambda *xs: jnp.stack(xs), *trees) if self.axis else trees[0]
 
   def get(self, tree, i: int):
-    return jax.tree.map(lambda a: a[i], tree) if self.axis else tree
+    """Run i's slice of every leaf: host arrays indexed on the host, device arrays by one
+    compiled program (one dispatch, not one per leaf). The tree itself without a runs axis."""
+    if not self.axis:
+      return tree
+    if all(isinstance(a, np.ndarray) for a in jax.tree.leaves(tree)):
+      return jax.tree.map(lambda a: a[i], tree)
+    return _take(tree, i)
 
   def flags(self, values):
     """[R] bool array under the axis, else a bool scalar array."""
     return jnp.asarray(values) if self.axis else jnp.asarray(values[0])
+
+
+@jax.jit
+def _take(tree, i):
+  return jax.tree.map(lambda a: a[i], tree)
 
 
 @jax.jit
@@ -55,6 +66,13 @@ def select(mask, new, old):
 def copy_state(runs: Runs, state):
   """A fresh copy of `state` (programs donate their input state)."""
   return select(runs.flags([True] * runs.n), state, state)
+
+
+def _init_program(objective, tx, image_shape, runs_axis: bool):
+  """keys.init, hparams -> fresh TrainState of every run, as one jitted program (vmapped over
+  the runs axis): a model's initializers would otherwise run as one dispatch per operation."""
+  init = lambda k, h: train.init_state(objective, tx, image_shape, k, h)  # noqa: E731
+  return jax.jit(jax.vmap(init) if runs_axis else init)
 
 
 class Programs:
@@ -125,10 +143,10 @@ class Loop:
   def init_state(self, widths) -> train.TrainState:
     """Fresh train state of every run (params from keys.init), placed on the devices."""
     objective = self.programs(widths)[0]
-    init = lambda k, h: train.init_state(objective, self.tx, self.image_shape, k, h)  # noqa: E731
-    state = jax.vmap(init)(self.keys.init, self.hparams) if self.runs.axis else init(
-        self.keys.init, self.hparams)
-    return parallel.put(state, self.per_run)
+    init = compiled.shared(lambda: _init_program(objective, self.tx, self.image_shape,
+                                                 self.runs.axis),
+                           "init", objective, self.tx, self.image_shape, self.runs.axis)
+    return parallel.put(init(self.keys.init, self.hparams), self.per_run)
 
   def abstract_state(self, widths):
     """The restore target (jax.eval_shape) of one run's train state."""
@@ -260,7 +278,7 @@ def run_epoch(loop: Loop, state: LoopState, epoch: int) -> tuple[LoopState, Epoc
   row |= evaluate_splits(loop, train.eval_params(train_state.params, train_state.opt_state),
                          state.widths)
   eval_seconds = time.perf_counter() - start
-  runs = loop.runs
+  runs, row = loop.runs, jax.device_get(row)
   param_count = models.param_count(train_state.params) // runs.n  # Per run.
   rows = []
   for i in range(runs.n):
