@@ -205,25 +205,6 @@ def pytest_collection_modifyitems(config, items):
   items.sort(key=rank)  # Stable: the rest keep their order.
 
 
-class _SecondShareFirst:
-  """Under pytest-xdist: the tests that need no decoded MNIST start the second worker's share
-  (worksteal hands the first worker items[:N // W]), so that worker runs them while the first
-  decodes MNIST into the shared cache for its long tests, instead of waiting for the entries."""
-
-  @pytest.hookimpl(trylast=True)  # After -m: the items the workers run.
-  def pytest_collection_modifyitems(self, items):
-    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
-    mnist = [item for item in items if SLOW_FIXTURES & set(getattr(item, "fixturenames", ()))]
-    other = [item for item in items if item not in mnist]
-    if workers > 1 and mnist and other:
-      at = len(items) // workers
-      items[:] = mnist[:at] + other + mnist[at:]
-
-
-def pytest_configure(config):
-  config.pluginmanager.register(_SecondShareFirst(), "second_share_first")
-
-
 @pytest.fixture(scope="session")
 def tfds():
   """tensorflow_datasets, imported the way vae_jax.data does (TF sees no GPU): for
