@@ -70,7 +70,8 @@ def copy_state(runs: Runs, state):
 
 def _init_program(objective, tx, image_shape, runs_axis: bool):
   """keys.init, hparams -> fresh TrainState of every run, as one jitted program (vmapped over
-  the runs axis): a model's initializers would otherwise run as one dispatch per operation."""
+  the runs axis): the optimizer's init and the hparams would otherwise run as eager operations,
+  one dispatch (and, the first time, one small compilation) each."""
   init = lambda k, h: train.init_state(objective, tx, image_shape, k, h)  # noqa: E731
   return jax.jit(jax.vmap(init) if runs_axis else init)
 
