@@ -189,17 +189,24 @@ LONG_FIRST = (
 )
 
 
+def _node(item) -> str:
+  """'test_file.py::test_name[params]': the node id without its directories (a parameter id
+  may hold a '/' too, e.g. [vae/torch_uniform])."""
+  path, name = item.nodeid.split("::", 1)
+  return f"{Path(path).name}::{name}"
+
+
 def pytest_collection_modifyitems(config, items):
   del config
   for item in items:
     module = item.module.__name__.rsplit(".", 1)[-1]
-    node = item.nodeid.rsplit("/", 1)[-1]
+    node = _node(item)
     if (SLOW_FIXTURES & set(getattr(item, "fixturenames", ())) or module in SLOW_MODULES
         or node.startswith(SLOW_TESTS)):
       item.add_marker(pytest.mark.slow)
 
   def rank(item):
-    node = item.nodeid.rsplit("/", 1)[-1]
+    node = _node(item)
     return next((i for i, prefix in enumerate(LONG_FIRST) if node.startswith(prefix)),
                 len(LONG_FIRST))
   items.sort(key=rank)  # Stable: the rest keep their order.
