@@ -42,6 +42,41 @@ FAST_COMPILE = "--xla_backend_optimization_level=0 --xla_cpu_use_fusion_emitters
 if FAST_COMPILE not in os.environ.get("XLA_FLAGS", ""):
   os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {FAST_COMPILE}".strip()
 
+# A CPU core of its own for each pytest-xdist worker where there are as many workers as cores
+# (`-n 2` on 2 cores), taken before JAX sizes its thread pools by the cores it may use: each
+# worker then runs XLA on one thread, as the study runners' --jobs do (common/jobs.py), instead of
+# two workers' thread pools competing for both cores. The processes a test starts inherit the
+# core, except a command wrapped in `on_every_core`. Measured on 2 cores, fresh caches, runs
+# alternating: the faults, equivalences and runs-axis tests 151.6 / 121.5 / 161.9 s unpinned,
+# 129.0 / 133.0 / 135.3 s pinned; the studies, parallel, reliability, scoring and zoo-config
+# tests 189.0 / 164.3 s unpinned, 149.3 / 139.9 s pinned.
+HOST_CORES = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+
+
+def _pin_worker() -> bool:
+  worker = os.environ.get("PYTEST_XDIST_WORKER", "")  # "gw0", "gw1", ...
+  if not worker.startswith("gw") or len(HOST_CORES) < 2:
+    return False
+  if int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0")) != len(HOST_CORES):
+    return False
+  os.sched_setaffinity(0, {HOST_CORES[int(worker[2:]) % len(HOST_CORES)]})
+  return True
+
+
+PINNED = _pin_worker()
+
+
+def on_every_core(cmd: list[str]) -> list[str]:
+  """`cmd` (an absolute executable first) as a command that runs on every core of the host, for
+  the processes a test starts that must: the golden numbers (XLA:CPU's thread pools, sized by
+  the cores, set how a matmul splits its sums) and processes that work together (two
+  `--distributed` processes on one core wait on each other). A launcher, not preexec_fn: JAX
+  warns of os.fork in a threaded process."""
+  if not PINNED:
+    return cmd
+  return [sys.executable, "-c", "import os, sys; os.sched_setaffinity(0, "
+          f"{set(HOST_CORES)}); os.execv(sys.argv[1], sys.argv[1:])", *cmd]
+
 # The study runners' shared package (experiments/common), importable as `common` as they do.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
 

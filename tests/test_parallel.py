@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import FAST_COMPILE
+from conftest import FAST_COMPILE, on_every_core
 from vae_jax import cli, config as config_lib, parallel, run_log, runner, streaming
 
 REPO = Path(__file__).resolve().parents[1]
@@ -131,8 +131,9 @@ def test_two_processes_train_one_run_like_two_local_devices(tiny, tmp_path):
                    "JAX_NUM_PROCESSES": "2"}
   cmd = [sys.executable, "-m", "vae_jax.cli", "train", "--config", str(cfg_file), "--workdir",
          str(tmp_path / "multi"), "--distributed", "--no-progress"]
-  procs = [subprocess.Popen(cmd, env=env | {"JAX_PROCESS_ID": str(i)}, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True) for i in range(2)]
+  procs = [subprocess.Popen(on_every_core(cmd), env=env | {"JAX_PROCESS_ID": str(i)},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+           for i in range(2)]
   outs = [p.communicate(timeout=600) for p in procs]
   assert [p.returncode for p in procs] == [0, 0], outs[0][1][-2000:] + outs[1][1][-2000:]
   assert '"workdir"' in outs[0][0] and '"workdir"' not in outs[1][0]  # Only process 0 reports.

@@ -95,19 +95,20 @@ def test_mnist_mlp_reproduces_its_golden_numbers(mnist_data_dir, tmp_path):
   version since the first has printed (tests/golden.json) on a host of the same vector
   instruction set, through the whole config path."""
   import os, subprocess, sys  # pylint: disable=g-import-not-at-top,multiple-imports
-  from conftest import FAST_COMPILE, golden_for_host  # pylint: disable=g-import-not-at-top
+  from conftest import (  # pylint: disable=g-import-not-at-top
+      FAST_COMPILE, golden_for_host, on_every_core)
   root = Path(__file__).resolve().parents[1]
   by_isa = json.loads((root / "tests" / "golden.json").read_text())["mnist_mlp_eval_loss"]
   golden = golden_for_host(by_isa, "mnist_mlp golden losses")
   # XLA's default optimization level, as users run it (conftest lowers it for the suite).
   env = os.environ | {"PYTHONPATH": str(root),
                       "XLA_FLAGS": os.environ.get("XLA_FLAGS", "").replace(FAST_COMPILE, "")}
-  proc = subprocess.run(
+  proc = subprocess.run(on_every_core(
       [sys.executable, "-m", "vae_jax.cli", "train", "--config",
        str(config_lib.CONFIG_DIR / "mnist_mlp.py"), "--workdir",
        str(tmp_path / "golden"), "--no-progress", f"--config.data.data_dir={mnist_data_dir}",
        "--config.train.epochs=3", "--config.eval.iw_samples=0", "--config.train.tensorboard=False",
-       "--config.eval.figures=False"], capture_output=True, text=True, timeout=600, env=env)
+       "--config.eval.figures=False"]), capture_output=True, text=True, timeout=600, env=env)
   assert proc.returncode == 0, proc.stderr[-2000:]
   losses = [r["eval/loss"] for r in _metrics(tmp_path / "golden")]
   np.testing.assert_allclose(losses, golden, rtol=1e-6)

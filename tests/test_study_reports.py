@@ -93,7 +93,8 @@ def test_run_steps_gives_each_job_a_core_of_its_own_and_keeps_the_order():
   pinned = dict(study.run_steps(steps, jobs=2))  # Worker pid -> its cores.
   assert os.getpid() not in pinned and 1 <= len(pinned) <= 2
   assert all(len(c) == 1 and c <= cores for c in pinned.values())
-  assert len(set().union(*pinned.values())) == len(pinned)  # Two workers, two cores.
+  # Two workers, two cores (one where this test process has one, e.g. a pinned xdist worker).
+  assert len(set().union(*pinned.values())) == min(len(pinned), len(cores))
   assert study.run_steps([functools.partial(int, "7"), functools.partial(int, "8")], 2) == [7, 8]
   with pytest.raises(ValueError, match="invalid literal"):
     study.run_steps([functools.partial(int, "x"), functools.partial(int, "8")], jobs=2)
